@@ -1,0 +1,104 @@
+"""The artifact cache of DESIGN.md section 2: every stage's output, keyed by what produced it.
+
+An artifact is a folder `<root>/<stage>/<key>` where the key hashes the stage's name and code version, the part
+of the config the stage reads, and the keys of its input artifacts. So a multirun over decoder modes finds the
+CLIP, evaluator and prior already built and reuses them, while changing `clip.embed_dim` rebuilds CLIP and
+everything downstream of it.
+
+Builds are atomic and exclusive:
+- a file lock per key (fcntl-based, released by the OS even when a process is SIGKILLed) makes a second
+  process that wants the same artifact wait for the first instead of building it twice;
+- the builder writes into `<key>.partial/`, which survives a crash so long builds can resume from the
+  checkpoints they left there, and is renamed to `<key>` only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from filelock import FileLock
+
+log = logging.getLogger(__name__)
+
+META_FILE = "artifact.json"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    stage: str
+    key: str
+    path: Path
+    meta: dict = field(default_factory=dict, compare=False)
+    reused: bool = field(default=False, compare=False)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-able form with a stable order, so equal configs hash equally."""
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def artifact_key(stage: str, version: str, config: Mapping[str, Any], inputs: Sequence[Artifact]) -> str:
+    payload = {"stage": stage, "version": version, "config": _canonical(config),
+               "inputs": sorted(f"{a.stage}:{a.key}" for a in inputs)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class ArtifactCache:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def build(self, stage: str, version: str, config: Mapping[str, Any], inputs: Sequence[Artifact],
+              builder: Callable[[Path], dict | None]) -> Artifact:
+        """Return the artifact for (stage, config, inputs), calling `builder(workdir)` only if it is missing.
+
+        `builder` writes its files into `workdir` and returns a JSON-able dict of figures (stored as the
+        artifact's `meta`, e.g. quality numbers and wall time). A workdir left by an interrupted build is
+        handed back as it was, so the builder may resume from what it finds there.
+        """
+        key = artifact_key(stage, version, config, inputs)
+        final = self.root / stage / key
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if (final / META_FILE).exists():
+            return self._load(stage, key, final)
+        with FileLock(str(final) + ".lock"):
+            if (final / META_FILE).exists():  # built by another process while we waited
+                return self._load(stage, key, final)
+            workdir = Path(str(final) + ".partial")
+            resumed = workdir.exists()
+            workdir.mkdir(exist_ok=True)
+            log.info("%s: building artifact %s%s", stage, key, " (resuming)" if resumed else "")
+            started = time.time()
+            meta = dict(builder(workdir) or {})
+            meta.setdefault("wall_time_s", round(time.time() - started, 2))
+            record = {"stage": stage, "version": version, "key": key, "config": _canonical(config),
+                      "inputs": {a.stage: a.key for a in inputs}, "meta": meta}
+            tmp = workdir / (META_FILE + ".tmp")
+            tmp.write_text(json.dumps(record, indent=2))
+            os.replace(tmp, workdir / META_FILE)
+            if final.exists():  # a stale, incomplete folder from an older layout
+                shutil.rmtree(final)
+            os.replace(workdir, final)
+        return Artifact(stage, key, final, meta, reused=False)
+
+    def _load(self, stage: str, key: str, path: Path) -> Artifact:
+        record = json.loads((path / META_FILE).read_text())
+        log.info("%s: reusing cached artifact %s", stage, key)
+        return Artifact(stage, key, path, record.get("meta", {}), reused=True)

@@ -1,0 +1,296 @@
+"""Structured-config schemas: every key the harness reads, its type, and the values it accepts.
+
+The dataclasses are registered in Hydra's ConfigStore as the base of `conf/config.yaml`, so OmegaConf rejects
+unknown keys and wrong types while composing. Value constraints (a resolution of 16, 32 or 64, a positive
+dataset size) sit in each field's metadata and are checked by `validate` before any stage runs, so a bad
+override fails in one line that names the key instead of an hour into training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from harness.errors import ConfigError
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Field helpers: a default plus the constraint the validator enforces
+# ---------------------------------------------------------------------------------------------------------
+
+def param(default: Any, *, choices: tuple | None = None, ge: float | None = None, gt: float | None = None,
+          le: float | None = None, help: str = "") -> Any:
+    """A dataclass field with a constraint; on a list the constraint applies to every element."""
+    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "help": help}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _problems(value: Any, meta: dict) -> Iterator[str]:
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if item is None:
+            continue
+        if meta.get("choices") is not None and item not in meta["choices"]:
+            yield f"must be one of {', '.join(map(str, meta['choices']))}, got {item!r}"
+        if meta.get("ge") is not None and item < meta["ge"]:
+            yield f"must be >= {meta['ge']}, got {item!r}"
+        if meta.get("gt") is not None and item <= meta["gt"]:
+            yield f"must be > {meta['gt']}, got {item!r}"
+        if meta.get("le") is not None and item > meta["le"]:
+            yield f"must be <= {meta['le']}, got {item!r}"
+
+
+def _walk(obj: Any, prefix: str) -> Iterator[tuple[str, str]]:
+    if dataclasses.is_dataclass(obj):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            key = f"{prefix}{f.name}"
+            for message in _problems(value, dict(f.metadata)):
+                yield key, message
+            yield from _walk(value, key + ".")
+        if hasattr(obj, "cross_checks"):
+            for sub, message in obj.cross_checks():
+                yield f"{prefix}{sub}", message
+    elif isinstance(obj, dict):
+        for name, value in obj.items():
+            yield from _walk(value, f"{prefix}{name}.")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclass
+class MentionConfig:
+    """Probability that a single-object caption names each attribute (what it leaves out is free)."""
+    shape: float = param(0.8, ge=0, le=1)
+    color: float = param(0.8, ge=0, le=1)
+    size: float = param(0.4, ge=0, le=1)
+    position: float = param(0.4, ge=0, le=1)
+    background: float = param(0.2, ge=0, le=1)
+
+
+@dataclass
+class ShapesConfig:
+    num_shapes: int = param(4, ge=2, le=5, help="first N of circle, square, triangle, diamond, cross")
+    num_colors: int = param(6, ge=2, le=8, help="first N of red, green, blue, yellow, purple, cyan, orange, white")
+    num_sizes: int = param(2, ge=1, le=3, help="first N of small, large, medium")
+    num_backgrounds: int = param(3, ge=1, le=4, help="first N of black, gray, navy, brown")
+    grid: int = param(3, choices=(2, 3), help="positions on a grid x grid board")
+    jitter: float = param(0.04, ge=0, le=0.1, help="position noise, as a fraction of the image side")
+    p_two_objects: float = param(0.3, ge=0, le=1, help="share of images with two objects and a relation")
+    p_all_mentioned: float = param(0.3, ge=0, le=1, help="share of single-object captions that name everything")
+    mention: MentionConfig = field(default_factory=MentionConfig)
+    supersample: int = param(4, ge=1, le=8, help="anti-aliasing: render at this factor, then average")
+
+
+@dataclass
+class HFConfig:
+    path: str = param("", help="a `load_from_disk` folder, an imagefolder with metadata.jsonl/csv, or a hub name")
+    split: str = "train"
+    image_column: str = "image"
+    text_column: str = "text"
+    max_images: Optional[int] = param(None, gt=0)
+    allow_network: bool = False
+
+
+@dataclass
+class DataConfig:
+    source: str = param("shapes", choices=("shapes", "hf"))
+    resolution: int = param(16, choices=(16, 32, 64))
+    num_images: int = param(20000, gt=0, help="images generated by the shapes world (train+val+test)")
+    val_fraction: float = param(0.05, gt=0, le=0.5)
+    test_fraction: float = param(0.05, gt=0, le=0.5)
+    seed: int = 0
+    shapes: ShapesConfig = field(default_factory=ShapesConfig)
+    hf: HFConfig = field(default_factory=HFConfig)
+
+    def cross_checks(self) -> Iterator[tuple[str, str]]:
+        if self.source == "hf" and not self.hf.path:
+            yield "hf.path", "data=hf needs data.hf.path (a local dataset folder or a hub name)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclass
+class TrainConfig:
+    """One recipe shape for every trained artifact (CLIP, probe, prior, decoder)."""
+    steps: int = param(1000, ge=0)
+    batch_size: int = param(128, gt=0)
+    lr: float = param(3e-4, gt=0)
+    weight_decay: float = param(0.0, ge=0)
+    warmup_steps: int = param(50, ge=0)
+    grad_clip: float = param(1.0, ge=0, help="0 disables clipping")
+    ema_decay: float = param(0.0, ge=0, le=1, help="0 disables EMA")
+    checkpoint_every: int = param(200, gt=0)
+    seed: int = 0
+
+
+@dataclass
+class ClipConfig:
+    kind: str = param("scratch", choices=("scratch", "pretrained"))
+    embed_dim: int = param(64, gt=0)
+    vision_width: int = param(128, gt=0)
+    vision_layers: int = param(3, gt=0)
+    vision_heads: int = param(4, gt=0)
+    patch_size: int = param(4, choices=(2, 4, 8, 16))
+    text_width: int = param(128, gt=0)
+    text_layers: int = param(3, gt=0)
+    text_heads: int = param(4, gt=0)
+    context_length: int = param(24, gt=2)
+    hard_negatives: bool = False
+    num_hard_negatives: int = param(2, ge=1)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    # clip=pretrained
+    architecture: str = "ViT-B-32"
+    weights: str = param("", help="a local weights file (.pt, .bin or .safetensors)")
+    pretrained_tag: str = param("", help="an open_clip pretrained tag; needs allow_network")
+    allow_network: bool = False
+
+
+@dataclass
+class ProbeConfig:
+    width: int = param(32, gt=0)
+    feature_dim: int = param(128, gt=0)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    num_train_images: int = param(20000, gt=0, help="fresh real images rendered for the probe")
+
+
+@dataclass
+class EvaluatorConfig:
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    clip_seed: int = param(1000, help="seed of the independent evaluation CLIP (never the conditioning one)")
+
+
+@dataclass
+class PriorConfig:
+    kind: str = param("diffusion", choices=("diffusion", "identity", "mean_shift", "linear"))
+    compare: List[str] = param(["identity", "mean_shift", "linear", "diffusion"],
+                               choices=("diffusion", "identity", "mean_shift", "linear"))
+    width: int = param(128, gt=0)
+    depth: int = param(4, gt=0)
+    heads: int = param(4, gt=0)
+    p_uncond: float = param(0.1, ge=0, le=1)
+    guidance: float = param(1.0, ge=0)
+    best_of: int = param(2, ge=1)
+    sample_steps: int = param(32, gt=0)
+    ridge_alpha: float = param(1e-2, ge=0)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class DecoderConfig:
+    size: str = param("tiny", choices=("tiny", "small", "base"))
+    prediction: str = param("epsilon", choices=("epsilon", "v_prediction"))
+    beta_schedule: str = param("squaredcos_cap_v2", choices=("linear", "scaled_linear", "squaredcos_cap_v2"))
+    num_train_timesteps: int = param(1000, gt=0)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class ConditioningConfig:
+    """One conditioning mode. `module` names the Python mode (harness/conditioning/<module>.py)."""
+    module: str = MISSING
+    clip_tokens: int = param(4, ge=0, help="K extra attention tokens projected from the CLIP vector")
+    text_width: int = param(128, gt=0)
+    text_depth: int = param(2, gt=0)
+    text_heads: int = param(4, gt=0)
+    pooled: bool = True
+    null_condition: str = param("learned", choices=("learned", "zeros", "empty_caption"))
+    p_drop_vector: float = param(0.1, ge=0, le=1)
+    p_drop_text: float = param(0.2, ge=0, le=1)
+    image_noise: float = param(0.0, ge=0, help="std of Gaussian noise added to training CLIP image vectors")
+    prior_draws: List[str] = param(["fixed"], choices=("fixed", "per_sample"))
+    options: Dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sweep, logging, root
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclass
+class SweepConfig:
+    guidance: List[float] = param([1.0, 2.0, 3.0, 5.0], ge=0)
+    sampler: str = param("dpmpp", choices=("ddpm", "ddim", "dpmpp"))
+    sample_steps: int = param(20, gt=0)
+    prompts_per_kind: int = param(16, gt=0)
+    samples_per_prompt: int = param(8, ge=2)
+    prompt_kinds: List[str] = param(["full", "free", "binding"], choices=("full", "free", "binding"))
+    cells_per_chunk: int = param(16, gt=0, help="prompts per saved cell: the unit of resumption")
+    bootstrap_resamples: int = param(500, gt=0)
+    grid_prompts: int = param(4, gt=0)
+    seed: int = 0
+
+
+@dataclass
+class LoggerConfig:
+    mode: str = param("offline", choices=("offline", "online", "disabled"))
+    project: str = "unclip-harness"
+    dir: str = ""
+
+
+@dataclass
+class Config:
+    experiment_name: str = "default"
+    device: str = "auto"
+    precision: str = param("auto", choices=("auto", "bf16", "fp32"))
+    cache_dir: str = param("", help="artifact cache; empty means <project>/.cache/artifacts")
+    train_seeds: List[int] = param([0])
+    progress: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    conditioning: Dict[str, ConditioningConfig] = field(default_factory=dict)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def cross_checks(self) -> Iterator[tuple[str, str]]:
+        if not self.conditioning:
+            yield "conditioning", "choose at least one mode, e.g. conditioning=[glide,clip_text]"
+        if self.data.source == "hf" and any(k == "binding" for k in self.sweep.prompt_kinds):
+            yield "sweep.prompt_kinds", "prompt kinds come from the shapes world; use data=shapes or drop them"
+
+
+def register_configs() -> None:
+    """Make the schemas available to Hydra: `conf/config.yaml` lists `schema` first in its defaults."""
+    ConfigStore.instance().store(name="schema", node=Config)
+
+
+def _unknown_keys(node: Any, schema: type, prefix: str = "") -> Iterator[str]:
+    """Keys that `+key=value` added although the schema has no such field."""
+    hints = typing.get_type_hints(schema)
+    for key in node.keys():
+        if key not in hints:
+            yield f"{prefix}{key}"
+            continue
+        hint, value = hints[key], node[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, DictConfig):
+            yield from _unknown_keys(value, hint, f"{prefix}{key}.")
+        elif typing.get_origin(hint) is dict and dataclasses.is_dataclass(typing.get_args(hint)[1]):
+            for name in value.keys():
+                yield from _unknown_keys(value[name], typing.get_args(hint)[1], f"{prefix}{key}.{name}.")
+
+
+def validate(cfg: DictConfig) -> Config:
+    """Turn a composed config into checked dataclasses, or raise one `ConfigError` naming the first bad key."""
+    for key in _unknown_keys(cfg, Config):
+        raise ConfigError(key, "no such key in the schema (harness/config.py)")
+    try:
+        typed: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    except Exception as exc:  # OmegaConf reports the key in `full_key`
+        key = getattr(exc, "full_key", None) or "config"
+        raise ConfigError(key, str(exc).splitlines()[0]) from None
+    for key, message in _walk(typed, ""):
+        raise ConfigError(key, message)
+    return typed

@@ -1,0 +1,145 @@
+"""One training loop for every trained artifact: CLIP, the probe, the prior and the decoders.
+
+What it guarantees, so the stages don't each reinvent it:
+- exact resumption: the data order is a function of (seed, step) and every random draw of the loss comes
+  from a generator whose state is checkpointed with the weights, the optimiser, the EMA and torch's global
+  RNG; a run killed with SIGKILL and restarted ends with the same weights as one that never stopped;
+- checkpoints are written atomically (temp file, then rename) every `checkpoint_every` steps;
+- a NaN or infinite loss stops the run with a one-line error, and the last good checkpoint is kept;
+- AdamW with linear warm-up, gradient clipping, optional EMA, bf16 autocast where it pays, and a progress
+  bar with the loss and images per second.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from harness.config import TrainConfig
+from harness.device import autocast
+from harness.errors import HarnessError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainingDiverged(HarnessError):
+    """The loss became NaN or infinite; the last good checkpoint stays on disk."""
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    ema: nn.Module | None
+    history: list[dict] = field(default_factory=list)
+    images_per_s: float = 0.0
+    resumed_from: int = 0
+
+    @property
+    def final(self) -> nn.Module:
+        """The weights to use for inference: the EMA when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+def batch_indices(dataset_size: int, batch_size: int, step: int, seed: int) -> np.ndarray:
+    """The example indices of `step`: epochs are seeded permutations, so the order depends only on (seed, step)."""
+    per_epoch = max(1, dataset_size // batch_size)
+    epoch, offset = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(dataset_size)
+    return order[offset * batch_size:(offset + 1) * batch_size]
+
+
+def train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Tensor],
+          fetch: Callable[[np.ndarray], Any], dataset_size: int, cfg: TrainConfig, workdir: Path,
+          device: torch.device, *, precision: str = "auto", desc: str = "train", progress: bool = True,
+          on_log: Callable[[int, dict], None] | None = None, log_every: int = 25,
+          parameters: list[nn.Parameter] | None = None) -> TrainResult:
+    """Train `model` for `cfg.steps` steps, resuming from `workdir/checkpoint.pt` when one is there.
+
+    `fetch(indices)` returns a batch already on `device`; `loss_fn(batch, generator)` returns a scalar loss
+    and must draw all its randomness from `generator` (noise, timesteps, condition dropout) so resumption is
+    exact. `parameters` restricts what is optimised (default: all of `model`'s trainable parameters).
+    """
+    from tqdm import tqdm
+
+    model.to(device)
+    params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warmup = max(1, cfg.warmup_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay > 0 else None
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    history: list[dict] = []
+
+    path = workdir / CHECKPOINT
+    start = 0
+    if path.exists():
+        state = torch.load(path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        generator.set_state(state["generator"].cpu() if device.type == "cpu" else state["generator"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        history, start = state["history"], state["step"]
+        log.info("%s: resuming from step %d of %d", desc, start, cfg.steps)
+    else:
+        torch.manual_seed(cfg.seed)  # dropout and other layers that use the global RNG
+
+    def save(step: int) -> None:
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema is not None else {},
+                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                 "history": history, "step": step}
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    model.train()
+    bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, disable=not progress,
+               dynamic_ncols=True, leave=False)
+    seen, clock = 0, time.perf_counter()
+    for step in bar:
+        batch = fetch(batch_indices(dataset_size, cfg.batch_size, step, cfg.seed))
+        with autocast(device, precision):
+            loss = loss_fn(batch, generator)
+        if not torch.isfinite(loss):
+            last = (step // cfg.checkpoint_every) * cfg.checkpoint_every if path.exists() else None
+            kept = f"last good checkpoint (step {last}) kept at {path}" if last is not None else "no checkpoint yet"
+            raise TrainingDiverged(f"{desc}: loss became {loss.item()} at step {step}; {kept}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        seen += cfg.batch_size
+        if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
+            rate = seen / max(time.perf_counter() - clock, 1e-9)
+            record = {"step": step + 1, "loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0],
+                      "images_per_s": rate}
+            history.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{rate:.0f}")
+            if on_log is not None:
+                on_log(step + 1, record)
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            save(step + 1)
+    bar.close()
+    elapsed = time.perf_counter() - clock
+    model.eval()
+    rate = seen / elapsed if seen and elapsed > 0 else (history[-1]["images_per_s"] if history else math.nan)
+    return TrainResult(model, ema, history, rate, start)

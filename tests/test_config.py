@@ -1,0 +1,48 @@
+"""Bad input fails before any work starts, in one line naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from harness.cli import compose
+from harness.errors import ConfigError
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data.resolution=17", "data.resolution"),
+    ("conditioning=nonsense", "conditioning"),
+    ("data.num_images=-1", "data.num_images"),
+    ("data.resolution=abc", "data.resolution"),
+    ("data.nokey=3", "data.nokey"),
+    ("+data.nokey=3", "data.nokey"),
+    ("sweep.guidance=[1,-2]", "sweep.guidance"),
+    ("conditioning.glide.p_drop_text=1.5", "conditioning.glide.p_drop_text"),
+    ("data=hf", "data.hf.path"),
+])
+def test_bad_override_names_the_key(override, key):
+    with pytest.raises(ConfigError) as info:
+        compose(["experiment=smoke", override])
+    assert info.value.key == key
+    assert "\n" not in str(info.value)
+
+
+def test_presets_compose_and_select_modes():
+    cfg = compose(["experiment=smoke", "conditioning=[glide,clip_text_k1]"])
+    assert set(cfg.conditioning) == {"glide", "clip_text_k1"}
+    assert cfg.conditioning["clip_text_k1"].clip_tokens == 1
+    assert cfg.conditioning["glide"].module == "glide"
+    assert compose([]).experiment_name == "quick"
+
+
+def test_cli_fails_in_one_line_before_work(tmp_path):
+    cache = tmp_path / "cache"
+    result = subprocess.run([sys.executable, "-m", "harness", "experiment=smoke", f"cache_dir={cache}",
+                             "data.resolution=17", "data.num_images=5,-1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert lines == ["error: data.resolution: must be one of 16, 32, 64, got 17"]
+    assert not cache.exists()  # nothing was built

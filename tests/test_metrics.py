@@ -1,0 +1,225 @@
+"""Sanity tests for harness.metrics: each checks a property the metric must have, so a wrong metric fails."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+from torch import nn
+
+from harness.metrics import (
+    OpenClipScorer,
+    bootstrap_ci,
+    bootstrap_statistic,
+    clip_score,
+    expected_normalised_entropy,
+    fid_kid,
+    mean_pairwise_distance,
+    normalised_entropy,
+    paired_difference_ci,
+    prdc,
+    vendi_score,
+)
+
+
+def gaussian(n: int, dim: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:
+    return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed)) * scale + shift
+
+
+# ---------------------------------------------------------------- FID / KID
+
+
+def test_fid_kid_same_distribution_far_below_shifted_and_rescaled():
+    real = gaussian(400, 8, seed=0)
+    same = fid_kid(real, gaussian(400, 8, seed=1))
+    shifted = fid_kid(real, gaussian(400, 8, seed=1, shift=1.0))
+    wider = fid_kid(real, gaussian(400, 8, seed=1, scale=2.0))
+
+    assert abs(same["fid"]) < 0.3
+    # A unit shift in each of 8 dims adds ||mu1 - mu2||^2 = 8; doubling the std adds 8 * (2 - 1)^2 = 8.
+    assert shifted["fid"] == pytest.approx(8.0, rel=0.15)
+    assert wider["fid"] == pytest.approx(8.0, rel=0.15)
+    assert abs(same["kid"]) < 0.05
+    assert shifted["kid"] > 20 * max(abs(same["kid"]), 0.01)
+    assert wider["kid"] > 20 * max(abs(same["kid"]), 0.01)
+
+
+def test_fid_matches_closed_form_so_features_pass_through_unchanged():
+    real, fake = gaussian(200, 5, seed=2), gaussian(150, 5, seed=3, shift=0.5, scale=1.5)
+    r, f = real.double().numpy(), fake.double().numpy()
+    mu_r, mu_f, cov_r, cov_f = r.mean(0), f.mean(0), np.cov(r, rowvar=False), np.cov(f, rowvar=False)
+    expected = ((mu_r - mu_f) ** 2).sum() + np.trace(cov_r + cov_f - 2 * linalg.sqrtm(cov_r @ cov_f).real)
+    assert fid_kid(real, fake, kid_subsets=2)["fid"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_kid_subset_size_is_clamped_and_seeded():
+    real, fake = gaussian(30, 4, seed=4), gaussian(20, 4, seed=5)
+    first = fid_kid(real, fake, kid_subset_size=1000, kid_subsets=10, seed=7)
+    assert first == fid_kid(real, fake, kid_subset_size=1000, kid_subsets=10, seed=7)
+    assert math.isfinite(first["kid"])
+
+
+# ---------------------------------------------------------------- precision / recall / density / coverage
+
+
+def test_prdc_same_distribution_is_high():
+    scores = prdc(gaussian(300, 4, seed=0), gaussian(300, 4, seed=1))
+    assert scores["precision"] > 0.8 and scores["recall"] > 0.8
+    assert scores["coverage"] > 0.8
+    assert 0.8 < scores["density"] < 1.2
+
+
+def test_prdc_collapsed_fake_is_precise_but_covers_nothing():
+    real = gaussian(300, 4, seed=0)
+    collapsed = real.mean(0, keepdim=True).repeat(50, 1)  # every sample at the centre of the real cloud
+    scores = prdc(real, collapsed)
+    assert scores["precision"] == 1.0
+    assert scores["recall"] < 0.05
+    assert scores["coverage"] < 0.1
+
+
+def test_prdc_far_fake_has_no_precision():
+    scores = prdc(gaussian(300, 4, seed=0), gaussian(300, 4, seed=1, shift=10.0))
+    assert scores["precision"] < 0.02 and scores["density"] < 0.02 and scores["coverage"] < 0.02
+
+
+# ---------------------------------------------------------------- within-prompt diversity
+
+
+def test_identical_samples_have_no_diversity():
+    same = torch.randn(1, 16).repeat(6, 1)
+    assert mean_pairwise_distance(same) == 0.0
+    assert vendi_score(same) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_orthogonal_samples_have_vendi_n_and_known_spread():
+    one_hot = torch.eye(7, 12)
+    assert vendi_score(one_hot) == pytest.approx(7.0, abs=1e-4)
+    assert mean_pairwise_distance(one_hot) == pytest.approx(math.sqrt(2), abs=1e-9)
+
+
+def test_vendi_counts_clusters():
+    # Two equal groups of identical, mutually orthogonal samples behave like 2 distinct samples.
+    features = torch.cat([torch.eye(4)[0].repeat(5, 1), torch.eye(4)[1].repeat(5, 1)])
+    assert vendi_score(features) == pytest.approx(2.0, abs=1e-6)
+
+
+def test_normalised_entropy_bounds():
+    assert normalised_entropy(["red"] * 8, num_values=4) == 0.0
+    assert normalised_entropy([0, 1, 2, 3, 0, 1, 2, 3], num_values=4) == pytest.approx(1.0)
+    draws = np.random.default_rng(0).integers(0, 5, size=5000).tolist()
+    assert normalised_entropy(draws, num_values=5) > 0.95
+    with pytest.raises(ValueError):
+        normalised_entropy([0, 1, 2], num_values=2)
+
+
+def test_expected_normalised_entropy_matches_simulation_and_grows_with_k():
+    rng = np.random.default_rng(0)
+    simulated = np.mean([normalised_entropy(rng.integers(0, 4, 8).tolist(), 4) for _ in range(2000)])
+    assert expected_normalised_entropy(8, 4) == pytest.approx(simulated, abs=0.01)
+    assert expected_normalised_entropy(8, 4) < expected_normalised_entropy(64, 4) < 1.0
+
+
+# ---------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_ci_contains_mean_narrows_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    few, many = rng.normal(1.0, 1.0, 20), rng.normal(1.0, 1.0, 500)
+    value, low, high = bootstrap_ci(few, resamples=500)
+    assert value == pytest.approx(few.mean()) and low < value < high
+    _, low_many, high_many = bootstrap_ci(many, resamples=500)
+    assert high_many - low_many < 0.5 * (high - low)
+    assert bootstrap_ci(few, resamples=500, seed=3) == bootstrap_ci(few, resamples=500, seed=3)
+    assert bootstrap_ci(few, resamples=500, seed=3) != bootstrap_ci(few, resamples=500, seed=4)
+
+
+def test_bootstrap_ci_ignores_nan_prompts_and_handles_vectors():
+    values = np.array([1.0, np.nan, 3.0, 2.0])
+    assert bootstrap_ci(values, resamples=200).value == pytest.approx(2.0)
+    assert all(math.isnan(x) for x in bootstrap_ci(np.full(3, np.nan), resamples=200))
+    per_scale = np.stack([np.arange(10.0), 10 + np.arange(10.0)], axis=1)  # [prompts, guidance scales]
+    interval = bootstrap_ci(per_scale, resamples=200)
+    np.testing.assert_allclose(interval.value, [4.5, 14.5])
+    assert np.all(interval.low < interval.value) and np.all(interval.value < interval.high)
+
+
+def test_bootstrap_statistic_resamples_prompt_sets():
+    per_prompt_samples = {p: np.full(3, float(p)) for p in range(30)}  # stand-in for a set-level metric
+    pooled_mean = lambda ids: np.concatenate([per_prompt_samples[p] for p in ids]).mean()  # noqa: E731
+    value, low, high = bootstrap_statistic(np.arange(30), pooled_mean, resamples=300)
+    assert value == pytest.approx(14.5) and low < value < high
+
+
+def test_paired_difference_detects_shift_but_not_noise():
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(0, 5, 60)  # shared by both modes: pairing must cancel it
+    a = difficulty + rng.normal(0, 0.3, 60)
+    shifted = difficulty + 1.0 + rng.normal(0, 0.3, 60)
+    same = difficulty + rng.normal(0, 0.3, 60)
+    _, low, high = paired_difference_ci(shifted, a, resamples=500)
+    assert low > 0
+    _, low, high = paired_difference_ci(same, a, resamples=500)
+    assert low < 0 < high
+
+
+# ---------------------------------------------------------------- CLIP score
+
+
+def test_clip_score_ranks_matching_pairs_above_mismatched():
+    text = torch.nn.functional.normalize(torch.randn(6, 32, generator=torch.Generator().manual_seed(0)), dim=1)
+    image = text + 0.1 * torch.randn(6, 32, generator=torch.Generator().manual_seed(1))
+    matched = clip_score(image, text)
+    mismatched = clip_score(image, text.roll(1, dims=0))
+    assert torch.all(matched > mismatched)
+    assert torch.all((0 <= mismatched) & (matched <= 100))
+    assert clip_score(text, -text).eq(0).all()  # negative cosine clamps to 0
+
+
+class _RecordingClip(nn.Module):
+    """Stand-in open_clip model that records what the scorer feeds it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.visual = nn.Module()
+        self.visual.preprocess_cfg = {"size": 24, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+        self.weight = nn.Parameter(torch.ones(1))
+
+    def encode_image(self, image: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        self.seen = image
+        return image.flatten(1)[:, :4]
+
+    def encode_text(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        return text.float()
+
+
+def test_open_clip_scorer_resizes_and_normalises_with_model_statistics():
+    model = _RecordingClip()
+    scorer = OpenClipScorer(model, tokenizer=lambda texts: torch.ones(len(texts), 4))
+    scorer.embed_images(torch.zeros(2, 3, 16, 16))  # mid-grey in [-1, 1] is 0.5 in [0, 1], the model mean
+    assert model.seen.shape == (2, 3, 24, 24)
+    assert torch.allclose(model.seen, torch.zeros_like(model.seen), atol=1e-6)
+    scorer.embed_images(torch.ones(1, 3, 16, 16))  # white: (1 - 0.5) / 0.25
+    assert torch.allclose(model.seen, torch.full_like(model.seen, 2.0), atol=1e-5)
+    assert scorer.score(torch.ones(2, 3, 16, 16), ["a", "b"]).shape == (2,)
+
+
+def test_open_clip_scorer_runs_a_real_open_clip_model():
+    import open_clip
+
+    model = open_clip.CLIP(
+        embed_dim=16,
+        vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=32, head_width=16, patch_size=8, image_size=32),
+        text_cfg=open_clip.CLIPTextCfg(context_length=8, vocab_size=50, width=32, heads=2, layers=1),
+    )
+    def tokenizer(texts: list[str]) -> torch.Tensor:  # random ids: the test checks plumbing, not language
+        return torch.randint(1, 50, (len(texts), 8), generator=torch.Generator().manual_seed(0))
+
+    scorer = OpenClipScorer(model, tokenizer)
+    images = scorer.embed_images(torch.rand(3, 3, 16, 16) * 2 - 1)
+    texts = scorer.embed_texts(["a red circle", "a blue square", "two shapes"])
+    assert images.shape == texts.shape == (3, 16)
+    assert torch.allclose(images.norm(dim=1), torch.ones(3), atol=1e-5)
