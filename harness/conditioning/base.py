@@ -1,0 +1,147 @@
+"""A conditioning mode: a batch of captions and CLIP vectors in, a `Condition` out (DESIGN.md section 3).
+
+A mode is one small subclass of `ConditioningMode` that says which pathways it uses and where its CLIP vector
+comes from, registered under a name with `@register_mode`. Everything else (condition dropout during
+training, null conditions, guidance branches, where sampling vectors come from) is shared here, so a new mode
+is one file and one YAML, and the decoder, trainer and sweep never change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from harness.conditioning.condition import Condition
+from harness.conditioning.pathways import ClipVectorPathway, Dims, TextSequencePathway
+from harness.config import ConditioningConfig
+from harness.errors import ConfigError
+
+MODES: dict[str, type["ConditioningMode"]] = {}
+
+
+def register_mode(name: str):
+    def add(cls: type["ConditioningMode"]) -> type["ConditioningMode"]:
+        MODES[name] = cls
+        cls.module_name = name
+        return cls
+    return add
+
+
+def mode_class(module: str) -> type["ConditioningMode"]:
+    """The registered mode `module`, importing `harness.conditioning.<module>` on first use."""
+    if module not in MODES:
+        try:
+            importlib.import_module(f"harness.conditioning.{module}")
+        except ModuleNotFoundError:
+            pass
+    if module not in MODES:
+        raise ConfigError("conditioning.*.module", f"no conditioning mode {module!r}; known: {', '.join(sorted(MODES))}")
+    return MODES[module]
+
+
+@dataclass
+class ModeInputs:
+    """Per-example inputs a mode may read: caption tokens and CLIP vectors, all on one device."""
+    tokens: torch.Tensor  # [B, L] open_clip token ids
+    text_vectors: torch.Tensor  # [B, D] normalised CLIP text vectors
+    image_vectors: torch.Tensor | None = None  # [B, D]: true ones in training; prior/oracle draws in sampling
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+class ConditioningMode(nn.Module):
+    # Where the CLIP vector comes from: None (no vector pathway), "text" (the caption's CLIP text vector) or
+    # "image" (the true image vector in training; at sampling time, `sampling_vector` says which).
+    vector_source: ClassVar[str | None] = None
+    # At sampling time, image vectors come from the "prior" (text-to-image) or the "oracle" (a real image).
+    sampling_vector: ClassVar[str] = "prior"
+    uses_text_sequence: ClassVar[bool] = False
+    module_name: ClassVar[str] = ""
+
+    def __init__(self, cfg: ConditioningConfig, dims: Dims, empty_caption_tokens: torch.Tensor,
+                 empty_caption_vector: torch.Tensor) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.vector_path = (ClipVectorPathway(cfg, dims, empty_caption_vector)
+                            if self.vector_source is not None else None)
+        self.text_path = (TextSequencePathway(cfg, dims, empty_caption_tokens)
+                          if self.uses_text_sequence else None)
+
+    @classmethod
+    def training_identity(cls) -> str:
+        """Modes that train the same decoder share its artifact (the oracle only samples differently)."""
+        return cls.module_name
+
+    # -- encoding ---------------------------------------------------------------------------------------
+    def forward(self, inputs: ModeInputs, drop_vector: torch.Tensor | None = None,
+                drop_text: torch.Tensor | None = None) -> Condition:
+        no = torch.zeros(len(inputs), dtype=torch.bool, device=inputs.tokens.device)
+        parts, groups = [], []
+        if self.vector_path is not None:
+            vectors = inputs.text_vectors if self.vector_source == "text" else inputs.image_vectors
+            if vectors is None:
+                raise ValueError(f"mode {self.module_name} needs image vectors")
+            parts.append(self.vector_path.encode(vectors, no if drop_vector is None else drop_vector))
+            groups.append(("clip", self.cfg.clip_tokens))
+        if self.text_path is not None:
+            parts.append(self.text_path.encode(inputs.tokens, no if drop_text is None else drop_text))
+            groups.append(("text", inputs.tokens.shape[1]))
+        vectors = [p.vector for p in parts if p.vector is not None]
+        tokens = [(p.tokens, p.mask, g) for p, g in zip(parts, groups) if p.tokens is not None]
+        return Condition(
+            vector=torch.stack(vectors).sum(0) if vectors else None,
+            tokens=torch.cat([t for t, _, _ in tokens], dim=1) if tokens else None,
+            mask=torch.cat([m for _, m, _ in tokens], dim=1) if tokens else None,
+            token_groups=tuple(g for _, _, g in tokens),
+        )
+
+    def training_condition(self, inputs: ModeInputs, generator: torch.Generator) -> Condition:
+        """The condition with the mode's dropout rates applied (and noise on training image vectors)."""
+        n, device = len(inputs), inputs.tokens.device
+        drop_vector = torch.rand(n, generator=generator, device=generator.device).to(device) < self.cfg.p_drop_vector
+        drop_text = torch.rand(n, generator=generator, device=generator.device).to(device) < self.cfg.p_drop_text
+        if self.vector_source == "image" and self.cfg.image_noise > 0 and inputs.image_vectors is not None:
+            noise = torch.randn(inputs.image_vectors.shape, generator=generator, device=generator.device)
+            noisy = inputs.image_vectors + self.cfg.image_noise * noise.to(device)
+            inputs = ModeInputs(inputs.tokens, inputs.text_vectors, nn.functional.normalize(noisy, dim=-1))
+        return self(inputs, drop_vector, drop_text)
+
+    # -- guidance ---------------------------------------------------------------------------------------
+    @property
+    def has_two_pathways(self) -> bool:
+        return self.vector_path is not None and self.text_path is not None
+
+    def guidance_branches(self, inputs: ModeInputs, scale: float,
+                          text_scale: float | None = None) -> tuple[list[Condition], list[float]]:
+        """Conditions and weights for `harness.decoder.diffusion.guided`.
+
+        One joint scale: [cond, null] with weights [s, 1-s]. With `text_scale` (modes with both pathways):
+        [null, vector only, vector + text] with weights [1 - s, s - s_text, s_text], where s scales the
+        vector and s_text the text on top of it.
+        """
+        from harness.decoder.diffusion import guidance_weights
+
+        yes = torch.ones(len(inputs), dtype=torch.bool, device=inputs.tokens.device)
+        null = self(inputs, yes, yes)
+        if text_scale is None:
+            return [self(inputs), null], guidance_weights(scale)
+        if not self.has_two_pathways:
+            raise ValueError(f"mode {self.module_name} has one pathway; separate text/vector scales need two")
+        vector_only = self(inputs, ~yes, yes)
+        return [null, vector_only, self(inputs)], guidance_weights(vector_scale=scale, text_scale=text_scale)
+
+    def draw_policies(self) -> list[str]:
+        """Prior draw policies the sweep should compare for this mode ("-" when no prior is involved)."""
+        if self.vector_source == "image" and self.sampling_vector == "prior":
+            return list(self.cfg.prior_draws)
+        return ["-"]
+
+
+def build_mode(cfg: ConditioningConfig, dims: Dims, empty_caption_tokens: torch.Tensor,
+               empty_caption_vector: torch.Tensor) -> ConditioningMode:
+    return mode_class(cfg.module)(cfg, dims, empty_caption_tokens, empty_caption_vector)
