@@ -113,6 +113,11 @@ class ConditioningMode(nn.Module):
 
     # -- guidance ---------------------------------------------------------------------------------------
     @property
+    def has_tokens(self) -> bool:
+        """Whether the decoder's attention sees any condition tokens (what attention mass is measured on)."""
+        return self.text_path is not None or (self.vector_path is not None and self.cfg.clip_tokens > 0)
+
+    @property
     def has_two_pathways(self) -> bool:
         return self.vector_path is not None and self.text_path is not None
 

@@ -294,6 +294,15 @@ class ShapesWorld:
         return result
 
 
+def attribute_value(prompt: Prompt, record: dict, key: str) -> str | None:
+    """The value a parsed scene shows for one of the prompt's attribute keys ('background', '1.size', ...)."""
+    if key == "background":
+        return record.get("background")
+    index, attribute = key.split(".")
+    obj = _match_objects(prompt, record.get("objects", []))[int(index)]
+    return None if obj is None else obj.get(attribute)
+
+
 def _pick(rng: np.random.Generator, values: Sequence[str]) -> str:
     return values[int(rng.integers(len(values)))]
 
@@ -343,17 +352,23 @@ def _relation_holds(relation: str, a: dict, b: dict) -> bool:
     return a["row"] < b["row"]
 
 
-def prompts_by_kind(world: ShapesWorld, kinds: Iterable[str], per_kind: int, seed: int) -> list[Prompt]:
-    """Held-out evaluation prompts, stratified by kind and deduplicated by caption; deterministic in seed."""
+def prompts_by_kind(world: ShapesWorld, kinds: Iterable[str], per_kind: int, seed: int,
+                    avoid: set[str] = frozenset()) -> list[Prompt]:
+    """Evaluation prompts, stratified by kind, deduplicated, deterministic in seed.
+
+    Captions in `avoid` (the training captions) are skipped while fresh ones can be found; a small world
+    may not have enough unseen captions of a kind, and then seen ones fill the remaining places.
+    """
     rng = np.random.default_rng(seed)
     out: list[Prompt] = []
     for kind in kinds:
-        seen: set[str] = set()
-        for _ in range(per_kind * 50):
-            if len(seen) == per_kind:
+        fresh: dict[str, Prompt] = {}
+        seen: dict[str, Prompt] = {}
+        for _ in range(per_kind * 200):
+            if len(fresh) == per_kind:
                 break
             prompt = world.sample_prompt(rng, kind)
-            if prompt.caption not in seen:
-                seen.add(prompt.caption)
-                out.append(prompt)
+            (seen if prompt.caption in avoid else fresh).setdefault(prompt.caption, prompt)
+        chosen = list(fresh.values()) + list(seen.values())
+        out.extend(chosen[:per_kind])
     return out

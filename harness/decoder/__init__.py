@@ -1,0 +1,19 @@
+"""The image decoder: a conditioned UNet and the diffusion process around it (DESIGN.md section 4)."""
+
+from harness.decoder.diffusion import (
+    diffusion_loss,
+    guidance_weights,
+    guided,
+    make_sampler,
+    make_train_scheduler,
+    paired_noise,
+    sample,
+    step_generators,
+)
+from harness.decoder.unet import UNET_SIZES, UNet, build_unet, record_attention
+
+__all__ = [
+    "UNET_SIZES", "UNet", "build_unet", "record_attention",
+    "make_train_scheduler", "diffusion_loss", "make_sampler", "sample",
+    "paired_noise", "step_generators", "guidance_weights", "guided",
+]

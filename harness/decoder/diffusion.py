@@ -1,0 +1,186 @@
+"""Noise process, samplers, paired noise and classifier-free guidance, on top of diffusers' schedulers.
+
+A "model_fn" here is `model_fn(x_t [B, C, H, W], t [B]) -> prediction [B, C, H, W]` (noise or velocity, as
+the scheduler's `prediction_type` says). `guided` turns a conditional model `model(x, t, cond)` plus guidance
+branches into such a function, so training, sampling and the guidance sweep share one calling convention.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from tqdm.auto import tqdm
+
+from harness.conditioning.condition import Condition
+from harness.device import autocast
+
+ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ConditionalModel = Callable[[torch.Tensor, torch.Tensor, Condition], torch.Tensor]
+Indices = torch.Tensor | Sequence[int]
+
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+
+# Sampler name -> (diffusers class, config overrides on top of the training scheduler's config).
+SAMPLERS: dict[str, tuple[type[SchedulerMixin], dict]] = {
+    "ddpm": (DDPMScheduler, {}),
+    "ddim": (DDIMScheduler, {}),
+    "dpmpp": (DPMSolverMultistepScheduler, dict(algorithm_type="dpmsolver++", solver_order=2)),
+}
+
+# Independent random streams per (seed, prompt, sample): one for the starting noise, one for the noise that
+# stochastic samplers add at each step.
+_INITIAL_NOISE, _STEP_NOISE = 0, 1
+
+
+#################################################################################
+#                              Training                                         #
+#################################################################################
+
+def make_train_scheduler(num_train_timesteps: int = 1000, beta_schedule: str = "linear",
+                         prediction_type: str = "epsilon") -> DDPMScheduler:
+    """The forward (noising) process; beta_schedule is a diffusers name ("linear", "squaredcos_cap_v2", ...)."""
+    if prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"unknown prediction_type {prediction_type!r}; choose from {PREDICTION_TYPES}")
+    # clip_sample (the default) keeps predicted x0 inside the [-1, 1] pixel range while sampling.
+    return DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
+                         prediction_type=prediction_type, clip_sample=True)
+
+
+def diffusion_loss(model_fn: ModelFn, x0: torch.Tensor, scheduler: DDPMScheduler,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """MSE between the model's prediction and the true noise (or velocity) at a uniformly drawn timestep."""
+    rand_device = generator.device if generator is not None else x0.device
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (x0.shape[0],), generator=generator,
+                      device=rand_device).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator, device=rand_device, dtype=x0.dtype).to(x0.device)
+    x_t = scheduler.add_noise(x0, noise, t)
+    if scheduler.config.prediction_type == "epsilon":
+        target = noise
+    elif scheduler.config.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(x0, noise, t)
+    else:
+        raise ValueError(f"unsupported prediction_type {scheduler.config.prediction_type!r}")
+    return F.mse_loss(model_fn(x_t, t).float(), target.float())
+
+
+#################################################################################
+#                              Samplers                                         #
+#################################################################################
+
+def make_sampler(name: str, train_scheduler: DDPMScheduler, steps: int) -> SchedulerMixin:
+    """A diffusers sampler sharing the training noise schedule and prediction type, set to `steps` steps."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose from {sorted(SAMPLERS)}")
+    cls, overrides = SAMPLERS[name]
+    # "trailing" spacing makes the first step t = T-1, where the starting noise really is pure noise; the
+    # default "leading" spacing starts e.g. at t=900 of 1000 with 10 steps, a mismatch that shows at few steps.
+    sampler = cls.from_config(train_scheduler.config, timestep_spacing="trailing", **overrides)
+    sampler.set_timesteps(steps)
+    return sampler
+
+
+def sample(model_fn: ModelFn, noise: torch.Tensor, sampler: SchedulerMixin,
+           generators: list[torch.Generator] | None = None, progress: bool = False,
+           precision: str = "auto") -> torch.Tensor:
+    """Run the sampler from `noise` to x0 in [-1, 1].
+
+    `generators` (one per sample, see `step_generators`) drive the noise stochastic samplers add each step.
+    The model runs under bf16 autocast where it pays (`harness.device.autocast`); the sampler's update
+    stays in fp32.
+    """
+    # Re-setting the timesteps also clears multistep state (DPM-Solver's history), so a sampler can be reused.
+    sampler.set_timesteps(sampler.num_inference_steps, device=noise.device)
+    x = noise * sampler.init_noise_sigma
+    with torch.no_grad():
+        for t in tqdm(sampler.timesteps, disable=not progress, desc="sampling", leave=False):
+            with autocast(noise.device, precision):
+                pred = model_fn(sampler.scale_model_input(x, t), t.expand(x.shape[0]))
+            x = sampler.step(pred.to(x.dtype), t, x, generator=generators).prev_sample
+    return x.clamp(-1.0, 1.0)
+
+
+#################################################################################
+#                              Paired noise                                     #
+#################################################################################
+
+def _generator(seed: int, prompt: int, sample: int, stream: int) -> torch.Generator:
+    # SeedSequence hashes the whole tuple, so nearby tuples give unrelated streams (unlike seed + i * n + j).
+    state = np.random.SeedSequence([seed, prompt, sample, stream]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def _pairs(prompt_index: Indices, sample_index: Indices) -> list[tuple[int, int]]:
+    prompts = torch.as_tensor(prompt_index).reshape(-1).tolist()
+    samples = torch.as_tensor(sample_index).reshape(-1).tolist()
+    if len(prompts) != len(samples):
+        raise ValueError(f"{len(prompts)} prompt indices but {len(samples)} sample indices")
+    return list(zip(prompts, samples))
+
+
+def paired_noise(seed: int, prompt_index: Indices, sample_index: Indices, shape: tuple[int, ...],
+                 device: torch.device | str | None = None) -> torch.Tensor:
+    """Starting noise [B, *shape] (shape is one sample's, e.g. (3, 16, 16)) for samples (prompt i, sample j).
+
+    Row b depends only on (seed, prompt_index[b], sample_index[b]): every mode and guidance scale, in any
+    batch composition, starts sample j of prompt i from the same noise. Drawn on the CPU so that it is
+    also the same on every device.
+    """
+    rows = [torch.randn(shape, generator=_generator(seed, i, j, _INITIAL_NOISE))
+            for i, j in _pairs(prompt_index, sample_index)]
+    return torch.stack(rows).to(device)
+
+
+def step_generators(seed: int, prompt_index: Indices, sample_index: Indices) -> list[torch.Generator]:
+    """One CPU generator per sample for the per-step noise of stochastic samplers (DDPM), pass to `sample`.
+
+    With these the whole trajectory of a sample depends only on (seed, i, j), not on its batch neighbours.
+    """
+    return [_generator(seed, i, j, _STEP_NOISE) for i, j in _pairs(prompt_index, sample_index)]
+
+
+#################################################################################
+#                        Classifier-free guidance                               #
+#################################################################################
+
+def guidance_weights(scale: float | None = None, *, vector_scale: float | None = None,
+                     text_scale: float | None = None) -> list[float]:
+    """Branch weights for `guided`, in the two standard forms.
+
+    - Joint scale s, branches [cond, null]: [s, 1 - s], i.e. null + s * (cond - null).
+    - Separate scales (s_v, s_t), branches [null, vector-only, vector+text]:
+      [1 - s_v, s_v - s_t, s_t], i.e. null + s_v * (vector - null) + s_t * (vector+text - vector).
+    """
+    if scale is not None and vector_scale is None and text_scale is None:
+        return [scale, 1.0 - scale]
+    if scale is None and vector_scale is not None and text_scale is not None:
+        return [1.0 - vector_scale, vector_scale - text_scale, text_scale]
+    raise ValueError("pass either a joint `scale` or both `vector_scale` and `text_scale`")
+
+
+def guided(model: ConditionalModel, branches: list[Condition], weights: list[float]) -> ModelFn:
+    """A model_fn returning sum_k weights[k] * model(x_t, t, branches[k]), all branches in one forward.
+
+    Each branch is a Condition with the batch size of x_t. Branches with weight exactly 0 are not computed
+    (they would contribute 0 * pred = 0 anyway), so scale 1 or 0 costs one forward and returns exactly the
+    conditional or unconditional prediction. See `guidance_weights` for the joint and separate-scale forms.
+    """
+    if len(branches) != len(weights):
+        raise ValueError(f"{len(branches)} branches but {len(weights)} weights")
+    active = [(cond, w) for cond, w in zip(branches, weights) if w != 0]
+    if not active:
+        raise ValueError("every guidance weight is zero")
+    cond = Condition.cat([c for c, _ in active])  # built once, reused at every step
+    active_weights = [w for _, w in active]
+    k = len(active_weights)
+
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
+        preds = model(x_t.repeat(k, 1, 1, 1), t.repeat(k), cond).chunk(k)
+        return sum(w * p for w, p in zip(active_weights, preds))
+
+    return model_fn

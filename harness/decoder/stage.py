@@ -1,0 +1,126 @@
+"""The decoder stage: train one UNet under one conditioning mode and one seed, as a cached artifact.
+
+The artifact key holds only what changes the trained weights: the decoder recipe, the mode's training
+settings (not its sampling-only ones such as prior draw policies) under its training identity, the seed,
+and the upstream data and embedding artifacts. So `unclip_oracle` reuses the `unclip` decoder, and a sweep
+over guidance scales never retrains anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.cache import Artifact, ArtifactCache
+from harness.conditioning.base import ConditioningMode, ModeInputs, build_mode, mode_class
+from harness.conditioning.condition import Condition
+from harness.conditioning.pathways import Dims
+from harness.config import Config
+from harness.data.build import load_split
+from harness.decoder.diffusion import diffusion_loss, make_train_scheduler
+from harness.decoder.unet import build_unet
+from harness.device import resolve_device
+from harness.training import train
+
+log = logging.getLogger(__name__)
+VERSION = "1"
+WEIGHTS = "decoder.pt"
+# Conditioning settings that only matter when sampling, so they do not key the trained decoder.
+SAMPLING_ONLY = ("module", "prior_draws")
+
+
+@dataclass
+class ClipContext:
+    """What modes need from the conditioning CLIP: its sizes and the empty caption's tokens and vector."""
+    clip_dim: int
+    vocab_size: int
+    context_length: int
+    empty_tokens: torch.Tensor  # [L]
+    empty_vector: torch.Tensor  # [D]
+
+
+class Decoder(nn.Module):
+    """A UNet and the conditioning mode that feeds it, trained together."""
+
+    def __init__(self, unet: nn.Module, mode: ConditioningMode) -> None:
+        super().__init__()
+        self.unet, self.mode = unet, mode
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
+        return self.unet(x_t, t, cond)
+
+
+def build_decoder(cfg: Config, mode_name: str, clip: ClipContext) -> Decoder:
+    unet = build_unet(cfg.decoder.size, cfg.data.resolution)
+    dims = Dims(unet.emb_dim, unet.ctx_dim, clip.clip_dim, clip.vocab_size, clip.context_length)
+    return Decoder(unet, build_mode(cfg.conditioning[mode_name], dims, clip.empty_tokens, clip.empty_vector))
+
+
+def artifact_config(cfg: Config, mode_name: str, seed: int) -> dict:
+    mode_cfg = cfg.conditioning[mode_name]
+    recipe = dataclasses.asdict(cfg.decoder)
+    recipe["train"]["seed"] = seed
+    return {"decoder": recipe, "resolution": cfg.data.resolution,
+            "mode": mode_class(mode_cfg.module).training_identity(),
+            "conditioning": {k: v for k, v in dataclasses.asdict(mode_cfg).items() if k not in SAMPLING_ONLY}}
+
+
+def pixels_to_model(pixels: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 [N, H, W, 3] -> float [N, 3, H, W] in [-1, 1]."""
+    x = torch.as_tensor(np.asarray(pixels), device=device).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+def run(cfg: Config, cache: ArtifactCache, data: Artifact, embeddings: Artifact, train_split: dict,
+        clip: ClipContext, mode_name: str, seed: int) -> Artifact:
+    """Train (or reuse) the decoder for `mode_name` and `seed`.
+
+    `train_split` holds the train split's CLIP embeddings: {"tokens": [N, L], "text": [N, D], "image": [N, D]}.
+    """
+    device = resolve_device(cfg.device)
+
+    def build(workdir: Path) -> dict:
+        torch.manual_seed(seed)  # initial weights depend on the seed alone
+        model = build_decoder(cfg, mode_name, clip).to(device)
+        scheduler = make_train_scheduler(cfg.decoder.num_train_timesteps, cfg.decoder.beta_schedule,
+                                         cfg.decoder.prediction)
+        pixels = torch.as_tensor(np.asarray(load_split(data, "train").pixels))
+        tokens, text, image = (train_split[k] for k in ("tokens", "text", "image"))
+
+        def fetch(indices: np.ndarray):
+            rows = torch.as_tensor(indices)
+            inputs = ModeInputs(tokens[rows].to(device), text[rows].to(device), image[rows].to(device))
+            return pixels_to_model(pixels[rows], device), inputs
+
+        def loss_fn(batch, generator: torch.Generator) -> torch.Tensor:
+            x0, inputs = batch
+            cond = model.mode.training_condition(inputs, generator)
+            return diffusion_loss(lambda x, t: model.unet(x, t, cond), x0, scheduler, generator)
+
+        recipe = dataclasses.replace(cfg.decoder.train, seed=seed)
+        result = train(model, loss_fn, fetch, len(pixels), recipe, workdir, device, precision=cfg.precision,
+                       desc=f"decoder[{mode_name} seed {seed}]", progress=cfg.progress)
+        torch.save(result.final.state_dict(), workdir / WEIGHTS)
+        parameters = sum(p.numel() for p in model.unet.parameters())
+        log.info("decoder[%s seed %d]: %.0f images/s, final loss %.4f, %.2fM UNet parameters", mode_name, seed,
+                 result.images_per_s, result.history[-1]["loss"] if result.history else float("nan"),
+                 parameters / 1e6)
+        return {"images_per_s": round(result.images_per_s, 1), "history": result.history,
+                "unet_parameters": parameters,
+                "mode_parameters": sum(p.numel() for p in model.mode.parameters())}
+
+    return cache.build("decoder", VERSION, artifact_config(cfg, mode_name, seed), [data, embeddings], build)
+
+
+def load(artifact: Artifact, cfg: Config, mode_name: str, clip: ClipContext, device: torch.device) -> Decoder:
+    """The trained decoder (EMA weights when the recipe keeps an EMA), in eval mode."""
+    model = build_decoder(cfg, mode_name, clip)
+    state = torch.load(artifact.file(WEIGHTS), map_location="cpu", weights_only=True)
+    model.load_state_dict({k.removeprefix("module."): v for k, v in state.items() if k != "n_averaged"})
+    return model.to(device).eval()

@@ -1,0 +1,220 @@
+"""The DALL-E 2 diffusion prior (DALL-E 2 / unCLIP, Ramesh et al. 2022, section 2.2).
+
+A decoder-only transformer with a causal mask reads, in order: the caption's token embeddings, the CLIP text
+vector, the diffusion timestep, the noised CLIP image vector and a learned query; the output at the query
+predicts the clean image vector directly (x0 prediction with an MSE loss, as the paper does, rather than
+epsilon). Also from the paper:
+
+- the text condition (tokens and text vector) is dropped 10% of the time during training, replaced here by
+  learned null embeddings, so classifier-free guidance can be used when sampling;
+- optionally draw `best_of` image vectors and keep the one with the higher dot product with the text vector
+  (the paper uses 2).
+
+Our choice where the paper gives no recipe: vectors are brought to unit variance before diffusion so they
+match the scale of the Gaussian noise. Unit-norm vectors in D dimensions have mean-square 1/D per coordinate,
+but CLIP vectors of one modality share a common offset (the "modality gap" cone), so each modality's mean and
+the RMS of its centred coordinates are fitted on the training pairs and stored as buffers, and we diffuse
+(z - mean) / rms. One scalar RMS keeps the geometry isotropic. Before fitting, the buffers hold mean 0 and
+rms 1/sqrt(D), i.e. plain sqrt(D) scaling.
+
+Noise process: diffusers' DDPMScheduler (cosine schedule, 1000 steps) for `add_noise` in training and a
+DDIMScheduler built from its config for sampling.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.utils.torch_utils import randn_tensor
+from torch import nn
+from tqdm.auto import tqdm
+
+from harness.device import autocast, resolve_device
+from harness.priors.base import Prior
+
+_EXTRA_POSITIONS = 4  # text vector, timestep, noised image vector, query
+
+
+class DiffusionPrior(Prior):
+    """Causal transformer over [tokens, text vector, timestep, noised image vector, query] -> clean image vector.
+
+    width, depth, heads: transformer size. p_uncond: probability of dropping the text condition in training.
+    guidance: classifier-free guidance scale at sampling (1 = conditional only, no extra forward).
+    best_of: candidates per draw, the one closest to the text vector is kept. sample_steps: DDIM steps.
+    precision: passed to `harness.device.autocast` (bf16 only where the hardware has it).
+    """
+
+    def __init__(self, dim: int, vocab_size: int, context_length: int, width: int = 128, depth: int = 4,
+                 heads: int = 4, p_uncond: float = 0.1, guidance: float = 1.0, best_of: int = 1,
+                 sample_steps: int = 64, num_train_timesteps: int = 1000, weight_decay: float = 0.01,
+                 precision: str = "auto") -> None:
+        super().__init__(dim, vocab_size, context_length)
+        if not 0.0 <= p_uncond < 1.0:
+            raise ValueError(f"p_uncond must be in [0, 1), got {p_uncond}")
+        if best_of < 1 or sample_steps < 1:
+            raise ValueError(f"best_of and sample_steps must be >= 1, got {best_of} and {sample_steps}")
+        if guidance != 1.0 and p_uncond == 0.0:
+            raise ValueError("guidance needs an unconditional branch: train with p_uncond > 0")
+        self.heads = heads
+        self.p_uncond, self.guidance, self.best_of, self.sample_steps = p_uncond, guidance, best_of, sample_steps
+        self.weight_decay, self.precision = weight_decay, precision
+
+        self.token_embedding = nn.Embedding(vocab_size, width)
+        self.text_vector_in = nn.Linear(dim, width)
+        self.time_embedding = nn.Embedding(num_train_timesteps, width)
+        self.image_in = nn.Linear(dim, width)
+        self.query = nn.Parameter(torch.empty(width))
+        self.null_tokens = nn.Parameter(torch.empty(context_length, width))
+        self.null_text_vector = nn.Parameter(torch.empty(width))
+        self.position = nn.Parameter(torch.empty(context_length + _EXTRA_POSITIONS, width))
+        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.transformer = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.out_norm = nn.LayerNorm(width)
+        self.out = nn.Linear(width, dim)
+
+        for modality in ("text", "image"):
+            self.register_buffer(f"{modality}_mean", torch.zeros(dim))
+            self.register_buffer(f"{modality}_rms", torch.tensor(dim ** -0.5))
+
+        self.noise_schedule = DDPMScheduler(num_train_timesteps=num_train_timesteps,
+                                            beta_schedule="squaredcos_cap_v2", prediction_type="sample",
+                                            clip_sample=False)  # standardised vectors exceed [-1, 1]
+        self.reset_parameters(torch.Generator().manual_seed(0))
+        # Outside `fit` a prior is always in eval mode: torch's transformer takes a different (fused) path in
+        # eval, and a freshly built prior that loads a state_dict must sample exactly like the one that was fit.
+        self.eval()
+
+    # ------------------------------------------------------------------ parameters and normalisation
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """GPT-style init from an explicit generator, so `fit(seed=...)` is reproducible without global RNG."""
+        for module in self.modules():
+            if isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+                continue
+            for name, param in module.named_parameters(recurse=False):
+                if "bias" in name:
+                    nn.init.zeros_(param)
+                else:
+                    nn.init.normal_(param, std=0.02, generator=generator)
+
+    def _standardise(self, vectors: torch.Tensor, modality: str) -> torch.Tensor:
+        return (vectors - self.get_buffer(f"{modality}_mean")) / self.get_buffer(f"{modality}_rms")
+
+    def _fit_standardisation(self, vectors: torch.Tensor, modality: str) -> None:
+        mean = vectors.mean(dim=0)
+        rms = (vectors - mean).pow(2).mean().sqrt().clamp_min(1e-6)  # identical vectors must not divide by 0
+        self.get_buffer(f"{modality}_mean").copy_(mean)
+        self.get_buffer(f"{modality}_rms").copy_(rms)
+
+    # ------------------------------------------------------------------ the denoiser
+
+    def _attention_mask(self, text_tokens: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        """[B * heads, S, S] bool, True = blocked: causal, and padding tokens (id 0) hidden from other positions.
+
+        A position may always see itself, so a query row never has every key blocked (which would give NaN).
+        Dropped captions use the learned null sequence, which has no padding.
+        """
+        length = text_tokens.shape[1] + _EXTRA_POSITIONS
+        device = text_tokens.device
+        causal = torch.ones(length, length, dtype=torch.bool, device=device).triu(1)
+        padding = F.pad((text_tokens == 0) & ~drop[:, None], (0, _EXTRA_POSITIONS), value=False)
+        blocked = causal | (padding[:, None, :] & ~torch.eye(length, dtype=torch.bool, device=device))
+        return blocked.repeat_interleave(self.heads, dim=0)
+
+    def denoise(self, noised: torch.Tensor, timesteps: torch.Tensor, text_vectors: torch.Tensor,
+                text_tokens: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        """Predict the clean standardised image vector [B, D] from a noised one; `drop` [B] nulls the caption."""
+        if text_tokens.shape[1] != self.context_length:
+            raise ValueError(f"expected {self.context_length} caption tokens, got {text_tokens.shape[1]}")
+        batch = noised.shape[0]
+        keep = ~drop[:, None]
+        with autocast(noised.device, self.precision):
+            tokens = torch.where(keep[..., None], self.token_embedding(text_tokens), self.null_tokens)
+            text = torch.where(keep, self.text_vector_in(self._standardise(text_vectors, "text")),
+                               self.null_text_vector)
+            sequence = torch.cat([tokens, text[:, None], self.time_embedding(timesteps)[:, None],
+                                  self.image_in(noised)[:, None], self.query.expand(batch, 1, -1)], dim=1)
+            hidden = self.transformer(sequence + self.position, mask=self._attention_mask(text_tokens, drop))
+            return self.out(self.out_norm(hidden[:, -1])).float()
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, image_vectors: torch.Tensor, *,
+            steps: int, batch_size: int, lr: float, seed: int, progress: bool = True,
+            device: str | torch.device = "auto") -> dict[str, float]:
+        """AdamW with warmup then cosine decay; the MSE between predicted and true clean image vectors."""
+        target = resolve_device(device) if isinstance(device, str) else device
+        self.cpu().reset_parameters(torch.Generator().manual_seed(seed))  # CPU init: same weights on any device
+        self.to(target).train()
+        text = text_vectors.to(target, torch.float32)
+        tokens = text_tokens.to(target, torch.long)
+        image = image_vectors.to(target, torch.float32)
+        self._fit_standardisation(text, "text")
+        self._fit_standardisation(image, "image")
+        clean = self._standardise(image, "image")
+
+        generator = torch.Generator(device=target).manual_seed(seed)
+        optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=self.weight_decay)
+        schedule = get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=steps // 20,
+                                                   num_training_steps=steps)
+        num_timesteps = self.noise_schedule.config.num_train_timesteps
+        losses = []
+        start = time.perf_counter()
+        bar = tqdm(range(steps), desc="prior", disable=not progress)
+        for step in bar:
+            index = torch.randint(len(clean), (batch_size,), generator=generator, device=target)
+            timesteps = torch.randint(num_timesteps, (batch_size,), generator=generator, device=target)
+            noise = torch.randn(batch_size, self.dim, generator=generator, device=target)
+            drop = torch.rand(batch_size, generator=generator, device=target) < self.p_uncond
+            noised = self.noise_schedule.add_noise(clean[index], noise, timesteps)
+            loss = F.mse_loss(self.denoise(noised, timesteps, text[index], tokens[index], drop), clean[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.detach())
+            if progress and step % 25 == 0:  # .item() syncs the GPU, so not every step
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        self.eval()
+        tail = torch.stack(losses[-100:]).mean().item() if losses else float("nan")
+        return {"loss": tail, "seconds": time.perf_counter() - start, "steps": float(steps)}
+
+    # ------------------------------------------------------------------ sampling
+
+    @torch.no_grad()
+    def sample(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, n: int = 1,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """DDIM from noise with classifier-free guidance in one batched forward, then best-of selection."""
+        device = self.device
+        batch, draws = text_vectors.shape[0], n * self.best_of
+        text = text_vectors.to(device, torch.float32).repeat_interleave(draws, dim=0)
+        tokens = text_tokens.to(device, torch.long).repeat_interleave(draws, dim=0)
+        drop = torch.zeros(len(text), dtype=torch.bool, device=device)
+        guided = self.guidance != 1.0
+        if guided:  # conditional rows first, unconditional rows second
+            text, tokens, drop = torch.cat([text, text]), torch.cat([tokens, tokens]), torch.cat([drop, ~drop])
+
+        scheduler = DDIMScheduler.from_config(self.noise_schedule.config, timestep_spacing="trailing")
+        scheduler.set_timesteps(self.sample_steps, device=device)  # "trailing" starts at the last timestep
+        noised = randn_tensor((batch * draws, self.dim), generator=generator, device=device, dtype=torch.float32)
+        for t in scheduler.timesteps:
+            rows = torch.cat([noised, noised]) if guided else noised
+            clean = self.denoise(rows, t.expand(len(rows)), text, tokens, drop)
+            if guided:
+                conditional, unconditional = clean.chunk(2)
+                clean = unconditional + self.guidance * (conditional - unconditional)
+            noised = scheduler.step(clean, t, noised).prev_sample
+
+        image = noised * self.image_rms + self.image_mean
+        image = F.normalize(image, dim=-1).view(batch, n, self.best_of, self.dim)
+        score = (image * text_vectors.to(device, torch.float32)[:, None, None, :]).sum(dim=-1)
+        best = score.argmax(dim=-1)[..., None, None].expand(-1, -1, 1, self.dim)
+        return image.gather(2, best).squeeze(2).to(text_vectors.device)
