@@ -1,0 +1,147 @@
+"""A thin wrapper over wandb: one run per stage and mode, grouped by experiment (DESIGN.md section 7).
+
+`logger.mode` decides everything:
+- `offline` (default): wandb writes its run folders under `<logger.dir or run_dir>/wandb/` and never touches
+  the network; `harness.tracking_read` reads them back;
+- `online`: the same, synced to the wandb server;
+- `disabled`: wandb is never imported and nothing is written; every logging call is a no-op.
+
+Stages use it as
+    with tracker.run(f"decoder-{mode}", job_type="train") as run:
+        train(..., on_log=run.on_log)
+        run.log_table("sweep", frame)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+
+from harness.config import LoggerConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+# wandb runs open in this process; the service process is shut down when the last one closes, so no wandb
+# process outlives a `with tracker.run(...)` block (forked workers and interpreter exit never wait on it).
+_open_runs = 0
+
+# Read by wandb when its process context starts; why offline needs them is told in `Tracker.run`.
+_OFFLINE_ENV = {"WANDB_ERROR_REPORTING": "false", "WANDB_DISABLE_GIT": "true"}
+
+
+class TrackerRun:
+    """One wandb run, or nothing at all when tracking is disabled (`wandb_run is None`)."""
+
+    def __init__(self, wandb_run: Any | None) -> None:
+        self._run = wandb_run
+
+    @property
+    def dir(self) -> Path | None:
+        """The run's folder (holding `run-<id>.wandb` and `files/`); None when disabled."""
+        return Path(self._run.dir).parent if self._run is not None else None
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        if self._run is not None:
+            self._run.log(dict(metrics), step=step)
+
+    def on_log(self, step: int, record: Mapping[str, Any]) -> None:
+        """The training loop's `on_log(step, record)` callback: `train(..., on_log=run.on_log)`."""
+        # The record repeats its step; wandb already keeps it as `_step`, so it would only add a flat chart.
+        self.log({k: v for k, v in record.items() if k != "step"}, step=step)
+
+    def log_table(self, name: str, frame: pd.DataFrame) -> None:
+        if self._run is not None:
+            import wandb
+            self._run.log({name: wandb.Table(dataframe=frame)})
+
+    def log_image(self, name: str, image: str | Path | np.ndarray, caption: str | None = None) -> None:
+        """An image file (PNG, JPEG) or an HxW / HxWxC array."""
+        if self._run is not None:
+            import wandb
+            self._run.log({name: wandb.Image(image, caption=caption)})
+
+    def log_line_plots(self, frame: pd.DataFrame, *, x: str, series: str, metrics: Sequence[str]) -> None:
+        """One line chart per metric, `metric` against `x` with a line per value of `series`.
+
+        For the sweep: `x="guidance", series="mode"`. Rows sharing (series, x), e.g. several training seeds,
+        are averaged; missing values are left out. Each chart is logged under `<metric>_vs_<x>` and its points
+        as the table `<metric>_vs_<x>_table`, which is also how offline runs keep them.
+        """
+        if self._run is None:
+            return
+        import wandb
+        for metric in metrics:
+            points = frame.groupby([series, x], sort=True)[metric].mean().dropna()
+            names = list(points.index.get_level_values(0).unique())
+            xs = [list(points.loc[name].index) for name in names]
+            ys = [list(points.loc[name].values) for name in names]
+            chart = wandb.plot.line_series(xs=xs, ys=ys, keys=[str(n) for n in names], title=f"{metric} vs {x}",
+                                           xname=x)
+            self._run.log({f"{metric}_vs_{x}": chart})
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        if self._run is not None:
+            self._run.summary.update(dict(values))
+
+
+class Tracker:
+    """Opens one wandb run per stage and mode; `config` (the resolved config) goes into every run's config."""
+
+    def __init__(self, logger_cfg: LoggerConfig, experiment: str, run_dir: Path, config: Mapping[str, Any]) -> None:
+        self.cfg = logger_cfg
+        self.experiment = experiment
+        self.root = Path(logger_cfg.dir) if logger_cfg.dir else Path(run_dir)
+        self.config = dict(config)
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.mode != "disabled"
+
+    def _settings(self, wandb: Any) -> Any:
+        # tqdm bars and Hydra's log already cover the console; capturing it would duplicate them in the run.
+        if self.cfg.mode == "online":
+            return wandb.Settings(mode="online", console="off")
+        # Offline runs skip system metrics, machine metadata and git: these are the parts that probe beyond
+        # the process (GPU tools, cloud metadata endpoints, git subprocesses) and they slow down every init.
+        return wandb.Settings(mode="offline", console="off", silent=True, x_disable_stats=True, x_disable_meta=True,
+                              x_disable_machine_info=True, disable_git=True, save_code=False)
+
+    @contextlib.contextmanager
+    def run(self, name: str, job_type: str) -> Iterator[TrackerRun]:
+        """A run named `name` in group `experiment`; finished (as failed) even when the block raises."""
+        if not self.enabled:
+            yield TrackerRun(None)
+            return
+        global _open_runs
+        import wandb
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        settings = self._settings(wandb)
+        _open_runs += 1
+        try:
+            if self.cfg.mode == "offline":
+                # The run's settings are not enough: wandb's process context, loaded from the environment,
+                # would still run git, probe the server for its analytics endpoint and let wandb-core report
+                # its own errors over the network, unless the environment says no and the context is offline
+                # before it starts.
+                for var, value in _OFFLINE_ENV.items():
+                    os.environ.setdefault(var, value)
+                wandb.setup(settings=settings)
+            # `create_new` lets a stage open a run while another is still open instead of finishing that one.
+            run = wandb.init(project=self.cfg.project, group=self.experiment, name=name, job_type=job_type,
+                             dir=str(self.root.resolve()), config=self.config, settings=settings,
+                             reinit="create_new")
+            try:
+                yield TrackerRun(run)
+            except BaseException:
+                run.finish(exit_code=1)
+                raise
+            run.finish()
+        finally:
+            _open_runs -= 1
+            if _open_runs == 0:
+                wandb.teardown()

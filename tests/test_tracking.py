@@ -1,0 +1,98 @@
+"""The wandb wrapper: offline runs are readable back from their files, disabled mode leaves no trace.
+
+Each offline run costs about a second (wandb starts its service), so the module opens two: one that logs
+everything the stages log, and one that fails.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from harness.config import LoggerConfig
+from harness.tracking import Tracker
+from harness.tracking_read import offline_run_dirs, read_offline_run
+
+CONFIG = {"experiment_name": "unit", "decoder": {"size": "tiny"}, "sweep": {"guidance": [1.0, 3.0]}}
+SWEEP = pd.DataFrame({"mode": ["glide", "glide", "unclip", "unclip", "unclip"],  # unclip: two seeds at 3.0
+                      "guidance": [1.0, 3.0, 1.0, 3.0, 3.0],
+                      "fidelity": [0.5, 0.7, 0.6, 0.8, 0.9]})
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """One offline run that logs training curves, a table, two images, line plots and a summary."""
+    root = tmp_path_factory.mktemp("tracked")
+    tracker = Tracker(LoggerConfig(mode="offline"), "unit", root, CONFIG)
+    image_file = root / "grid.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(image_file)
+    with tracker.run("decoder-glide", job_type="train") as run:
+        for step in (25, 50):
+            run.on_log(step, {"step": step, "loss": 1.0 / step, "lr": 3e-4, "images_per_s": 100.0})
+        run.log_table("sweep", SWEEP)
+        run.log_image("grid", image_file, caption="rows: modes")
+        run.log_image("sample", np.zeros((8, 8, 3), dtype=np.uint8))
+        run.log_line_plots(SWEEP, x="guidance", series="mode", metrics=["fidelity"])
+        run.summary({"best_fidelity": 0.85})
+    return root, run.dir, read_offline_run(run.dir)
+
+
+def test_offline_run_reads_back(logged):
+    root, run_dir, got = logged
+    assert [p.resolve() for p in offline_run_dirs(root)] == [run_dir] and run_dir.parent == (root / "wandb").resolve()
+    assert (got["name"], got["group"], got["job_type"], got["exit_code"]) == ("decoder-glide", "unit", "train", 0)
+    assert got["config"] == CONFIG
+
+    curve = [(row["_step"], row["loss"]) for row in got["history"] if "loss" in row]
+    assert curve == [(25, 1 / 25), (50, 1 / 50)]
+    assert all("step" not in row for row in got["history"])  # the record's own step stays in `_step`
+    assert got["summary"]["best_fidelity"] == 0.85 and got["summary"]["loss"] == 1 / 50
+
+    assert got["tables"]["sweep"].equals(SWEEP)
+    points = got["tables"]["fidelity_vs_guidance_table"]
+    unclip = points[points["lineKey"] == "unclip"]
+    assert list(unclip["step"]) == [1.0, 3.0] and list(unclip["lineVal"]) == pytest.approx([0.6, 0.85])
+
+    assert set(got["images"]) == {"grid", "sample"}
+    assert all(path.is_file() for paths in got["images"].values() for path in paths)
+
+
+def test_failing_run_is_finished_and_reraises(tmp_path):
+    tracker = Tracker(LoggerConfig(mode="offline", dir=str(tmp_path / "logs")), "unit", tmp_path / "unused", {})
+    with pytest.raises(RuntimeError, match="boom"):
+        with tracker.run("prior", job_type="train") as run:
+            run.log({"loss": 1.0})
+            raise RuntimeError("boom")
+    (run_dir,) = offline_run_dirs(tmp_path / "logs")  # logger.dir wins over the run dir
+    assert not (tmp_path / "unused").exists()
+    assert read_offline_run(run_dir)["exit_code"] == 1
+
+
+def test_disabled_imports_and_writes_nothing(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        import numpy as np, pandas as pd
+        from harness.config import LoggerConfig
+        from harness.tracking import Tracker
+        tracker = Tracker(LoggerConfig(mode="disabled"), "unit", Path({str(tmp_path / 'run')!r}), {{}})
+        frame = pd.DataFrame({{"mode": ["a"], "guidance": [1.0], "fid": [2.0]}})
+        with tracker.run("decoder-a", job_type="train") as run:
+            run.on_log(1, {{"step": 1, "loss": 0.5}})
+            run.log({{"x": 1}}, step=2)
+            run.log_table("sweep", frame)
+            run.log_image("grid", np.zeros((4, 4, 3)))
+            run.log_line_plots(frame, x="guidance", series="mode", metrics=["fid"])
+            run.summary({{"best": 1}})
+            assert run.dir is None
+        assert "wandb" not in sys.modules, "disabled mode imported wandb"
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, timeout=60)
+    assert list(tmp_path.iterdir()) == []
