@@ -10,17 +10,13 @@ import torch
 from scipy import linalg
 from torch import nn
 
-from harness.metrics import (
-    OpenClipScorer,
-    bootstrap_ci,
-    bootstrap_statistic,
-    clip_score,
+from harness.metrics.bootstrap import bootstrap_ci, bootstrap_statistic, paired_difference_ci
+from harness.metrics.clip_score import OpenClipScorer, clip_score
+from harness.metrics.distribution import fid_kid, prdc
+from harness.metrics.diversity import (
     expected_normalised_entropy,
-    fid_kid,
     mean_pairwise_distance,
     normalised_entropy,
-    paired_difference_ci,
-    prdc,
     vendi_score,
 )
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import open_clip
 import torch
 import torch.nn.functional as F
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import Tensor, nn
 
 
@@ -36,6 +34,9 @@ class OpenClipScorer:
     def __init__(self, model: nn.Module, tokenizer: Callable[[list[str]], Tensor]) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
+        import open_clip  # here, not at module level: open_clip takes seconds to import
+        from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
         cfg = open_clip.get_model_preprocess_cfg(model)
         self.size = open_clip.utils.to_2tuple(cfg.get("size", 224))
         self.mean = torch.tensor(cfg.get("mean", OPENAI_DATASET_MEAN)).view(1, -1, 1, 1)
