@@ -1,4 +1,4 @@
-"""Priors (DALL-E 2 / unCLIP diffusion prior and the identity / mean_shift / linear baselines) on synthetic pairs."""
+"""Priors (DALL-E 2 / unCLIP diffusion prior; identity, mean_shift, linear baselines) on synthetic pairs."""
 
 from __future__ import annotations
 
@@ -80,7 +80,8 @@ def test_mean_shift_recovers_a_constant_gap():
     text = unit(torch.randn(N, DIM, generator=g))
     tokens = torch.randint(1, VOCAB, (N, LENGTH), generator=g)
     gap_pairs = (text, tokens, unit(text + 1.5 * unit(torch.randn(DIM, generator=g))))
-    shifted, identity = mean_cosine(fitted("mean_shift", gap_pairs), gap_pairs), mean_cosine(make("identity"), gap_pairs)
+    shifted = mean_cosine(fitted("mean_shift", gap_pairs), gap_pairs)
+    identity = mean_cosine(make("identity"), gap_pairs)
     assert shifted > 0.9  # not 1: renormalising after the shift bends the gap differently per caption
     assert shifted > identity + 0.3
 
@@ -106,6 +107,18 @@ def test_diffusion_prior_learns_the_map(trained_diffusion, pairs):
     diffusion, identity = mean_cosine(trained_diffusion, pairs), mean_cosine(make("identity"), pairs)
     assert diffusion > 0.8
     assert diffusion > identity + 0.5
+
+
+def test_diffusion_caption_ignores_its_padding_and_the_rest_of_the_batch(trained_diffusion, pairs):
+    """Padding is masked and all-padding columns are cut, so a short caption predicts the same on its own as
+    next to a longer one (which keeps more columns)."""
+    text, tokens, _ = pairs
+    short, long = tokens[8:9].clone(), tokens[9:10].clone()
+    short[:, 2:] = 0
+    noised, timesteps, drop = torch.randn(2, DIM), torch.tensor([500, 500]), torch.tensor([False, False])
+    alone = trained_diffusion.denoise(noised[:1], timesteps[:1], text[8:9], short, drop[:1])
+    batched = trained_diffusion.denoise(noised, timesteps, text[8:10], torch.cat([short, long]), drop)
+    torch.testing.assert_close(batched[:1], alone, atol=1e-5, rtol=1e-5)
 
 
 def test_diffusion_draws_differ_identity_draws_do_not(pairs):
@@ -139,6 +152,16 @@ def test_guidance_changes_samples_and_stays_unit_norm(trained_diffusion, pairs):
         trained_diffusion.guidance = 1.0
     torch.testing.assert_close(guided.norm(dim=-1), torch.ones(8, 1))
     assert not torch.allclose(guided, plain, atol=1e-4)
+
+
+def test_diffusion_runs_under_bf16_autocast(pairs):
+    """Forced bf16 (what a GPU gets from `precision=auto`): mixed dtypes must still train and sample."""
+    text, tokens, _ = pairs
+    prior = build_prior("diffusion", DIM, VOCAB, LENGTH, precision="bf16", guidance=2.0, **TINY_DIFFUSION)
+    assert prior.fit(*pairs, steps=3, **FIT)["loss"] > 0
+    out = prior.sample(text[:4], tokens[:4], n=2, generator=torch.Generator().manual_seed(0))
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    torch.testing.assert_close(out.norm(dim=-1), torch.ones(4, 2))
 
 
 def test_diffusion_fit_is_deterministic_given_seed(pairs):

@@ -63,7 +63,8 @@ class ClosedFormPrior(Prior):
     """
 
     @abc.abstractmethod
-    def fit_statistics(self, text_vectors: torch.Tensor, image_vectors: torch.Tensor) -> dict[str, torch.Tensor]:
+    def fit_statistics(self, text_vectors: torch.Tensor,
+                       image_vectors: torch.Tensor) -> dict[str, torch.Tensor]:
         """New values for the buffers, by buffer name, from float64 pairs (solves are safer in float64)."""
 
     @abc.abstractmethod
@@ -73,7 +74,7 @@ class ClosedFormPrior(Prior):
     def fit(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, image_vectors: torch.Tensor, *,
             steps: int, batch_size: int, lr: float, seed: int, progress: bool = True,
             device: str | torch.device = "auto") -> dict[str, float]:
-        target = resolve_device(device) if isinstance(device, str) else device
+        target = resolve_device(str(device))
         self.to(target)
         statistics = self.fit_statistics(text_vectors.to(target, torch.float64),
                                          image_vectors.to(target, torch.float64))
@@ -87,4 +88,4 @@ class ClosedFormPrior(Prior):
     def sample(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, n: int = 1,
                generator: torch.Generator | None = None) -> torch.Tensor:
         image = F.normalize(self.predict(text_vectors.to(self.device, torch.float32)), dim=-1)
-        return image.unsqueeze(1).expand(-1, n, -1).to(text_vectors.device)
+        return image.unsqueeze(1).repeat(1, n, 1).to(text_vectors.device)

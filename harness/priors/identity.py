@@ -15,7 +15,8 @@ from harness.priors.base import ClosedFormPrior
 class IdentityPrior(ClosedFormPrior):
     """Text vector in, the same vector out; nothing to fit."""
 
-    def fit_statistics(self, text_vectors: torch.Tensor, image_vectors: torch.Tensor) -> dict[str, torch.Tensor]:
+    def fit_statistics(self, text_vectors: torch.Tensor,
+                       image_vectors: torch.Tensor) -> dict[str, torch.Tensor]:
         return {}
 
     def predict(self, text_vectors: torch.Tensor) -> torch.Tensor:

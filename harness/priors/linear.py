@@ -27,7 +27,8 @@ class LinearPrior(ClosedFormPrior):
         self.register_buffer("weight", torch.eye(dim))  # identity until fitted: the `identity` prior
         self.register_buffer("bias", torch.zeros(dim))
 
-    def fit_statistics(self, text_vectors: torch.Tensor, image_vectors: torch.Tensor) -> dict[str, torch.Tensor]:
+    def fit_statistics(self, text_vectors: torch.Tensor,
+                       image_vectors: torch.Tensor) -> dict[str, torch.Tensor]:
         text_mean, image_mean = text_vectors.mean(dim=0), image_vectors.mean(dim=0)
         x, y = text_vectors - text_mean, image_vectors - image_mean
         # The intercept is left unpenalised by centring; lstsq-free normal equations are fine at D <= 256.

@@ -19,7 +19,8 @@ class MeanShiftPrior(ClosedFormPrior):
         super().__init__(dim, vocab_size, context_length)
         self.register_buffer("gap", torch.zeros(dim))
 
-    def fit_statistics(self, text_vectors: torch.Tensor, image_vectors: torch.Tensor) -> dict[str, torch.Tensor]:
+    def fit_statistics(self, text_vectors: torch.Tensor,
+                       image_vectors: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"gap": (image_vectors - text_vectors).mean(dim=0)}
 
     def predict(self, text_vectors: torch.Tensor) -> torch.Tensor:
