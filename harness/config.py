@@ -156,6 +156,16 @@ class ClipConfig:
     pretrained_tag: str = param("", help="an open_clip pretrained tag; needs allow_network")
     allow_network: bool = False
 
+    def cross_checks(self) -> Iterator[tuple[str, str]]:
+        for tower in ("vision", "text"):
+            if getattr(self, f"{tower}_width") % getattr(self, f"{tower}_heads"):
+                yield f"{tower}_width", f"must be a multiple of {tower}_heads"
+        if self.kind == "pretrained" and not self.weights:
+            if not self.pretrained_tag:
+                yield "weights", "clip=pretrained needs clip.weights (a local file) or clip.pretrained_tag"
+            elif not self.allow_network:
+                yield "pretrained_tag", "downloading weights needs clip.allow_network=true (or use clip.weights)"
+
 
 @dataclass
 class ProbeConfig:
@@ -260,6 +270,10 @@ class Config:
             yield "conditioning", "choose at least one mode, e.g. conditioning=[glide,clip_text]"
         if self.data.source == "hf" and any(k == "binding" for k in self.sweep.prompt_kinds):
             yield "sweep.prompt_kinds", "prompt kinds come from the shapes world; use data=shapes or drop them"
+        if self.data.resolution % self.clip.patch_size:
+            yield "clip.patch_size", f"must divide data.resolution ({self.data.resolution})"
+        if self.data.source == "hf" and self.clip.hard_negatives:
+            yield "clip.hard_negatives", "hard-negative captions come from the shapes world; use data=shapes"
 
 
 def register_configs() -> None:

@@ -1,39 +1,200 @@
 """The experiment pipeline of DESIGN.md section 2: each stage turns its config and upstream artifacts into a
-cached artifact; this module only orders them and records what each cost."""
+cached artifact; this module only orders them, hands each the artifacts it needs, and records the cost.
+
+data -> clip -> embeddings -> prior -> decoder[mode, seed] -> sweep[mode x guidance x policy] -> metrics -> report
+   \\-> probe, eval_clip (the evaluator, independent of the conditioning CLIP) ------------------^
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import platform
+import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
+import torch
 from omegaconf import OmegaConf
 
 from harness.cache import ArtifactCache
 from harness.config import Config
+from harness.device import resolve_device
+from harness.errors import HarnessError
+from harness.seeds import derived_seed
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LINE_PLOT_METRICS = ("attribute_accuracy", "binding_accuracy", "clip_score", "fid", "free_entropy", "vendi",
+                     "pairwise_distance", "recall")
 
 
 def cache_for(cfg: Config) -> ArtifactCache:
     return ArtifactCache(Path(cfg.cache_dir) if cfg.cache_dir else PROJECT_ROOT / ".cache" / "artifacts")
 
 
+class StageClock:
+    """Wall time per stage, and a one-line progress display: the stage, its position, the time so far."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names, self.times, self.started = names, {}, time.perf_counter()
+
+    @contextmanager
+    def stage(self, name: str, label: str | None = None) -> Iterator[None]:
+        position = self.names.index(name) + 1 if name in self.names else len(self.names)
+        log.info("[%d/%d] %s ... (%.0f s elapsed)", position, len(self.names), label or name,
+                 time.perf_counter() - self.started)
+        start = time.perf_counter()
+        yield
+        self.times[label or name] = round(self.times.get(label or name, 0) + time.perf_counter() - start, 2)
+
+
 def run(cfg: Config, run_dir: Path) -> dict:
+    from harness import sweep as sweep_stage
+    from harness.clip import embeddings as embeddings_stage, encode_images, encode_texts, load_clip, \
+        stage as clip_stage
+    from harness.conditioning.base import mode_class
     from harness.data import build as data_stage
+    from harness.data.world import ShapesWorld, prompts_by_kind
+    from harness.decoder import stage as decoder_stage
+    from harness.evaluator import eval_clip as eval_clip_stage, probe as probe_stage
+    from harness.metrics import table as metrics_table
+    from harness.priors import stage as prior_stage
+    from harness.report.render import write_report
+    from harness.tracking import Tracker
 
+    if cfg.data.source != "shapes":
+        raise HarnessError("data: the sweep and report need the shapes world's prompts and judge for now; "
+                           "data=hf is supported by the data, clip and prior stages")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    cache = cache_for(cfg)
-    timings: dict[str, float] = {}
+    resolved = OmegaConf.to_container(OmegaConf.structured(cfg))
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+    cache, device = cache_for(cfg), resolve_device(cfg.device)
+    tracker = Tracker(cfg.logger, cfg.experiment_name, run_dir, resolved)
+    clock = StageClock(["data", "clip", "embeddings", "probe", "eval_clip", "prior", "decoder", "sweep", "report"])
 
-    started = time.perf_counter()
-    data = data_stage.run(cfg.data, cache)
-    timings["data"] = round(time.perf_counter() - started, 2)
-    log.info("data: %s (%s)", data.path, "reused" if data.reused else "built")
+    with clock.stage("data"):
+        data = data_stage.run(cfg.data, cache)
+    with clock.stage("clip"):
+        clip = clip_stage.run(cfg, cache, data)
+    with clock.stage("embeddings"):
+        embeddings = embeddings_stage.run(cfg, cache, data, clip)
+    with clock.stage("probe"):
+        probe = probe_stage.run(cfg, cache, data)
+    with clock.stage("eval_clip"):
+        eval_clip = eval_clip_stage.run(cfg, cache, data)
+    with clock.stage("prior"):
+        priors = prior_stage.run(cfg, cache, data, embeddings)
 
-    summary = {"experiment": cfg.experiment_name, "wall_time_s": timings, "data": data.meta}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    clip_model, tokenizer = load_clip(clip, device)
+    context = decoder_stage.ClipContext(
+        clip_dim=embeddings.meta["dim"], vocab_size=embeddings.meta["vocab_size"],
+        context_length=embeddings.meta["context_length"], empty_tokens=tokenizer([""])[0].long(),
+        empty_vector=encode_texts(clip_model, tokenizer, [""], precision=cfg.precision)[0].cpu())
+    train_split = embeddings_stage.load_embeddings(embeddings)["train"]
+    decoders = {}
+    for seed in cfg.train_seeds:
+        for mode in cfg.conditioning:
+            with clock.stage("decoder", f"decoder[{mode} seed {seed}]"):
+                decoders[(mode, seed)] = decoder_stage.run(cfg, cache, data, embeddings, train_split, context,
+                                                           mode, seed)
+            with tracker.run(f"decoder-{mode}-s{seed}", "decoder") as tracked:
+                for record in decoders[(mode, seed)].meta.get("history", []):
+                    tracked.log(record, step=record["step"])
+
+    world = ShapesWorld(cfg.data.shapes, cfg.data.resolution)
+    train_captions = set(data_stage.load_split(data, "train").captions)
+    prompts = prompts_by_kind(world, cfg.sweep.prompt_kinds, cfg.sweep.prompts_per_kind, cfg.sweep.seed,
+                              avoid=train_captions)
+    unseen = sum(p.caption not in train_captions for p in prompts)
+    probe_model = probe_stage.load_probe(probe, device)
+    eval_model, eval_tokenizer = load_clip(eval_clip, device)
+    judge = sweep_stage.Judge(
+        read=probe_model.read, features=probe_model.features,
+        embed_images=lambda images: encode_images(eval_model, images, precision=cfg.precision),
+        embed_texts=lambda captions: encode_texts(eval_model, eval_tokenizer, captions, precision=cfg.precision))
+    prior = prior_stage.load_prior(priors, cfg.prior.kind, device)
+
+    def oracle_vectors(ids: list[int], k: int) -> torch.Tensor:
+        """CLIP image vectors of k fresh real images per prompt: what a perfect prior would hand unCLIP."""
+        images = np.concatenate([world.references(prompts[i], k, seed=derived_seed(cfg.sweep.seed, f"oracle{i}"))[1]
+                                 for i in ids])
+        return encode_images(clip_model, images, precision=cfg.precision).reshape(len(ids), k, -1).cpu()
+
+    sources = sweep_stage.Sources(
+        encode_texts=lambda captions: (tokenizer(captions).long(),
+                                       encode_texts(clip_model, tokenizer, captions, precision=cfg.precision).cpu()),
+        prior_sample=lambda text, tokens, n, generator: prior.sample(text.to(device), tokens.to(device), n,
+                                                                     generator=generator).cpu(),
+        oracle_vectors=oracle_vectors)
+    policies = {}
+    for mode in cfg.conditioning:
+        mode_cls = mode_class(cfg.conditioning[mode].module)
+        is_prior_mode = mode_cls.vector_source == "image" and mode_cls.sampling_vector == "prior"
+        policies[mode] = list(cfg.conditioning[mode].prior_draws) if is_prior_mode else ["-"]
+    loaders = {(mode, seed): (lambda m=mode, s=seed: decoder_stage.load(decoders[(m, s)], cfg, m, context, device))
+               for (mode, seed) in decoders}
+
+    def finish(workdir: Path) -> dict:
+        cells = list(sweep_stage.load_cells(workdir / "cells"))
+        groups = metrics_table.assemble_groups(cells, len(prompts))
+        with np.load(workdir / f"{sweep_stage.REAL}.npz") as raw:
+            real = metrics_table.real_group(dict(raw))
+        text_embeddings = judge.embed_texts([p.caption for p in prompts]).cpu().numpy() if judge.embed_texts else None
+        table, per_prompt = metrics_table.build_table(groups, real, prompts, world, text_embeddings,
+                                                      cfg.sweep.bootstrap_resamples, cfg.sweep.seed)
+        table.to_csv(workdir / "metrics.csv", index=False)
+        table.to_parquet(workdir / "metrics.parquet", index=False)
+        per_prompt.to_csv(workdir / "per_prompt.csv", index=False)
+        sweep_stage.write_grids(cells, prompts, cfg, workdir)
+        return {"prompts": len(prompts), "unseen_prompts": unseen}
+
+    with clock.stage("sweep"):
+        swept = sweep_stage.run(cfg, cache, lambda: sweep_stage.SweepRunner(cfg, prompts, loaders, sources, judge, world),
+                                policies, len(prompts), [data, clip, probe, eval_clip, priors, *decoders.values()],
+                                finish)
+    for name in ("metrics.csv", "metrics.parquet", "per_prompt.csv", *[p.name for p in swept.path.glob("grid_*.png")]):
+        shutil.copy2(swept.file(name), run_dir / name)
+
+    import pandas as pd
+
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    with tracker.run("sweep", "sweep") as tracked:
+        tracked.log_table("metrics", metrics)
+        curves = metrics[(metrics["prompt_kind"] == "all") & (metrics["mode"] != sweep_stage.REAL)].copy()
+        curves["line"] = curves["mode"] + curves["prior_draw"].map(lambda d: "" if d == "-" else f" ({d})")
+        wide = curves.pivot_table(index=["line", "guidance", "train_seed"], columns="metric", values="value")
+        tracked.log_line_plots(wide.reset_index(), x="guidance", series="line",
+                               metrics=[m for m in LINE_PLOT_METRICS if m in wide.columns])
+        for grid in sorted(run_dir.glob("grid_*.png")):
+            tracked.log_image(grid.stem, grid)
+
+    summary = {
+        "experiment": cfg.experiment_name,
+        "setup": {"data": cfg.data.source, "resolution": cfg.data.resolution, "num_images": cfg.data.num_images,
+                  "decoder_size": cfg.decoder.size, "decoder_steps": cfg.decoder.train.steps,
+                  "train_seeds": list(cfg.train_seeds), "modes": list(cfg.conditioning),
+                  "sampler": cfg.sweep.sampler, "sample_steps": cfg.sweep.sample_steps,
+                  "prompts_per_kind": cfg.sweep.prompts_per_kind, "samples_per_prompt": cfg.sweep.samples_per_prompt,
+                  "unseen_prompts": swept.meta.get("unseen_prompts"), "machine": _machine(), "device": str(device)},
+        "clip": clip.meta, "probe": probe.meta, "eval_clip": eval_clip.meta,
+        "priors": {name: {"cosine": q["cosine"], "retrieval": q.get("retrieval_top1", q.get("retrieval_own_image_top1"))}
+                   for name, q in priors.meta["quality"].items()},
+        "decoders": {f"{m}/seed{s}": {k: v for k, v in a.meta.items() if k != "history"}
+                     for (m, s), a in decoders.items()},
+        "sweep": {k: v for k, v in swept.meta.items()},
+    }
+    with clock.stage("report"):
+        summary["wall_time_s"] = dict(clock.times)  # the report adds the total
+        grids = {p.stem.removeprefix("grid_"): p for p in sorted(run_dir.glob("grid_*.png"))}
+        write_report(metrics, summary, run_dir, per_prompt=pd.read_csv(run_dir / "per_prompt.csv"), grids=grids)
+    log.info("report: %s", run_dir / "report.md")
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def _machine() -> str:
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads{gpu}"

@@ -1,0 +1,64 @@
+"""The `clip` stage: the conditioning CLIP, trained from scratch on the train split or pretrained.
+
+The artifact is an open_clip local-dir folder (see `harness.clip.model`); while a scratch model trains, the
+same folder holds the training checkpoint, so a killed build resumes where it stopped. Its meta holds the
+training figures and the quality figures of `harness.clip.quality` on the val split.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from harness.cache import Artifact, ArtifactCache
+from harness.clip.model import create_from_folder
+from harness.clip.negatives import HardNegatives
+from harness.clip.pretrained import fingerprint, install_pretrained
+from harness.clip.quality import split_quality, summary_line
+from harness.clip.train import CaptionedImages, recipe_config, train_clip
+from harness.config import Config
+from harness.data.build import load_split
+from harness.data.world import ShapesWorld
+from harness.device import resolve_device
+
+log = logging.getLogger(__name__)
+VERSION = "1"
+
+
+def stage_config(cfg: Config) -> dict:
+    """What the stage reads: the pretrained model's identity, or the scratch recipe and hard-negative setting."""
+    if cfg.clip.kind == "pretrained":
+        return fingerprint(cfg.clip)
+    config = {"kind": "scratch", "seed": cfg.clip.train.seed, "precision": cfg.precision, **recipe_config(cfg.clip)}
+    if cfg.clip.hard_negatives:
+        config["num_hard_negatives"] = cfg.clip.num_hard_negatives
+    return config
+
+
+def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
+    """Build (or reuse) the conditioning CLIP for `cfg` on the dataset artifact `data`."""
+
+    def build(workdir: Path) -> dict:
+        device = resolve_device(cfg.device)
+        meta: dict = {"kind": cfg.clip.kind}
+        if cfg.clip.kind == "pretrained":
+            install_pretrained(cfg.clip, workdir)
+            model, tokenizer = create_from_folder(workdir, device)
+        else:
+            split = load_split(data, "train")
+            negatives = None
+            if cfg.clip.hard_negatives:  # the config check guarantees the shapes world here
+                world = ShapesWorld(cfg.data.shapes, cfg.data.resolution)
+                negatives = HardNegatives(world.vocab, cfg.clip.num_hard_negatives)
+            train_set = CaptionedImages(np.asarray(split.pixels), split.captions, split.prompts, split.attributes)
+            model, tokenizer, result = train_clip(workdir, train_set, cfg.clip, seed=cfg.clip.train.seed,
+                                                  device=device, negatives=negatives, precision=cfg.precision,
+                                                  progress=cfg.progress, desc="clip")
+            meta["train"] = result.summary()
+        meta["quality"] = split_quality(model.eval(), tokenizer, load_split(data, "val"), cfg)
+        log.info("clip (%s): %s", cfg.clip.kind, summary_line(meta["quality"]))
+        return meta
+
+    return cache.build("clip", VERSION, stage_config(cfg), [data], build)

@@ -1,0 +1,55 @@
+"""The `eval_clip` stage: an evaluation CLIP, independent of the conditioning one (DESIGN.md section 6).
+
+Same architecture and recipe as the conditioning CLIP (`harness.clip.train.train_clip`), but a different seed
+(`evaluator.clip_seed`, for the initial weights and the data order) and different images:
+- shapes: a fresh set rendered by the world with a seed derived from `evaluator.clip_seed`, as large as the
+  train split; its quality is measured on the dataset's val split, which it never saw;
+- any other dataset: the val and test splits; its quality is measured on the train split, which it never saw.
+It never uses hard negatives, so the judge stays the same when question 5 toggles them on the conditioning CLIP.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from harness.cache import Artifact, ArtifactCache
+from harness.clip.quality import split_quality, summary_line
+from harness.clip.train import CaptionedImages, recipe_config, train_clip
+from harness.config import Config
+from harness.data.build import load_split
+from harness.data.world import ShapesWorld
+from harness.device import resolve_device
+from harness.seeds import derived_seed
+
+log = logging.getLogger(__name__)
+VERSION = "1"
+
+
+def training_set(cfg: Config, data: Artifact) -> CaptionedImages:
+    if cfg.data.source == "shapes":
+        world = ShapesWorld(cfg.data.shapes, cfg.data.resolution)
+        prompts, _, pixels = world.generate(len(load_split(data, "train")),
+                                            derived_seed(cfg.evaluator.clip_seed, "eval_clip_images"))
+        return CaptionedImages(pixels, [p.caption for p in prompts])
+    splits = [load_split(data, name) for name in ("val", "test")]
+    return CaptionedImages(np.concatenate([np.asarray(s.pixels) for s in splits]),
+                           [c for s in splits for c in s.captions])
+
+
+def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
+    """Build (or reuse) the evaluation CLIP; load it with `harness.clip.load_clip`."""
+
+    def build(workdir: Path) -> dict:
+        model, tokenizer, result = train_clip(workdir, training_set(cfg, data), cfg.clip,
+                                              seed=cfg.evaluator.clip_seed, device=resolve_device(cfg.device),
+                                              precision=cfg.precision, progress=cfg.progress, desc="eval_clip")
+        held_out = load_split(data, "val" if cfg.data.source == "shapes" else "train")
+        meta = {"train": result.summary(), "quality": split_quality(model, tokenizer, held_out, cfg)}
+        log.info("eval_clip: %s", summary_line(meta["quality"]))
+        return meta
+
+    config = {"clip_seed": cfg.evaluator.clip_seed, "precision": cfg.precision, **recipe_config(cfg.clip)}
+    return cache.build("eval_clip", VERSION, config, [data], build)

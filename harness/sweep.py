@@ -1,0 +1,264 @@
+"""The guidance sweep (DESIGN.md sections 1 and 6): every trained mode x guidance scale x prior draw policy,
+K samples for each of P held-out prompts, from paired noise.
+
+Work is cut into cells (mode, seed, guidance, policy, prompt chunk). Each cell is sampled, read by the
+evaluator (probe attributes, probe features, evaluation-CLIP embeddings) and saved atomically as soon as it
+finishes, inside the sweep artifact's resumable work folder; a killed sweep restarts, finds the finished
+cells and computes only the rest. Nothing here depends on which mode it samples: a mode says where its
+vectors come from (`sampling_vector`) and which policies it compares (`draw_policies`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from harness.cache import Artifact, ArtifactCache
+from harness.conditioning.base import ModeInputs
+from harness.config import Config
+from harness.data.world import Prompt, ShapesWorld
+from harness.decoder.diffusion import guided, make_sampler, make_train_scheduler, paired_noise, sample, \
+    step_generators
+from harness.decoder.stage import Decoder
+from harness.decoder.unet import record_attention
+from harness.device import resolve_device
+
+log = logging.getLogger(__name__)
+VERSION = "1"
+REAL = "real"  # the pseudo-mode holding real reference images: the ceiling every mode is read against
+
+
+@dataclass
+class Sources:
+    """Where sampling inputs come from."""
+    encode_texts: Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]  # -> tokens [B,L], vectors [B,D]
+    prior_sample: Callable[[torch.Tensor, torch.Tensor, int, torch.Generator], torch.Tensor] | None
+    oracle_vectors: Callable[[list[int], int], torch.Tensor] | None  # prompt ids, k -> [P, k, D]
+
+
+@dataclass
+class Judge:
+    """The evaluator, never the conditioning CLIP: probe readings and features, evaluation-CLIP embeddings."""
+    read: Callable[[np.ndarray], list[dict]]
+    features: Callable[[np.ndarray], torch.Tensor]
+    embed_images: Callable[[np.ndarray], torch.Tensor] | None
+    embed_texts: Callable[[list[str]], torch.Tensor] | None
+
+
+@dataclass(frozen=True)
+class Cell:
+    mode: str
+    seed: int
+    guidance: float
+    policy: str
+    chunk: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.mode}__s{self.seed}__g{self.guidance:g}__{self.policy}__c{self.chunk}"
+
+
+def chunks(n: int, size: int) -> list[range]:
+    return [range(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+def plan(cfg: Config, policies: dict[str, list[str]], n_prompts: int) -> list[Cell]:
+    """Every cell of the sweep, in a fixed order (modes, seeds, guidance, policies, chunks)."""
+    return [Cell(mode, seed, float(g), policy, c)
+            for mode in policies for seed in cfg.train_seeds for g in cfg.sweep.guidance
+            for policy in policies[mode] for c in range(len(chunks(n_prompts, cfg.sweep.cells_per_chunk)))]
+
+
+def save_npz(path: Path, **arrays) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def judge_images(judge: Judge, images: np.ndarray) -> dict[str, np.ndarray]:
+    """Evaluator outputs for uint8 images [P, K, H, W, 3], kept per (prompt, sample)."""
+    p, k = images.shape[:2]
+    flat = images.reshape(p * k, *images.shape[2:])
+    out = {"images": images, "features": judge.features(flat).float().cpu().numpy().reshape(p, k, -1),
+           "readings": np.array(json.dumps(judge.read(flat)))}
+    if judge.embed_images is not None:
+        out["clip"] = judge.embed_images(flat).float().cpu().numpy().reshape(p, k, -1)
+    return out
+
+
+class SweepRunner:
+    """Samples the cells of one sweep; the pipeline hands it the trained decoders and the evaluator."""
+
+    def __init__(self, cfg: Config, prompts: list[Prompt], decoders: dict[tuple[str, int], Callable[[], Decoder]],
+                 sources: Sources, judge: Judge, world: ShapesWorld | None) -> None:
+        self.cfg, self.prompts, self.decoders, self.world = cfg, prompts, decoders, world
+        self.sources, self.judge = sources, judge
+        self.device = resolve_device(cfg.device)
+        train = make_train_scheduler(cfg.decoder.num_train_timesteps, cfg.decoder.beta_schedule,
+                                     cfg.decoder.prediction)
+        self.sampler = make_sampler(cfg.sweep.sampler, train, cfg.sweep.sample_steps)
+        self.tokens, self.text_vectors = sources.encode_texts([p.caption for p in prompts])
+        self._loaded: dict[tuple[str, int], Decoder] = {}
+
+    def decoder(self, mode: str, seed: int) -> Decoder:
+        if (mode, seed) not in self._loaded:
+            self._loaded.clear()  # one decoder in memory at a time
+            self._loaded[(mode, seed)] = self.decoders[(mode, seed)]()
+        return self._loaded[(mode, seed)]
+
+    def vectors(self, decoder: Decoder, cell: Cell, ids: list[int], k: int) -> torch.Tensor | None:
+        """The CLIP image vectors [P, K, D] a mode samples from, or None when it reads text vectors."""
+        mode = decoder.mode
+        if mode.vector_source != "image":
+            return None
+        if mode.sampling_vector == "oracle":
+            return self.sources.oracle_vectors(ids, k)
+        # One generator per chunk and policy, shared by every guidance scale, so scales are paired.
+        generator = torch.Generator().manual_seed(int(np.random.SeedSequence(
+            [self.cfg.sweep.seed, cell.chunk, cell.seed, 7]).generate_state(1)[0]))
+        draws = 1 if cell.policy == "fixed" else k
+        drawn = self.sources.prior_sample(self.text_vectors[ids], self.tokens[ids], draws, generator)
+        return drawn.expand(len(ids), k, drawn.shape[-1]) if draws == 1 else drawn
+
+    def sample_cell(self, cell: Cell, ids: list[int]) -> dict[str, np.ndarray]:
+        k, res = self.cfg.sweep.samples_per_prompt, self.cfg.data.resolution
+        decoder = self.decoder(cell.mode, cell.seed)
+        vectors = self.vectors(decoder, cell, ids, k)
+        rows = torch.tensor(ids).repeat_interleave(k)
+        samples = torch.arange(k).repeat(len(ids))
+        inputs = ModeInputs(self.tokens[rows].to(self.device), self.text_vectors[rows].to(self.device),
+                            None if vectors is None else vectors.reshape(len(rows), -1).to(self.device))
+        noise = paired_noise(self.cfg.sweep.seed, rows, samples, (3, res, res), device=self.device)
+        generators = step_generators(self.cfg.sweep.seed, rows, samples) if self.cfg.sweep.sampler == "ddpm" else None
+        with torch.no_grad():
+            model_fn = guided(decoder, *decoder.mode.guidance_branches(inputs, cell.guidance))
+            # Attention mass is recorded where the forward pass is purely conditional (guidance 1).
+            if cell.guidance == 1.0 and decoder.mode.has_tokens:
+                with record_attention(decoder.unet) as recorder:
+                    x0 = sample(model_fn, noise, self.sampler, generators, precision=self.cfg.precision)
+                attention = recorder.mass()
+            else:
+                x0 = sample(model_fn, noise, self.sampler, generators, precision=self.cfg.precision)
+                attention = {}
+        images = ((x0.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        images = images.permute(0, 2, 3, 1).reshape(len(ids), k, res, res, 3).numpy()
+        out = judge_images(self.judge, images)
+        out["attention"] = np.array(json.dumps(attention))
+        out["prior_spread"] = (prior_spread(vectors) if vectors is not None and cell.policy == "per_sample"
+                               else np.full(len(ids), np.nan))
+        return out
+
+    def run(self, cells: list[Cell], cell_dir: Path) -> tuple[int, int]:
+        """Compute the missing cells; returns (computed, reused)."""
+        from tqdm import tqdm
+
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        prompt_chunks = chunks(len(self.prompts), self.cfg.sweep.cells_per_chunk)
+        todo = [c for c in cells if not (cell_dir / f"{c.name}.npz").exists()]
+        reused = len(cells) - len(todo)
+        real = cell_dir.parent / f"{REAL}.npz"
+        if self.world is not None and not real.exists():
+            refs = real_references(self.world, self.prompts, self.cfg.sweep.samples_per_prompt,
+                                   self.cfg.sweep.seed, self.judge)
+            save_npz(real, prompt_ids=np.arange(len(self.prompts)), **refs)
+        log.info("sweep: %d cells, %d reused from an earlier run, %d to compute", len(cells), reused, len(todo))
+        for cell in tqdm(todo, desc="sweep", disable=not self.cfg.progress, dynamic_ncols=True):
+            ids = list(prompt_chunks[cell.chunk])
+            save_npz(cell_dir / f"{cell.name}.npz", prompt_ids=np.array(ids), **self.sample_cell(cell, ids))
+        return len(todo), reused
+
+
+def prior_spread(vectors: torch.Tensor) -> np.ndarray:
+    """Per prompt, the mean pairwise cosine distance between the prior's draws [P, K, D]."""
+    v = torch.nn.functional.normalize(vectors.float(), dim=-1)
+    sims = v @ v.transpose(1, 2)
+    k = v.shape[1]
+    off_diagonal = (sims.sum(dim=(1, 2)) - sims.diagonal(dim1=1, dim2=2).sum(-1)) / (k * (k - 1))
+    return (1 - off_diagonal).cpu().numpy()
+
+
+def real_references(world: ShapesWorld, prompts: list[Prompt], k: int, seed: int, judge: Judge) -> dict:
+    """K fresh real images per prompt (drawing what the caption leaves free) and the evaluator's view of them."""
+    images = np.stack([world.references(p, k, seed=int(np.random.SeedSequence([seed, i, 11]).generate_state(1)[0]))[1]
+                       for i, p in enumerate(prompts)])
+    return judge_images(judge, images)
+
+
+def load_cells(cell_dir: Path) -> Iterator[tuple[Cell, dict]]:
+    for path in sorted(cell_dir.glob("*.npz")):
+        if path.name.endswith(".tmp.npz"):
+            continue
+        mode, seed, guidance, policy, chunk = path.stem.split("__")
+        with np.load(path) as data:
+            yield Cell(mode, int(seed[1:]), float(guidance[1:]), policy, int(chunk[1:])), dict(data)
+
+
+def sweep_config(cfg: Config, modes: list[str]) -> dict:
+    return {"sweep": dataclasses.asdict(cfg.sweep), "train_seeds": list(cfg.train_seeds),
+            "modes": {m: dataclasses.asdict(cfg.conditioning[m]) for m in modes}}
+
+
+def run(cfg: Config, cache: ArtifactCache, runner_factory: Callable[[], SweepRunner], policies: dict[str, list[str]],
+        n_prompts: int, upstream: list[Artifact], finish: Callable[[Path], dict]) -> Artifact:
+    """The sweep artifact: all cells, then `finish(workdir)` (the metrics) once they are complete."""
+    cells = plan(cfg, policies, n_prompts)
+
+    def build(workdir: Path) -> dict:
+        computed, reused = runner_factory().run(cells, workdir / "cells")
+        meta = finish(workdir)
+        return {"cells": len(cells), "cells_computed": computed, "cells_reused": reused, **meta}
+
+    return cache.build("sweep", VERSION, sweep_config(cfg, list(policies)), upstream, build)
+
+
+def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Config, out_dir: Path) -> list[Path]:
+    """One sheet per prompt kind: rows are modes (and draw policies), columns guidance scales; each cell
+    shows the same prompts' first sample from the same noise, like the DALL-E 2 paper's vase figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seed = cfg.train_seeds[0]
+    images: dict[tuple[str, str, float], dict[int, np.ndarray]] = {}
+    for cell, data in cells:
+        if cell.seed == seed:
+            bucket = images.setdefault((cell.mode, cell.policy, cell.guidance), {})
+            bucket.update({int(pid): data["images"][row, 0] for row, pid in enumerate(data["prompt_ids"])})
+    rows = sorted({(m, p) for m, p, _ in images}, key=lambda mp: (list(cfg.conditioning).index(mp[0]), mp[1]))
+    scales = sorted({g for _, _, g in images})
+    written = []
+    for kind in cfg.sweep.prompt_kinds:
+        ids = [i for i, p in enumerate(prompts) if p.kind == kind][: cfg.sweep.grid_prompts]
+        if not ids or not rows:
+            continue
+        fig, axes = plt.subplots(len(rows), len(scales), figsize=(1.1 * len(ids) * len(scales) + 1.2,
+                                                                  1.25 * len(rows) + 1.2), squeeze=False)
+        for r, (mode, policy) in enumerate(rows):
+            for c, g in enumerate(scales):
+                tiles = images.get((mode, policy, g), {})
+                strip = np.concatenate([tiles.get(i, np.zeros_like(next(iter(tiles.values())))) for i in ids], axis=1)
+                ax = axes[r][c]
+                ax.imshow(strip, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(f"guidance {g:g}", fontsize=8)
+                if c == 0:
+                    ax.set_ylabel(mode if policy == "-" else f"{mode}\n({policy})", fontsize=7)
+        captions = "; ".join(f"{n + 1}: {prompts[i].caption}" for n, i in enumerate(ids))
+        fig.suptitle(f"{kind} prompts (left to right) - {captions}", fontsize=7, wrap=True)
+        fig.tight_layout()
+        path = out_dir / f"grid_{kind}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written

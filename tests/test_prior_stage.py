@@ -1,0 +1,53 @@
+"""The prior stage: every compared prior fitted on the CLIP embeddings, saved, reloaded and scored on val."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.clip import embeddings as embeddings_stage
+from harness.clip import load_embeddings
+from harness.clip import stage as clip_stage
+from harness.priors import Prior
+from harness.priors import stage as prior_stage
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def build(cfg, smoke_data):
+    cache, data = smoke_data(cfg)
+    embeddings = embeddings_stage.run(cfg, cache, data, clip_stage.run(cfg, cache, data))
+    return cache, data, embeddings
+
+
+def test_prior_stage_fits_saves_and_scores_every_prior(smoke_config, smoke_data, monkeypatch):
+    cfg = smoke_config("prior.compare=[identity,linear]", "prior.kind=diffusion")
+    cache, data, embeddings = build(cfg, smoke_data)
+    artifact = prior_stage.run(cfg, cache, data, embeddings)
+    quality = artifact.meta["quality"]
+    assert set(quality) == {"identity", "linear", "diffusion"}
+    for figures in quality.values():
+        assert -1 <= figures["cosine"] <= 1 and 0 <= figures["retrieval_top1"] <= 1
+    assert artifact.meta["kind"] == "diffusion"
+
+    val = load_embeddings(embeddings)["val"]
+    for name in quality:
+        torch.load(artifact.file(f"prior_{name}.pt"), weights_only=True)
+        prior = prior_stage.load_prior(artifact, name)
+        drawn = prior.sample(val["text"][:4], val["tokens"][:4], n=2, generator=torch.Generator().manual_seed(0))
+        assert drawn.shape == (4, 2, cfg.clip.embed_dim)
+        assert torch.allclose(drawn.norm(dim=-1), torch.ones(4, 2), atol=1e-4)
+    identity = prior_stage.load_prior(artifact, "identity").sample(val["text"][:4], val["tokens"][:4])
+    assert torch.allclose(identity[:, 0], val["text"][:4], atol=1e-6)
+    with pytest.raises(KeyError, match="mean_shift"):
+        prior_stage.load_prior(artifact, "mean_shift")
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a cached prior was fitted again")
+
+    monkeypatch.setattr(Prior, "fit", no_fit)
+    for subclass in Prior.__subclasses__():
+        monkeypatch.setattr(subclass, "fit", no_fit)
+    again = prior_stage.run(smoke_config("prior.compare=[identity,linear]", "sweep.guidance=[2.0]"), cache, data,
+                            embeddings)
+    assert again.reused and again.key == artifact.key
