@@ -57,10 +57,16 @@ def test_sweep_metrics_reach_wandb_offline(smoke_run):
     from harness.tracking_read import offline_run_dirs, read_offline_run
 
     root, _ = smoke_run
-    runs = [read_offline_run(d) for d in offline_run_dirs(root / "run" / "wandb")]
-    sweep = [r for r in runs if r.get("config", {}).get("job_type") == "sweep" or "metrics" in r.get("tables", [])]
-    assert sweep, [r.keys() for r in runs]
-    assert "metrics" in sweep[0]["tables"]
+    runs = [read_offline_run(d) for d in offline_run_dirs(root / "run")]
+    sweep = [r for r in runs if r["job_type"] == "sweep"]
+    assert len(sweep) == 1, [r["name"] for r in runs]
+    logged = sweep[0]["tables"]["metrics"]
+    written = pd.read_csv(root / "run" / "metrics.csv")
+    assert len(logged) == len(written)
+    accuracy = logged[(logged["metric"] == "attribute_accuracy") & (logged["prompt_kind"] == "all")]
+    assert set(accuracy["mode"]) >= {"glide", "clip_text", "unclip", "combined"}
+    assert any(name.startswith("attribute_accuracy_vs_guidance") for name in sweep[0]["tables"])
+    assert {r["job_type"] for r in runs} >= {"decoder", "sweep"}
 
 
 def test_killed_sweep_resumes_to_the_same_table(smoke_run, tmp_path):

@@ -90,7 +90,7 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact, embeddings: Artifact,
         model = build_decoder(cfg, mode_name, clip).to(device)
         scheduler = make_train_scheduler(cfg.decoder.num_train_timesteps, cfg.decoder.beta_schedule,
                                          cfg.decoder.prediction)
-        pixels = torch.as_tensor(np.asarray(load_split(data, "train").pixels))
+        pixels = torch.from_numpy(np.array(load_split(data, "train").pixels))  # in memory: batches gather rows
         tokens, text, image = (train_split[k] for k in ("tokens", "text", "image"))
 
         def fetch(indices: np.ndarray):

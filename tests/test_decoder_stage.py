@@ -1,0 +1,68 @@
+"""Decoder training: exact resumption after SIGKILL, NaN handling, and every mode trains and is cached."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parent / "support" / "train_decoder.py"
+LONGER = ["decoder.train.steps=60", "decoder.train.checkpoint_every=10"]
+
+
+def weights_hash(output: str) -> str:
+    return next(line.split()[1] for line in output.splitlines() if line.startswith("WEIGHTS"))
+
+
+def test_killed_training_resumes_to_the_same_weights(tmp_path):
+    straight = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "a"), "combined", *LONGER],
+                              capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    cache = tmp_path / "b"
+    process = subprocess.Popen([sys.executable, str(SCRIPT), str(cache), "combined", *LONGER],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    checkpoints = []
+    while time.time() < deadline and process.poll() is None:
+        checkpoints = list(cache.glob("decoder/*.partial/checkpoint.pt"))
+        if checkpoints:
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    process.wait(60)
+    assert checkpoints, "training finished before it could be killed"
+    resumed = subprocess.run([sys.executable, str(SCRIPT), str(cache), "combined", *LONGER],
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from step" in resumed.stderr
+    assert weights_hash(resumed.stdout) == weights_hash(straight.stdout)
+
+
+def test_nan_loss_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
+    import torch
+
+    from harness.config import TrainConfig
+    from harness.training import TrainingDiverged, train
+
+    model = torch.nn.Linear(2, 1)
+    calls = {"n": 0}
+
+    def loss_fn(batch, generator):
+        calls["n"] += 1
+        out = model(batch).pow(2).mean()
+        return out * float("nan") if calls["n"] > 4 else out
+
+    cfg = TrainConfig(steps=10, batch_size=2, checkpoint_every=2, warmup_steps=1)
+    with pytest.raises(TrainingDiverged) as info:
+        train(model, loss_fn, lambda idx: torch.ones(len(idx), 2), 8, cfg, tmp_path, torch.device("cpu"),
+              progress=False, desc="toy")
+    message = str(info.value)
+    assert "\n" not in message and "step 4" in message and "checkpoint (step 4)" in message
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 4 and all(torch.isfinite(v).all() for v in state["model"].values())
