@@ -11,7 +11,7 @@ from scipy import linalg
 from torch import nn
 
 from harness.metrics.bootstrap import bootstrap_ci, bootstrap_statistic, paired_difference_ci
-from harness.metrics.clip_score import OpenClipScorer, clip_score
+from harness.metrics.clip_score import clip_score
 from harness.metrics.distribution import fid_kid, prdc
 from harness.metrics.diversity import (
     expected_normalised_entropy,
@@ -190,32 +190,3 @@ class _RecordingClip(nn.Module):
 
     def encode_text(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         return text.float()
-
-
-def test_open_clip_scorer_resizes_and_normalises_with_model_statistics():
-    model = _RecordingClip()
-    scorer = OpenClipScorer(model, tokenizer=lambda texts: torch.ones(len(texts), 4))
-    scorer.embed_images(torch.zeros(2, 3, 16, 16))  # mid-grey in [-1, 1] is 0.5 in [0, 1], the model mean
-    assert model.seen.shape == (2, 3, 24, 24)
-    assert torch.allclose(model.seen, torch.zeros_like(model.seen), atol=1e-6)
-    scorer.embed_images(torch.ones(1, 3, 16, 16))  # white: (1 - 0.5) / 0.25
-    assert torch.allclose(model.seen, torch.full_like(model.seen, 2.0), atol=1e-5)
-    assert scorer.score(torch.ones(2, 3, 16, 16), ["a", "b"]).shape == (2,)
-
-
-def test_open_clip_scorer_runs_a_real_open_clip_model():
-    import open_clip
-
-    model = open_clip.CLIP(
-        embed_dim=16,
-        vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=32, head_width=16, patch_size=8, image_size=32),
-        text_cfg=open_clip.CLIPTextCfg(context_length=8, vocab_size=50, width=32, heads=2, layers=1),
-    )
-    def tokenizer(texts: list[str]) -> torch.Tensor:  # random ids: the test checks plumbing, not language
-        return torch.randint(1, 50, (len(texts), 8), generator=torch.Generator().manual_seed(0))
-
-    scorer = OpenClipScorer(model, tokenizer)
-    images = scorer.embed_images(torch.rand(3, 3, 16, 16) * 2 - 1)
-    texts = scorer.embed_texts(["a red circle", "a blue square", "two shapes"])
-    assert images.shape == texts.shape == (3, 16)
-    assert torch.allclose(images.norm(dim=1), torch.ones(3), atol=1e-5)

@@ -1,13 +1,17 @@
-"""The prior stage: every compared prior fitted on the CLIP embeddings, saved, reloaded and scored on val."""
+"""The prior stage: every compared prior fitted on the CLIP embeddings, saved, reloaded and scored on val;
+and the CLIP, evaluator and prior stages on a dataset other than the shapes world."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from harness.clip import embeddings as embeddings_stage
 from harness.clip import load_embeddings
 from harness.clip import stage as clip_stage
+from harness.evaluator import eval_clip
 from harness.priors import Prior
 from harness.priors import stage as prior_stage
 
@@ -51,3 +55,20 @@ def test_prior_stage_fits_saves_and_scores_every_prior(smoke_config, smoke_data,
     again = prior_stage.run(smoke_config("prior.compare=[identity,linear]", "sweep.guidance=[2.0]"), cache, data,
                             embeddings)
     assert again.reused and again.key == artifact.key
+
+
+def test_any_dataset_gets_clip_evaluator_and_priors(smoke_config, smoke_data, tmp_path):
+    """data=hf: no world, so no zero-shot or attribute figures; retrieval counts the caption's own image."""
+    import datasets
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)) for _ in range(40)]
+    datasets.Dataset.from_dict({"image": images, "text": [f"picture {i % 7}" for i in range(40)]}).save_to_disk(
+        str(tmp_path / "ds"))
+    cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'ds'}", "sweep.prompt_kinds=[full]",
+                       "prior.compare=[identity]", "prior.kind=linear", cache=tmp_path / "cache")
+    cache, data, embeddings = build(cfg, smoke_data)
+    assert set(clip_stage.run(cfg, cache, data).meta["quality"]) == {"retrieval"}
+    assert set(eval_clip.run(cfg, cache, data).meta["quality"]) == {"retrieval"}
+    quality = prior_stage.run(cfg, cache, data, embeddings).meta["quality"]
+    assert set(quality) == {"identity", "linear"} and "retrieval_own_image_top1" in quality["linear"]

@@ -9,6 +9,7 @@ feature space of FID and the other distribution metrics.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -109,7 +110,7 @@ class Probe:
         return next(self.net.parameters()).device
 
     @torch.no_grad()
-    def _run(self, images) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(self, images: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, logits = [], []
         for start in range(0, len(images), self.batch_size):
             x = to_unit_range(images[start:start + self.batch_size], self.device) * 2 - 1
@@ -118,11 +119,11 @@ class Probe:
             logits.append(l.float())
         return torch.cat(features), torch.cat(logits)
 
-    def read(self, images) -> list[dict]:
+    def read(self, images: np.ndarray | torch.Tensor) -> list[dict]:
         """Scene records (`Scene.to_record` format, without cx/cy) of uint8 [N, H, W, 3] or float [N, 3, H, W]
         in [-1, 1] images."""
         return decode(self._run(images)[1].cpu(), self.vocab)
 
-    def features(self, images) -> torch.Tensor:
+    def features(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Penultimate features [N, feature_dim] (float32, on the probe's device)."""
         return self._run(images)[0]
