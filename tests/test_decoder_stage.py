@@ -9,7 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import dataclasses
+
 import pytest
+import torch
+
+from harness.conditioning.base import ConditioningMode, ModeInputs, register_mode
 
 SCRIPT = Path(__file__).parent / "support" / "train_decoder.py"
 LONGER = ["decoder.train.steps=60", "decoder.train.checkpoint_every=10"]
@@ -45,8 +50,6 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
 
 
 def test_nan_loss_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
-    import torch
-
     from harness.config import TrainConfig
     from harness.training import TrainingDiverged, train
 
@@ -66,3 +69,48 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
     assert "\n" not in message and "step 4" in message and "checkpoint (step 4)" in message
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["step"] == 4 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+@register_mode("test_text_tokens_plus_image_vector")
+class TextTokensPlusImageVector(ConditioningMode):
+    """A mode the harness has never seen, defined only here: the image vector and the caption's tokens,
+    trained and sampled below without touching the decoder, trainer or sweep."""
+    vector_source = "image"
+    sampling_vector = "prior"
+    uses_text_sequence = True
+
+
+def test_every_mode_trains_a_few_steps_and_samples(smoke_config, one_thread):
+    from harness.clip import embeddings as embeddings_stage, encode_texts, load_clip, stage as clip_stage
+    from harness.data import build as data_stage
+    from harness.decoder import stage as decoder_stage
+    from harness.decoder.diffusion import guided, make_sampler, make_train_scheduler, paired_noise, sample
+    from harness.pipeline import cache_for
+
+    modes = ["glide", "clip_text", "unclip", "combined", "clip_text_seq", "unclip_oracle", "glide_seq", "clip_text_k1"]
+    cfg = smoke_config(f"conditioning=[{','.join(modes)}]")
+    custom = "test_text_tokens_plus_image_vector"
+    cfg.conditioning[custom] = dataclasses.replace(cfg.conditioning["combined"], module=custom)
+    cache = cache_for(cfg)
+    data = data_stage.run(cfg.data, cache)
+    clip = clip_stage.run(cfg, cache, data)
+    embeddings = embeddings_stage.run(cfg, cache, data, clip)
+    model, tokenizer = load_clip(clip, "cpu")
+    context = decoder_stage.ClipContext(embeddings.meta["dim"], embeddings.meta["vocab_size"],
+                                        embeddings.meta["context_length"], tokenizer([""])[0].long(),
+                                        encode_texts(model, tokenizer, [""])[0])
+    train_split = embeddings_stage.load_embeddings(embeddings)["train"]
+    sampler = make_sampler("dpmpp", make_train_scheduler(1000, cfg.decoder.beta_schedule, "epsilon"), 3)
+    artifacts = {}
+    for mode in [*modes, custom]:
+        artifacts[mode] = decoder_stage.run(cfg, cache, data, embeddings, train_split, context, mode, 0)
+        assert artifacts[mode].meta["history"], mode
+        decoder = decoder_stage.load(artifacts[mode], cfg, mode, context, torch.device("cpu"))
+        inputs = ModeInputs(train_split["tokens"][:2], train_split["text"][:2], train_split["image"][:2])
+        model_fn = guided(decoder, *decoder.mode.guidance_branches(inputs, 3.0))
+        images = sample(model_fn, paired_noise(0, [0, 1], [0, 0], (3, 16, 16)), sampler)
+        assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all(), mode
+    assert artifacts["unclip_oracle"].key == artifacts["unclip"].key  # the oracle only samples differently
+    assert len({artifacts[m].key for m in modes}) == len(modes) - 1
+    again = decoder_stage.run(cfg, cache, data, embeddings, train_split, context, "glide", 0)
+    assert again.reused
