@@ -35,6 +35,10 @@ def test_presets_compose_and_select_modes():
     assert cfg.conditioning["clip_text_k1"].clip_tokens == 1
     assert cfg.conditioning["glide"].module == "glide"
     assert compose([]).experiment_name == "quick"
+    cpu, gpu = compose(["experiment=cpu"]), compose(["experiment=gpu"])
+    assert {"clip_text_seq", "unclip_oracle", "glide_seq", "clip_text_k1"} <= set(cpu.conditioning)
+    assert len(cpu.train_seeds) == 3
+    assert gpu.data.resolution == 64 and gpu.device == "auto"
 
 
 def test_cli_fails_in_one_line_before_work(tmp_path):
