@@ -32,7 +32,7 @@ from harness.decoder.unet import record_attention
 from harness.device import resolve_device
 
 log = logging.getLogger(__name__)
-VERSION = "1"
+VERSION = "2"  # 2: DPM-Solver++ thresholds its x0 predictions
 REAL = "real"  # the pseudo-mode holding real reference images: the ceiling every mode is read against
 
 

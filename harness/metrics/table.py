@@ -60,9 +60,11 @@ def per_prompt_values(group: Group, prompts: list[Prompt], world: ShapesWorld,
             out["binding_accuracy"][row] = np.mean([all(c.values()) for c in checks])
         free = prompt.free_attributes(world.vocab)
         if free:
-            out["free_entropy"][row] = np.mean([
-                normalised_entropy([attribute_value(prompt, r, key) for r in readings], count)
-                for key, count in free.items()])
+            # A sample where the probe finds no object for a key shows no value for it: it is left out.
+            values = {key: [v for r in readings if (v := attribute_value(prompt, r, key)) is not None]
+                      for key in free}
+            entropies = [normalised_entropy(values[key], count) for key, count in free.items() if values[key]]
+            out["free_entropy"][row] = np.mean(entropies) if entropies else np.nan
         feats = torch.as_tensor(group.features[row])
         out["pairwise_distance"][row] = mean_pairwise_distance(feats)
         out["vendi"][row] = vendi_score(feats)
