@@ -90,10 +90,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
         priors = prior_stage.run(cfg, cache, data, embeddings)
 
     clip_model, tokenizer = load_clip(clip, device)
-    context = decoder_stage.ClipContext(
-        clip_dim=embeddings.meta["dim"], vocab_size=embeddings.meta["vocab_size"],
-        context_length=embeddings.meta["context_length"], empty_tokens=tokenizer([""])[0].long(),
-        empty_vector=encode_texts(clip_model, tokenizer, [""], precision=cfg.precision)[0].cpu())
+    context = decoder_stage.clip_context(clip, embeddings, device, cfg.precision)
     train_split = embeddings_stage.load_embeddings(embeddings)["train"]
     decoders = {}
     for seed in cfg.train_seeds:

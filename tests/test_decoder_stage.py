@@ -81,7 +81,7 @@ class TextTokensPlusImageVector(ConditioningMode):
 
 
 def test_every_mode_trains_a_few_steps_and_samples(smoke_config, one_thread):
-    from harness.clip import embeddings as embeddings_stage, encode_texts, load_clip, stage as clip_stage
+    from harness.clip import embeddings as embeddings_stage, stage as clip_stage
     from harness.data import build as data_stage
     from harness.decoder import stage as decoder_stage
     from harness.decoder.diffusion import guided, make_sampler, make_train_scheduler, paired_noise, sample
@@ -95,10 +95,7 @@ def test_every_mode_trains_a_few_steps_and_samples(smoke_config, one_thread):
     data = data_stage.run(cfg.data, cache)
     clip = clip_stage.run(cfg, cache, data)
     embeddings = embeddings_stage.run(cfg, cache, data, clip)
-    model, tokenizer = load_clip(clip, "cpu")
-    context = decoder_stage.ClipContext(embeddings.meta["dim"], embeddings.meta["vocab_size"],
-                                        embeddings.meta["context_length"], tokenizer([""])[0].long(),
-                                        encode_texts(model, tokenizer, [""])[0])
+    context = decoder_stage.clip_context(clip, embeddings)
     train_split = embeddings_stage.load_embeddings(embeddings)["train"]
     sampler = make_sampler("dpmpp", make_train_scheduler(1000, cfg.decoder.beta_schedule, "epsilon"), 3)
     artifacts = {}

@@ -45,6 +45,17 @@ class ClipContext:
     empty_vector: torch.Tensor  # [D]
 
 
+def clip_context(clip: Artifact, embeddings: Artifact, device: torch.device | str = "cpu",
+                 precision: str = "auto") -> ClipContext:
+    """The ClipContext of a conditioning-CLIP artifact and its embedding artifact."""
+    from harness.clip import encode_texts, load_clip
+
+    model, tokenizer = load_clip(clip, device)
+    return ClipContext(clip_dim=embeddings.meta["dim"], vocab_size=embeddings.meta["vocab_size"],
+                       context_length=embeddings.meta["context_length"], empty_tokens=tokenizer([""])[0].long(),
+                       empty_vector=encode_texts(model, tokenizer, [""], precision=precision)[0].cpu())
+
+
 class Decoder(nn.Module):
     """A UNet and the conditioning mode that feeds it, trained together."""
 

@@ -10,7 +10,7 @@ import sys
 import torch
 
 from harness.cli import compose
-from harness.clip import embeddings as embeddings_stage, encode_texts, load_clip, stage as clip_stage
+from harness.clip import embeddings as embeddings_stage, stage as clip_stage
 from harness.data import build as data_stage
 from harness.decoder import stage as decoder_stage
 from harness.pipeline import cache_for
@@ -22,10 +22,7 @@ cache = cache_for(cfg)
 data = data_stage.run(cfg.data, cache)
 clip = clip_stage.run(cfg, cache, data)
 embeddings = embeddings_stage.run(cfg, cache, data, clip)
-model, tokenizer = load_clip(clip, "cpu")
-context = decoder_stage.ClipContext(embeddings.meta["dim"], embeddings.meta["vocab_size"],
-                                    embeddings.meta["context_length"], tokenizer([""])[0].long(),
-                                    encode_texts(model, tokenizer, [""])[0])
+context = decoder_stage.clip_context(clip, embeddings)
 train_split = embeddings_stage.load_embeddings(embeddings)["train"]
 artifact = decoder_stage.run(cfg, cache, data, embeddings, train_split, context, mode, 0)
 state = torch.load(artifact.file(decoder_stage.WEIGHTS), weights_only=True)
