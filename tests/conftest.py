@@ -35,17 +35,6 @@ def smoke_config(session_cache):
     return make
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """Smoke-sized models train several times faster on one thread than on two contended ones (2-core CI)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def smoke_data():
     """make(cfg) -> (cache, data artifact): the dataset stage of a composed config, built once per cache."""

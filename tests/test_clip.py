@@ -24,7 +24,6 @@ from harness.data.build import load_split
 from harness.data.world import ShapesWorld
 from harness.errors import ConfigError, HarnessError
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def no_training(*args, **kwargs):

@@ -80,7 +80,7 @@ class TextTokensPlusImageVector(ConditioningMode):
     uses_text_sequence = True
 
 
-def test_every_mode_trains_a_few_steps_and_samples(smoke_config, one_thread):
+def test_every_mode_trains_a_few_steps_and_samples(smoke_config):
     from harness.clip import embeddings as embeddings_stage, stage as clip_stage
     from harness.data import build as data_stage
     from harness.decoder import stage as decoder_stage

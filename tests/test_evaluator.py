@@ -17,7 +17,6 @@ from harness.evaluator import eval_clip, load_probe
 from harness.evaluator import probe as probe_stage
 from harness.evaluator.probe_model import decode, encode_labels, heads, reading_order
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def no_training(*args, **kwargs):

@@ -15,7 +15,6 @@ from harness.evaluator import eval_clip
 from harness.priors import Prior
 from harness.priors import stage as prior_stage
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(cfg, smoke_data):

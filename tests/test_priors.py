@@ -15,15 +15,6 @@ TINY_DIFFUSION = dict(width=32, depth=2, heads=2, sample_steps=8)
 FIT = dict(batch_size=64, lr=2e-3, seed=0, progress=False, device="cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: one thread avoids oversubscribing the 2-core CI machine (several times faster)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def unit(x: torch.Tensor) -> torch.Tensor:
     return F.normalize(x, dim=-1)
 
