@@ -10,6 +10,12 @@ Builds are atomic and exclusive:
   process that wants the same artifact wait for the first instead of building it twice;
 - the builder writes into `<key>.partial/`, which survives a crash so long builds can resume from the
   checkpoints they left there, and is renamed to `<key>` only when complete.
+
+Under torchrun (`harness.distributed`) rank 0 alone takes the lock, decides whether to build, writes the meta
+and renames the folder; the other ranks follow its decision. A stage that trains with DDP passes
+`every_rank=True`: every rank runs the builder in the same `<key>.partial/` (rank 0 alone writes files there)
+and resumes from the same checkpoint. Any other stage is built by rank 0 while the others wait. Either way
+every rank returns only once the artifact is complete on disk, so all of them can load it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from filelock import FileLock
+
+from harness import distributed
 
 log = logging.getLogger(__name__)
 
@@ -60,43 +68,98 @@ def artifact_key(stage: str, version: str, config: Mapping[str, Any], inputs: Se
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _workdir(final: Path) -> Path:
+    """Where an artifact is built before the rename that publishes it."""
+    return Path(str(final) + ".partial")
+
+
 class ArtifactCache:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
 
     def build(self, stage: str, version: str, config: Mapping[str, Any], inputs: Sequence[Artifact],
-              builder: Callable[[Path], dict | None]) -> Artifact:
+              builder: Callable[[Path], dict | None], *, every_rank: bool = False) -> Artifact:
         """Return the artifact for (stage, config, inputs), calling `builder(workdir)` only if it is missing.
 
         `builder` writes its files into `workdir` and returns a JSON-able dict of figures (stored as the
         artifact's `meta`, e.g. quality numbers and wall time). A workdir left by an interrupted build is
-        handed back as it was, so the builder may resume from what it finds there.
+        handed back as it was, so the builder may resume from what it finds there. `every_rank`: under
+        torchrun, run the builder on every rank (it trains with DDP) instead of on rank 0 alone.
         """
         key = artifact_key(stage, version, config, inputs)
         final = self.root / stage / key
+        if distributed.world_size() > 1:
+            return self._build_on_ranks(stage, version, key, final, config, inputs, builder, every_rank)
         final.parent.mkdir(parents=True, exist_ok=True)
         if (final / META_FILE).exists():
             return self._load(stage, key, final)
         with FileLock(str(final) + ".lock"):
             if (final / META_FILE).exists():  # built by another process while we waited
                 return self._load(stage, key, final)
-            workdir = Path(str(final) + ".partial")
-            resumed = workdir.exists()
-            workdir.mkdir(exist_ok=True)
-            log.info("%s: building artifact %s%s", stage, key, " (resuming)" if resumed else "")
-            started = time.time()
-            meta = dict(builder(workdir) or {})
-            meta.setdefault("wall_time_s", round(time.time() - started, 2))
-            record = {"stage": stage, "version": version, "key": key, "config": _canonical(config),
-                      "inputs": {a.stage: a.key for a in inputs}, "meta": meta}
-            tmp = workdir / (META_FILE + ".tmp")
-            tmp.write_text(json.dumps(record, indent=2))
-            os.replace(tmp, workdir / META_FILE)
-            if final.exists():  # a stale, incomplete folder from an older layout
-                shutil.rmtree(final)
-            os.replace(workdir, final)
+            meta = self._run_builder(builder, self._open_workdir(stage, key, final))
+            self._commit(stage, version, key, config, inputs, final, meta)
         return Artifact(stage, key, final, meta, reused=False)
+
+    def _build_on_ranks(self, stage: str, version: str, key: str, final: Path, config: Mapping[str, Any],
+                        inputs: Sequence[Artifact], builder: Callable[[Path], dict | None],
+                        every_rank: bool) -> Artifact:
+        """`build` under torchrun: rank 0 decides and commits, so every rank takes the same branch."""
+        lock = FileLock(str(final) + ".lock")
+        main = distributed.is_main()
+        built = False
+        if main:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            built = (final / META_FILE).exists()
+            if not built:
+                lock.acquire()  # held until the commit: another job wanting this artifact waits for it
+                built = (final / META_FILE).exists()
+        try:
+            built = distributed.share(built)
+            if not built:
+                workdir = self._open_workdir(stage, key, final) if main else _workdir(final)
+                distributed.barrier()  # the workdir exists before any rank's builder looks into it
+                if main or every_rank:
+                    meta = self._run_builder(builder, workdir)
+                if main:
+                    self._commit(stage, version, key, config, inputs, final, meta)
+            distributed.barrier()  # the artifact is complete on disk for every rank
+        finally:
+            if lock.is_locked:
+                lock.release()
+        if built:
+            return self._load(stage, key, final)
+        record = json.loads((final / META_FILE).read_text())
+        return Artifact(stage, key, final, record.get("meta", {}), reused=False)
+
+    def _open_workdir(self, stage: str, key: str, final: Path) -> Path:
+        """Create the build folder `<key>.partial`, or reopen the one an interrupted build left to resume."""
+        workdir = _workdir(final)
+        resumed = workdir.exists()
+        workdir.mkdir(exist_ok=True)
+        log.info("%s: building artifact %s%s", stage, key, " (resuming)" if resumed else "")
+        return workdir
+
+    @staticmethod
+    def _run_builder(builder: Callable[[Path], dict | None], workdir: Path) -> dict:
+        started = time.time()
+        meta = dict(builder(workdir) or {})
+        meta.setdefault("wall_time_s", round(time.time() - started, 2))
+        return meta
+
+    def _commit(self, stage: str, version: str, key: str, config: Mapping[str, Any], inputs: Sequence[Artifact],
+                final: Path, meta: dict) -> None:
+        """Write the meta into the workdir, then rename the workdir to the artifact's folder (atomic)."""
+        workdir = _workdir(final)
+        # world_size: how many processes built it, for the record; the key is the same for any number.
+        record = {"stage": stage, "version": version, "key": key, "config": _canonical(config),
+                  "inputs": {a.stage: a.key for a in inputs}, "meta": meta,
+                  "world_size": distributed.world_size()}
+        tmp = workdir / (META_FILE + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2))
+        os.replace(tmp, workdir / META_FILE)
+        if final.exists():  # a stale, incomplete folder from an older layout
+            shutil.rmtree(final)
+        os.replace(workdir, final)
 
     def _load(self, stage: str, key: str, path: Path) -> Artifact:
         record = json.loads((path / META_FILE).read_text())

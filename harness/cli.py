@@ -3,15 +3,23 @@
 Hydra reports a bad override as a paragraph with a search path and a hint about HYDRA_FULL_ERROR. Before
 handing the command line to Hydra we compose every combination it asks for with the compose API and check
 it against the schema, so a wrong key, type, value or group choice fails first, in one line naming the key.
+
+Under torchrun (`torchrun --standalone --nproc_per_node=N -m harness ...`) rank 0 alone starts Hydra: it makes
+the run folder, writes the log, and hands the validated config and the folder to the other ranks, which never
+start Hydra. So every rank uses one run folder whatever `hydra.run.dir` says (the default holds the start
+time, which would differ between processes), and only rank 0 writes into it. One torchrun runs one job:
+`--multirun` is refused there (launch one torchrun per job).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import re
 import sys
 from pathlib import Path
+from typing import Callable, Iterator
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -28,23 +36,23 @@ log = logging.getLogger("harness")
 def compose(overrides: list[str] = ()) -> Config:  # type: ignore[assignment]
     """Compose and validate a config as `python -m harness <overrides>` would (for tests and tools)."""
     from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     register_configs()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        try:
             cfg = hydra_compose(config_name="config", overrides=list(overrides))
-    except Exception as exc:  # Hydra and OmegaConf raise a handful of types with multi-line messages
-        raise _one_line_error(exc) from None
+        except Exception as exc:  # Hydra and OmegaConf raise a handful of types with multi-line messages
+            raise _one_line_error(exc, GlobalHydra.instance().config_loader().get_group_options) from None
     return validate(cfg)
 
 
-def _one_line_error(exc: Exception) -> ConfigError:
+def _one_line_error(exc: Exception, group_options: Callable[[str], list[str]]) -> ConfigError:
     text = str(exc)
-    missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
-    if missing:
+    missing = re.search(r"Could not find '([^']+)/([^/']+)'", text)
+    if missing:  # the group may be nested (hydra/launcher) and its options may come from plugins
         group, choice = missing.groups()
-        options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-        return ConfigError(group, f"no option {choice!r}; choose from {', '.join(options)}")
+        return ConfigError(group, f"no option {choice!r}; choose from {', '.join(sorted(group_options(group)))}")
     cause = exc.__cause__ or exc  # OmegaConf's error, with the key in `full_key`, sits under Hydra's
     key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
     override = re.search(r"override '([^']+)'", text)
@@ -54,21 +62,29 @@ def _one_line_error(exc: Exception) -> ConfigError:
     return ConfigError(key or "config", lines[0] if lines else text)
 
 
-def _preflight(argv: list[str]) -> None:
-    """Compose each job of the command line (capped) so bad input fails before any work starts."""
+def _preflight(argv: list[str]) -> bool:
+    """Compose each job of the command line (capped) so bad input fails before any work starts.
+
+    Returns whether the command line runs the pipeline (not `--help`, `--info`, `--cfg` and the like).
+    """
     from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.info or args.shell_completion:
-        return
-    own = [o for o in args.overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+        return False
+    if args.multirun:
+        from harness.distributed import launched
+
+        if launched():
+            raise HarnessError("--multirun: torchrun runs one job; launch one torchrun per job instead")
+    overrides = list(args.overrides)  # hydra.* and hydra/* too: a launcher's keys are typed by its plugin
     try:
-        parsed = OverridesParser.create().parse_overrides(own)
+        parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as exc:
         raise HarnessError(f"command line: {str(exc).splitlines()[0]}") from None
     choices = []
-    for override, text in zip(parsed, own):
+    for override, text in zip(parsed, overrides):
         if override.is_sweep_override():
             prefix = text.split("=", 1)[0]
             choices.append([f"{prefix}={v}" for v in override.sweep_string_iterator()])
@@ -76,25 +92,64 @@ def _preflight(argv: list[str]) -> None:
             choices.append([text])
     for job in itertools.islice(itertools.product(*choices), MAX_PREFLIGHT_JOBS):
         compose(list(job))
+    return not args.cfg
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def _hydra_main(cfg: DictConfig) -> None:
-    from harness import pipeline
-
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """A HarnessError ends the process with `error: <message>` on stderr and exit status 2."""
     try:
-        pipeline.run(validate(cfg), Path(HydraConfig.get().runtime.output_dir))
+        yield
     except HarnessError as exc:
         log.error("error: %s", exc)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 
 
+def task(cfg: DictConfig) -> None:
+    """One job of a run or a multirun. Left undecorated at module level so that launchers running jobs in other
+    processes (joblib's loky workers, submitit) pickle it by reference and import it there."""
+    from harness import distributed, pipeline
+
+    runtime = HydraConfig.get().runtime
+    with _one_line_errors():
+        config = validate(cfg)
+        if config.cache_dir:  # relative to where the command ran, so every job shares one cache even with chdir
+            config.cache_dir = str(Path(runtime.cwd, config.cache_dir))
+        # Under torchrun the other ranks wait in `share` for this config and run folder (module docstring).
+        pipeline.run(*distributed.share((config, Path(runtime.output_dir))))
+
+
+def _worker() -> None:
+    """A torchrun rank other than 0: no Hydra, so no run folder or log of its own; errors only, on stderr."""
+    from harness import distributed, pipeline
+
+    logging.basicConfig(level=logging.ERROR, format=f"[rank {distributed.rank()}] %(name)s: %(message)s")
+    logging.captureWarnings(True)  # library warnings are rank 0's to show, once
+    with _one_line_errors():
+        pipeline.run(*distributed.share(None))
+
+
+_hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)
+
+
 def main() -> None:
     register_configs()
     try:
-        _preflight(sys.argv[1:])
+        runs = _preflight(sys.argv[1:])
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    _hydra_main()
+    if not runs:
+        _hydra_main()
+        return
+    from harness import distributed
+
+    distributed.init()  # a no-op unless torchrun started several processes
+    try:
+        if distributed.is_main():
+            _hydra_main()
+        else:
+            _worker()
+    finally:
+        distributed.destroy()

@@ -129,6 +129,7 @@ class TrainConfig:
     lr: float = param(3e-4, gt=0)
     weight_decay: float = param(0.0, ge=0)
     warmup_steps: int = param(50, ge=0)
+    lr_schedule: str = param("constant", choices=("constant", "cosine"), help="after warm-up")
     grad_clip: float = param(1.0, ge=0, help="0 disables clipping")
     ema_decay: float = param(0.0, ge=0, le=1, help="0 disables EMA")
     checkpoint_every: int = param(200, gt=0)
@@ -194,15 +195,20 @@ class PriorConfig:
     best_of: int = param(2, ge=1)
     sample_steps: int = param(32, gt=0)
     ridge_alpha: float = param(1e-2, ge=0)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    # The diffusion prior's own recipe, kept when it moved onto the shared loop: weight decay, cosine decay.
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(weight_decay=0.01, lr_schedule="cosine"))
 
 
 @dataclass
 class DecoderConfig:
     size: str = param("tiny", choices=("tiny", "small", "base"))
-    prediction: str = param("epsilon", choices=("epsilon", "v_prediction"))
+    # v-prediction with Min-SNR-5 weighting: on the quick preset's 1000-step unclip decoder it lifted
+    # attribute accuracy at guidance 3 from 0.75 to 0.82 and cut FID from 606 to 321 against epsilon with
+    # the plain MSE (same data, steps and sampling noise; closing note of session 2).
+    prediction: str = param("v_prediction", choices=("epsilon", "v_prediction"))
     beta_schedule: str = param("squaredcos_cap_v2", choices=("linear", "scaled_linear", "squaredcos_cap_v2"))
     num_train_timesteps: int = param(1000, gt=0)
+    min_snr_gamma: float = param(5.0, ge=0, help="Min-SNR loss weighting (5 as in the paper); 0 is the plain MSE")
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -211,7 +217,9 @@ class ConditioningConfig:
     """One conditioning mode. `module` names the Python mode (harness/conditioning/<module>.py)."""
     module: str = MISSING
     clip_tokens: int = param(4, ge=0, help="K extra attention tokens projected from the CLIP vector")
-    text_width: int = param(128, gt=0)
+    # 0 sizes GLIDE's text transformer like the decoder's attention tokens (4 x UNet width), so the text
+    # pathway grows with the decoder it feeds: at `tiny` a width of 128 cost more than the UNet itself.
+    text_width: int = param(0, ge=0, help="GLIDE text transformer width; 0: the decoder's token width")
     text_depth: int = param(2, gt=0)
     text_heads: int = param(4, gt=0)
     pooled: bool = True
@@ -220,7 +228,14 @@ class ConditioningConfig:
     p_drop_text: float = param(0.2, ge=0, le=1)
     image_noise: float = param(0.0, ge=0, help="std of Gaussian noise added to training CLIP image vectors")
     prior_draws: List[str] = param(["fixed"], choices=("fixed", "per_sample"))
+    # An ablation may need fewer seeds than the core modes: the cpu preset trains its extras once.
+    train_seeds: Optional[List[int]] = param(None, help="decoder seeds of this mode; None: the run's train_seeds")
     options: Dict[str, Any] = field(default_factory=dict)
+
+    def cross_checks(self) -> Iterator[tuple[str, str]]:
+        # The automatic width (the decoder's 4 x UNet width: 64, 256 or 512) splits into any power-of-two heads.
+        if self.text_width and self.text_width % self.text_heads:
+            yield "text_width", "must be a multiple of text_heads"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -256,6 +271,7 @@ class Config:
     cache_dir: str = param("", help="artifact cache; empty means <project>/.cache/artifacts")
     train_seeds: List[int] = param([0])
     progress: bool = True
+    workers: int = param(1, ge=1, help="processes for stages that do not feed each other (harness/parallel.py)")
     data: DataConfig = field(default_factory=DataConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
@@ -264,6 +280,10 @@ class Config:
     conditioning: Dict[str, ConditioningConfig] = field(default_factory=dict)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def seeds_for(self, mode: str) -> list[int]:
+        """The training seeds of one mode's decoder."""
+        return list(self.conditioning[mode].train_seeds or self.train_seeds)
 
     def cross_checks(self) -> Iterator[tuple[str, str]]:
         if not self.conditioning:

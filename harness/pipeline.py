@@ -3,10 +3,16 @@ cached artifact; this module only orders them, hands each the artifacts it needs
 
 data -> clip -> embeddings -> prior -> decoder[mode, seed] -> sweep[mode x guidance x policy] -> metrics -> report
    \\-> probe, eval_clip (the evaluator, independent of the conditioning CLIP) ------------------^
+
+Under torchrun every rank runs the stages up to the decoders (the trained ones with DDP, see
+`harness.distributed`); then the other ranks return and rank 0 alone runs the sweep, the metrics and the
+report. Those need no gradients and are cached cell by cell, and a rank waiting in a collective through
+them could time out, so they are not split.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
@@ -20,6 +26,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from harness import distributed, parallel
 from harness.cache import ArtifactCache
 from harness.config import Config
 from harness.device import resolve_device
@@ -37,22 +44,33 @@ def cache_for(cfg: Config) -> ArtifactCache:
 
 
 class StageClock:
-    """Wall time per stage, and a one-line progress display: the stage, its position, the time so far."""
+    """Wall time per stage, and a one-line progress display: the stage, its position, the time so far.
+
+    A stage that runs several tasks side by side (`harness.parallel`) records each task's own time instead of
+    its wall time, so `times` sums to more than the wall clock when workers > 1; `wall()` is the real total.
+    """
 
     def __init__(self, names: list[str]) -> None:
-        self.names, self.times, self.started = names, {}, time.perf_counter()
+        self.names, self.started = names, time.perf_counter()
+        self.times: dict[str, float] = {}
 
     @contextmanager
-    def stage(self, name: str, label: str | None = None) -> Iterator[None]:
+    def stage(self, name: str, label: str | None = None) -> Iterator[dict[str, float]]:
+        """Yields a dict the stage may fill with its tasks' times; left empty, the stage's wall time counts."""
         position = self.names.index(name) + 1 if name in self.names else len(self.names)
         log.info("[%d/%d] %s ... (%.0f s elapsed)", position, len(self.names), label or name,
                  time.perf_counter() - self.started)
-        start = time.perf_counter()
-        yield
-        self.times[label or name] = round(self.times.get(label or name, 0) + time.perf_counter() - start, 2)
+        start, tasks = time.perf_counter(), {}
+        yield tasks
+        self.times.update(tasks or {label or name: round(time.perf_counter() - start, 2)})
+
+    def wall(self) -> float:
+        return round(time.perf_counter() - self.started, 2)
 
 
 def run(cfg: Config, run_dir: Path) -> dict:
+    """Run every stage of `cfg` and write the report into `run_dir`; returns the summary (an empty dict on
+    torchrun ranks other than 0, which return after the decoders)."""
     from harness import sweep as sweep_stage
     from harness.clip import embeddings as embeddings_stage, encode_images, encode_texts, load_clip, \
         stage as clip_stage
@@ -69,38 +87,51 @@ def run(cfg: Config, run_dir: Path) -> dict:
     if cfg.data.source != "shapes":
         raise HarnessError("data: the sweep and report need the shapes world's prompts and judge for now; "
                            "data=hf is supported by the data, clip and prior stages")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    main = distributed.is_main()  # the one process that writes into the run folder and logs to wandb
     resolved = OmegaConf.to_container(OmegaConf.structured(cfg))
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     cache, device = cache_for(cfg), resolve_device(cfg.device)
     tracker = Tracker(cfg.logger, cfg.experiment_name, run_dir, resolved)
-    clock = StageClock(["data", "clip", "embeddings", "probe", "eval_clip", "prior", "decoder", "sweep", "report"])
+    clock = StageClock(["data", "clip", "embeddings", "decoder", "sweep", "report"])
 
     with clock.stage("data"):
         data = data_stage.run(cfg.data, cache)
-    with clock.stage("clip"):
-        clip = clip_stage.run(cfg, cache, data)
+    # Stages that do not feed each other run side by side when cfg.workers > 1 (harness.parallel); a worker
+    # process shows no progress bars (they would interleave), the main process logs each task as it ends.
+    task_cfg = dataclasses.replace(cfg, progress=False) if cfg.workers > 1 else cfg
+    with clock.stage("clip", "clip, probe, eval_clip") as task_times:
+        built, seconds = parallel.run_tasks({"clip": (clip_stage.run, (task_cfg, cache, data)),
+                                             "probe": (probe_stage.run, (task_cfg, cache, data)),
+                                             "eval_clip": (eval_clip_stage.run, (task_cfg, cache, data))},
+                                            cfg.workers)
+        task_times.update(seconds)
+    clip, probe, eval_clip = built["clip"], built["probe"], built["eval_clip"]
     with clock.stage("embeddings"):
         embeddings = embeddings_stage.run(cfg, cache, data, clip)
-    with clock.stage("probe"):
-        probe = probe_stage.run(cfg, cache, data)
-    with clock.stage("eval_clip"):
-        eval_clip = eval_clip_stage.run(cfg, cache, data)
-    with clock.stage("prior"):
-        priors = prior_stage.run(cfg, cache, data, embeddings)
 
     clip_model, tokenizer = load_clip(clip, device)
     context = decoder_stage.clip_context(clip, embeddings, device, cfg.precision)
     train_split = embeddings_stage.load_embeddings(embeddings)["train"]
-    decoders = {}
-    for seed in cfg.train_seeds:
-        for mode in cfg.conditioning:
-            with clock.stage("decoder", f"decoder[{mode} seed {seed}]"):
-                decoders[(mode, seed)] = decoder_stage.run(cfg, cache, data, embeddings, train_split, context,
-                                                           mode, seed)
+    # The prior and the decoders are independent (decoders train on true CLIP image vectors). The long
+    # decoder tasks go first so that the short prior fills a gap at the end rather than leaving one.
+    tasks: dict = {(mode, seed): (decoder_stage.run, (task_cfg, cache, data, embeddings, train_split, context,
+                                                      mode, seed))
+                   for mode in cfg.conditioning for seed in cfg.seeds_for(mode)}
+    tasks["prior"] = (prior_stage.run, (task_cfg, cache, data, embeddings))
+    with clock.stage("decoder", "prior and decoders") as task_times:
+        built, seconds = parallel.run_tasks(tasks, cfg.workers, labels=_task_label)
+        task_times.update({_task_label(key): s for key, s in seconds.items()})
+    priors = built.pop("prior")
+    decoders = built
+    if main:
+        for (mode, seed), artifact in decoders.items():
             with tracker.run(f"decoder-{mode}-s{seed}", "decoder") as tracked:
-                for record in decoders[(mode, seed)].meta.get("history", []):
+                for record in artifact.meta.get("history", []):
                     tracked.log(record, step=record["step"])
+    if not distributed.release_workers():
+        return {}
 
     world = ShapesWorld(cfg.data.shapes, cfg.data.resolution)
     train_captions = set(data_stage.load_split(data, "train").captions)
@@ -147,13 +178,15 @@ def run(cfg: Config, run_dir: Path) -> dict:
         table.to_parquet(workdir / "metrics.parquet", index=False)
         per_prompt.to_csv(workdir / "per_prompt.csv", index=False)
         sweep_stage.write_grids(cells, prompts, cfg, workdir)
+        sweep_stage.write_mode_sheets(cells, prompts, cfg, workdir)
         return {"prompts": len(prompts), "unseen_prompts": unseen}
 
     with clock.stage("sweep"):
         swept = sweep_stage.run(cfg, cache, lambda: sweep_stage.SweepRunner(cfg, prompts, loaders, sources, judge, world),
                                 policies, len(prompts), [data, clip, probe, eval_clip, priors, *decoders.values()],
                                 finish)
-    for name in ("metrics.csv", "metrics.parquet", "per_prompt.csv", *[p.name for p in swept.path.glob("grid_*.png")]):
+    for name in ("metrics.csv", "metrics.parquet", "per_prompt.csv", *[p.name for p in swept.path.glob("grid_*.png")],
+                 *[p.name for p in swept.path.glob("sheet_*.png")]):
         shutil.copy2(swept.file(name), run_dir / name)
 
     import pandas as pd
@@ -185,11 +218,18 @@ def run(cfg: Config, run_dir: Path) -> dict:
         "sweep": {k: v for k, v in swept.meta.items()},
     }
     with clock.stage("report"):
-        summary["wall_time_s"] = dict(clock.times)  # the report adds the total
+        summary["wall_time_s"] = dict(clock.times)
+        summary["wall_time_total_s"] = clock.wall()  # less than the stages' sum when tasks ran side by side
         grids = {p.stem.removeprefix("grid_"): p for p in sorted(run_dir.glob("grid_*.png"))}
-        write_report(metrics, summary, run_dir, per_prompt=pd.read_csv(run_dir / "per_prompt.csv"), grids=grids)
+        sheets = {p.stem.removeprefix("sheet_"): p for p in sorted(run_dir.glob("sheet_*.png"))}
+        write_report(metrics, summary, run_dir, per_prompt=pd.read_csv(run_dir / "per_prompt.csv"), grids=grids,
+                     sheets=sheets)
     log.info("report: %s", run_dir / "report.md")
     return json.loads((run_dir / "summary.json").read_text())
+
+
+def _task_label(key) -> str:
+    return key if isinstance(key, str) else f"decoder[{key[0]} seed {key[1]}]"
 
 
 def _machine() -> str:

@@ -32,7 +32,7 @@ from harness.decoder.unet import record_attention
 from harness.device import resolve_device
 
 log = logging.getLogger(__name__)
-VERSION = "2"  # 2: DPM-Solver++ thresholds its x0 predictions
+VERSION = "3"  # 2: DPM-Solver++ thresholds its x0 predictions; 3: attention mass per prompt
 REAL = "real"  # the pseudo-mode holding real reference images: the ceiling every mode is read against
 
 
@@ -73,7 +73,7 @@ def chunks(n: int, size: int) -> list[range]:
 def plan(cfg: Config, policies: dict[str, list[str]], n_prompts: int) -> list[Cell]:
     """Every cell of the sweep, in a fixed order (modes, seeds, guidance, policies, chunks)."""
     return [Cell(mode, seed, float(g), policy, c)
-            for mode in policies for seed in cfg.train_seeds for g in cfg.sweep.guidance
+            for mode in policies for seed in cfg.seeds_for(mode) for g in cfg.sweep.guidance
             for policy in policies[mode] for c in range(len(chunks(n_prompts, cfg.sweep.cells_per_chunk)))]
 
 
@@ -144,7 +144,10 @@ class SweepRunner:
             if cell.guidance == 1.0 and decoder.mode.has_tokens:
                 with record_attention(decoder.unet) as recorder:
                     x0 = sample(model_fn, noise, self.sampler, generators, precision=self.cfg.precision)
-                attention = recorder.mass()
+                # layer -> token group -> per-prompt mass (mean over the prompt's K samples)
+                attention = {layer: {name: values.reshape(len(ids), k).mean(dim=1).tolist()
+                                     for name, values in groups.items()}
+                             for layer, groups in recorder.per_sample().items()}
             else:
                 x0 = sample(model_fn, noise, self.sampler, generators, precision=self.cfg.precision)
                 attention = {}
@@ -202,7 +205,7 @@ def load_cells(cell_dir: Path) -> Iterator[tuple[Cell, dict]]:
 
 
 def sweep_config(cfg: Config, modes: list[str]) -> dict:
-    return {"sweep": dataclasses.asdict(cfg.sweep), "train_seeds": list(cfg.train_seeds),
+    return {"sweep": dataclasses.asdict(cfg.sweep), "train_seeds": {m: cfg.seeds_for(m) for m in modes},
             "modes": {m: dataclasses.asdict(cfg.conditioning[m]) for m in modes}}
 
 
@@ -219,6 +222,38 @@ def run(cfg: Config, cache: ArtifactCache, runner_factory: Callable[[], SweepRun
     return cache.build("sweep", VERSION, sweep_config(cfg, list(policies)), upstream, build)
 
 
+def _sample_images(cells: list[tuple[Cell, dict]], cfg: Config) -> dict[tuple[str, str, float], dict[int, np.ndarray]]:
+    """(mode, policy, guidance) -> prompt id -> the prompt's K samples [K, H, W, 3], from each mode's first
+    training seed."""
+    images: dict[tuple[str, str, float], dict[int, np.ndarray]] = {}
+    for cell, data in cells:
+        if cell.seed == cfg.seeds_for(cell.mode)[0]:
+            bucket = images.setdefault((cell.mode, cell.policy, cell.guidance), {})
+            bucket.update({int(pid): data["images"][row] for row, pid in enumerate(data["prompt_ids"])})
+    return images
+
+
+def _curves_in_order(images: dict, cfg: Config) -> list[tuple[str, str]]:
+    return sorted({(m, p) for m, p, _ in images}, key=lambda mp: (list(cfg.conditioning).index(mp[0]), mp[1]))
+
+
+def _label(mode: str, policy: str, sep: str = "\n") -> str:
+    return mode if policy == "-" else f"{mode}{sep}({policy})"
+
+
+def _save(fig, path: Path, dpi: int) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def _grid_prompt_ids(prompts: list[Prompt], cfg: Config, kind: str) -> list[int]:
+    return [i for i, p in enumerate(prompts) if p.kind == kind][: cfg.sweep.grid_prompts]
+
+
 def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Config, out_dir: Path) -> list[Path]:
     """One sheet per prompt kind: rows are modes (and draw policies), columns guidance scales; each cell
     shows the same prompts' first sample from the same noise, like the DALL-E 2 paper's vase figure."""
@@ -227,17 +262,12 @@ def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Conf
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    seed = cfg.train_seeds[0]
-    images: dict[tuple[str, str, float], dict[int, np.ndarray]] = {}
-    for cell, data in cells:
-        if cell.seed == seed:
-            bucket = images.setdefault((cell.mode, cell.policy, cell.guidance), {})
-            bucket.update({int(pid): data["images"][row, 0] for row, pid in enumerate(data["prompt_ids"])})
-    rows = sorted({(m, p) for m, p, _ in images}, key=lambda mp: (list(cfg.conditioning).index(mp[0]), mp[1]))
+    images = _sample_images(cells, cfg)
+    rows = _curves_in_order(images, cfg)
     scales = sorted({g for _, _, g in images})
     written = []
     for kind in cfg.sweep.prompt_kinds:
-        ids = [i for i, p in enumerate(prompts) if p.kind == kind][: cfg.sweep.grid_prompts]
+        ids = _grid_prompt_ids(prompts, cfg, kind)
         if not ids or not rows:
             continue
         fig, axes = plt.subplots(len(rows), len(scales), figsize=(1.1 * len(ids) * len(scales) + 1.2,
@@ -245,7 +275,8 @@ def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Conf
         for r, (mode, policy) in enumerate(rows):
             for c, g in enumerate(scales):
                 tiles = images.get((mode, policy, g), {})
-                strip = np.concatenate([tiles.get(i, np.zeros_like(next(iter(tiles.values())))) for i in ids], axis=1)
+                blank = np.zeros_like(next(iter(tiles.values()))[0])
+                strip = np.concatenate([tiles[i][0] if i in tiles else blank for i in ids], axis=1)
                 ax = axes[r][c]
                 ax.imshow(strip, interpolation="nearest")
                 ax.set_xticks([])
@@ -253,12 +284,41 @@ def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Conf
                 if r == 0:
                     ax.set_title(f"guidance {g:g}", fontsize=8)
                 if c == 0:
-                    ax.set_ylabel(mode if policy == "-" else f"{mode}\n({policy})", fontsize=7)
+                    ax.set_ylabel(_label(mode, policy), fontsize=7)
         captions = "; ".join(f"{n + 1}: {prompts[i].caption}" for n, i in enumerate(ids))
         fig.suptitle(f"{kind} prompts (left to right) - {captions}", fontsize=7, wrap=True)
-        fig.tight_layout()
-        path = out_dir / f"grid_{kind}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, out_dir / f"grid_{kind}.png", dpi=120))
+    return written
+
+
+def write_mode_sheets(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Config,
+                      out_dir: Path) -> list[Path]:
+    """One contact sheet per mode (and draw policy): a row per prompt (the grid prompts of every kind), and
+    for each guidance scale all K samples of that prompt, so the reader sees both what guidance fixes and
+    what diversity it costs. Same prompts and noise on every sheet."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = _sample_images(cells, cfg)
+    scales = sorted({g for _, _, g in images})
+    ids = [i for kind in cfg.sweep.prompt_kinds for i in _grid_prompt_ids(prompts, cfg, kind)]
+    written = []
+    for mode, policy in _curves_in_order(images, cfg):
+        fig, axes = plt.subplots(1, len(scales), figsize=(0.2 * cfg.sweep.samples_per_prompt * len(scales) + 3.5,
+                                                          0.22 * len(ids) + 0.9), squeeze=False)
+        for c, g in enumerate(scales):
+            tiles = images[(mode, policy, g)]
+            # rows: prompts; columns: the prompt's K samples
+            mosaic = np.concatenate([np.concatenate(list(tiles[i]), axis=1) for i in ids if i in tiles], axis=0)
+            ax = axes[0][c]
+            ax.imshow(mosaic, interpolation="nearest")
+            ax.set_title(f"guidance {g:g}", fontsize=7)
+            ax.set_xticks([])
+            tile = mosaic.shape[0] // len(ids)
+            ax.set_yticks([tile * (n + 0.5) for n in range(len(ids))])
+            ax.set_yticklabels([prompts[i].caption for i in ids] if c == 0 else [], fontsize=4)
+        fig.suptitle(f"{_label(mode, policy, ' ')}: {cfg.sweep.samples_per_prompt} samples per prompt", fontsize=8)
+        written.append(_save(fig, out_dir / f"sheet_{mode}{'' if policy == '-' else '_' + policy}.png", dpi=150))
     return written

@@ -6,8 +6,11 @@ What it guarantees, so the stages don't each reinvent it:
   RNG; a run killed with SIGKILL and restarted ends with the same weights as one that never stopped;
 - checkpoints are written atomically (temp file, then rename) every `checkpoint_every` steps;
 - a NaN or infinite loss stops the run with a one-line error, and the last good checkpoint is kept;
-- AdamW with linear warm-up, gradient clipping, optional EMA, bf16 autocast where it pays, and a progress
-  bar with the loss and images per second.
+- AdamW with linear warm-up (then a constant or cosine-decayed rate), gradient clipping, optional EMA, bf16
+  autocast where it pays, and a progress bar with the loss and images per second;
+- under torchrun, data parallelism that trains the same recipe as one process (`harness.data_parallel`):
+  `batch_size` is the global batch, the logged loss is its mean over ranks, and rank 0 alone writes the
+  checkpoint and shows progress; a checkpoint resumes under any number of processes that divides the batch.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from harness import distributed
 from harness.config import TrainConfig
+from harness.data_parallel import DataParallel, check_split
 from harness.device import autocast
 from harness.errors import HarnessError
 
@@ -65,33 +70,43 @@ def batch_indices(dataset_size: int, batch_size: int, step: int, seed: int) -> n
     return order[offset * batch_size:(offset + 1) * batch_size]
 
 
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """The learning rate at `step` as a fraction of `cfg.lr`: linear warm-up, then constant or a cosine decay to 0."""
+    warmup = max(1, cfg.warmup_steps)
+    if step < warmup or cfg.lr_schedule == "constant":
+        return min(1.0, (step + 1) / warmup)
+    progress = (step - warmup) / max(1, cfg.steps - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
 def train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Tensor],
-          fetch: Callable[[np.ndarray], Any], dataset_size: int, cfg: TrainConfig, workdir: Path,
+          fetch: Callable[[np.ndarray], Any], dataset_size: int, cfg: TrainConfig, workdir: Path | None,
           device: torch.device, *, precision: str = "auto", desc: str = "train", progress: bool = True,
           on_log: Callable[[int, dict], None] | None = None, log_every: int = 25,
           parameters: list[nn.Parameter] | None = None) -> TrainResult:
     """Train `model` for `cfg.steps` steps, resuming from `workdir/checkpoint.pt` when one is there.
 
-    `fetch(indices)` returns a batch already on `device`; `loss_fn(batch, generator)` returns a scalar loss
-    and must draw all its randomness from `generator` (noise, timesteps, condition dropout) so resumption is
-    exact. `parameters` restricts what is optimised (default: all of `model`'s trainable parameters).
+    `fetch(indices)` returns a batch already on `device`; `loss_fn(batch, generator)` returns a scalar loss,
+    a mean over the batch's examples, and must draw all its randomness from `generator` (noise, timesteps,
+    condition dropout) so resumption is exact. `parameters` restricts what is optimised (default: all of
+    `model`'s trainable parameters). Without a `workdir` nothing is checkpointed.
     """
     from tqdm import tqdm
 
+    check_split(min(cfg.batch_size, dataset_size), desc)
     model.to(device)
     params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel over all parameters; the text pathways' 49k-row token tables made the per-tensor
     # update the most expensive part of a step on the CPU.
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    warmup = max(1, cfg.warmup_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay > 0 else None
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     history: list[dict] = []
 
-    path = workdir / CHECKPOINT
+    path = workdir / CHECKPOINT if workdir is not None else None
     start = 0
-    if path.exists():
+    if path is not None and path.exists():
         state = torch.load(path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -104,28 +119,36 @@ def train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Tens
         log.info("%s: resuming from step %d of %d", desc, start, cfg.steps)
     else:
         torch.manual_seed(cfg.seed)  # dropout and other layers that use the global RNG
+    # Under torchrun every rank has read the same checkpoint (or none) before DDP starts, and rank 0 writes the
+    # next one only after a step that every rank has joined.
+    parallel = DataParallel(model, loss_fn, generator) if distributed.world_size() > 1 else None
+    main = distributed.is_main()
 
     def save(step: int) -> None:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema is not None else {},
                  "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                  "history": history, "step": step}
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, path)
 
     model.train()
-    bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, disable=not progress,
+    bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, disable=not (progress and main),
                dynamic_ncols=True, leave=False)
     seen, clock = 0, time.perf_counter()
     for step in bar:
-        batch = fetch(batch_indices(dataset_size, cfg.batch_size, step, cfg.seed))
+        indices = batch_indices(dataset_size, cfg.batch_size, step, cfg.seed)
         with autocast(device, precision):
-            loss = loss_fn(batch, generator)
-        if not torch.isfinite(loss):
-            last = (step // cfg.checkpoint_every) * cfg.checkpoint_every if path.exists() else None
+            loss = parallel.loss(fetch, indices) if parallel else loss_fn(fetch(indices), generator)
+        # The batch's loss: with several ranks, the mean of their slices' losses. Every rank sees the same
+        # value, so a NaN on any rank stops all of them together.
+        reported = distributed.mean(loss.detach()) if parallel else loss.detach()
+        if not torch.isfinite(reported):
+            last = (step // cfg.checkpoint_every) * cfg.checkpoint_every if path is not None and path.exists() else None
             kept = f"last good checkpoint (step {last}) kept at {path}" if last is not None else "no checkpoint yet"
-            raise TrainingDiverged(f"{desc}: loss became {loss.item()} at step {step}; {kept}")
+            raise TrainingDiverged(f"{desc}: loss became {reported.item()} at step {step}; {kept}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -137,13 +160,13 @@ def train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Tens
         seen += cfg.batch_size
         if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
             rate = seen / max(time.perf_counter() - clock, 1e-9)
-            record = {"step": step + 1, "loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0],
+            record = {"step": step + 1, "loss": float(reported), "lr": scheduler.get_last_lr()[0],
                       "images_per_s": rate}
             history.append(record)
             bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{rate:.0f}")
-            if on_log is not None:
+            if on_log is not None and main:
                 on_log(step + 1, record)
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        if path is not None and main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
             save(step + 1)
     bar.close()
     elapsed = time.perf_counter() - clock

@@ -20,6 +20,7 @@ from harness.errors import ConfigError
     ("+data.nokey=3", "data.nokey"),
     ("sweep.guidance=[1,-2]", "sweep.guidance"),
     ("conditioning.glide.p_drop_text=1.5", "conditioning.glide.p_drop_text"),
+    ("conditioning.glide.text_width=30", "conditioning.glide.text_width"),
     ("data=hf", "data.hf.path"),
 ])
 def test_bad_override_names_the_key(override, key):
@@ -50,3 +51,11 @@ def test_cli_fails_in_one_line_before_work(tmp_path):
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert lines == ["error: data.resolution: must be one of 16, 32, 64, got 17"]
     assert not cache.exists()  # nothing was built
+
+
+def test_cpu_preset_trains_three_seeds_of_the_core_modes_and_one_of_each_ablation():
+    cfg = compose(["experiment=cpu"])
+    core = {"glide", "clip_text", "unclip", "combined"}
+    assert {m: cfg.seeds_for(m) for m in core} == {m: [0, 1, 2] for m in core}
+    assert all(cfg.seeds_for(m) == [0] for m in set(cfg.conditioning) - core)
+    assert compose(["experiment=cpu", "conditioning.glide_seq.train_seeds=[4,5]"]).seeds_for("glide_seq") == [4, 5]

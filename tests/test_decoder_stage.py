@@ -81,33 +81,29 @@ class TextTokensPlusImageVector(ConditioningMode):
 
 
 def test_every_mode_trains_a_few_steps_and_samples(smoke_config):
-    from harness.clip import embeddings as embeddings_stage, stage as clip_stage
-    from harness.data import build as data_stage
     from harness.decoder import stage as decoder_stage
     from harness.decoder.diffusion import guided, make_sampler, make_train_scheduler, paired_noise, sample
     from harness.pipeline import cache_for
+    from support.stages import decoder_inputs
 
     modes = ["glide", "clip_text", "unclip", "combined", "clip_text_seq", "unclip_oracle", "glide_seq", "clip_text_k1"]
     cfg = smoke_config(f"conditioning=[{','.join(modes)}]")
     custom = "test_text_tokens_plus_image_vector"
     cfg.conditioning[custom] = dataclasses.replace(cfg.conditioning["combined"], module=custom)
     cache = cache_for(cfg)
-    data = data_stage.run(cfg.data, cache)
-    clip = clip_stage.run(cfg, cache, data)
-    embeddings = embeddings_stage.run(cfg, cache, data, clip)
-    context = decoder_stage.clip_context(clip, embeddings)
-    train_split = embeddings_stage.load_embeddings(embeddings)["train"]
-    sampler = make_sampler("dpmpp", make_train_scheduler(1000, cfg.decoder.beta_schedule, "epsilon"), 3)
+    stages = decoder_inputs(cfg, cache)
+    train_split = stages.train_split
+    sampler = make_sampler("dpmpp", make_train_scheduler(1000, cfg.decoder.beta_schedule, cfg.decoder.prediction), 3)
     artifacts = {}
     for mode in [*modes, custom]:
-        artifacts[mode] = decoder_stage.run(cfg, cache, data, embeddings, train_split, context, mode, 0)
+        artifacts[mode] = decoder_stage.run(*stages.args(cfg, cache, mode))
         assert artifacts[mode].meta["history"], mode
-        decoder = decoder_stage.load(artifacts[mode], cfg, mode, context, torch.device("cpu"))
+        decoder = decoder_stage.load(artifacts[mode], cfg, mode, stages.context, torch.device("cpu"))
         inputs = ModeInputs(train_split["tokens"][:2], train_split["text"][:2], train_split["image"][:2])
         model_fn = guided(decoder, *decoder.mode.guidance_branches(inputs, 3.0))
         images = sample(model_fn, paired_noise(0, [0, 1], [0, 0], (3, 16, 16)), sampler)
         assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all(), mode
     assert artifacts["unclip_oracle"].key == artifacts["unclip"].key  # the oracle only samples differently
     assert len({artifacts[m].key for m in modes}) == len(modes) - 1
-    again = decoder_stage.run(cfg, cache, data, embeddings, train_split, context, "glide", 0)
+    again = decoder_stage.run(*stages.args(cfg, cache, "glide"))
     assert again.reused

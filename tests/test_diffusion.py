@@ -59,6 +59,27 @@ def test_loss_targets_noise_or_velocity(prediction_type):
     assert diffusion_loss(lambda x_t, t: torch.zeros_like(x_t), x0, scheduler) > 0.1
 
 
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_min_snr_weights_each_sample_by_its_clipped_snr(prediction_type):
+    """Min-SNR: a sample's squared error counts min(SNR, gamma)/SNR (epsilon) or /(SNR+1) (velocity)."""
+    scheduler = make_train_scheduler(1000, "squaredcos_cap_v2", prediction_type)
+    x0 = torch.rand(64, *SHAPE) * 2 - 1
+    gamma, draws = 5.0, torch.Generator().manual_seed(3)
+    t = torch.randint(0, 1000, (64,), generator=draws)  # the timesteps the loss will draw with the same seed
+    snr = scheduler.alphas_cumprod[t] / (1 - scheduler.alphas_cumprod[t])
+    weights = snr.clamp(max=gamma) / (snr if prediction_type == "epsilon" else snr + 1)
+
+    def predict_target_plus_one(x_t, t):
+        noise = (x_t - scheduler.alphas_cumprod[t].sqrt()[:, None, None, None] * x0) / \
+            (1 - scheduler.alphas_cumprod[t]).sqrt()[:, None, None, None]
+        target = noise if prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+        return target + 1.0
+
+    loss = diffusion_loss(predict_target_plus_one, x0, scheduler, torch.Generator().manual_seed(3), gamma)
+    assert loss.item() == pytest.approx(weights.mean().item(), rel=1e-3)
+    assert weights.min() < 0.5 < weights.max()  # the weighting is not a constant in disguise
+
+
 def test_unknown_prediction_type_raises():
     with pytest.raises(ValueError, match="sample"):
         make_train_scheduler(1000, "linear", "sample")

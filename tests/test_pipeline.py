@@ -44,12 +44,18 @@ def test_pipeline_writes_the_report_without_network(smoke_run):
     for name in ("report.md", "curves.png", "summary.json", "metrics.csv", "metrics.parquet", "config.yaml"):
         assert (run / name).exists(), name
     assert list(run.glob("grid_*.png"))
+    # one contact sheet per mode and draw policy, linked from the report
+    assert {p.stem for p in run.glob("sheet_*.png")} >= {"sheet_glide", "sheet_unclip_fixed", "sheet_unclip_per_sample"}
+    assert "![unclip_fixed](sheet_unclip_fixed.png)" in (run / "report.md").read_text()
     table = pd.read_csv(run / "metrics.csv")
     assert list(table.columns) == METRIC_COLUMNS
     assert {"glide", "clip_text", "unclip", "combined", "real"} <= set(table["mode"])
     assert {"fixed", "per_sample"} <= set(table[table["mode"] == "unclip"]["prior_draw"])
     assert {"attribute_accuracy", "free_entropy", "fid", "vendi", "clip_score"} <= set(table["metric"])
-    means = table[table["metric"].isin(["attribute_accuracy", "free_entropy", "vendi", "clip_score"])]
+    # attention mass is a per-prompt metric with an interval, like the others
+    assert (table["metric"] == "attention_clip").any() and (table["metric"] == "attention_text").any()
+    means = table[table["metric"].isin(["attribute_accuracy", "free_entropy", "vendi", "clip_score",
+                                        "attention_clip", "attention_text"])]
     assert ((means["ci_low"] <= means["value"] + 1e-9) & (means["value"] <= means["ci_high"] + 1e-9)).all()
 
 

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from harness.config import PriorConfig, TrainConfig
 from harness.priors import PRIORS, Prior, build_prior, prior_quality
 
 DIM, VOCAB, LENGTH, N = 16, 20, 6, 256
 TINY_DIFFUSION = dict(width=32, depth=2, heads=2, sample_steps=8)
-FIT = dict(batch_size=64, lr=2e-3, seed=0, progress=False, device="cpu")
+RECIPE = dataclasses.replace(PriorConfig().train, batch_size=64, lr=2e-3, warmup_steps=15, seed=0)
+FIT = dict(progress=False, device="cpu")
+
+
+def recipe(steps: int) -> TrainConfig:
+    return dataclasses.replace(RECIPE, steps=steps)
 
 
 def unit(x: torch.Tensor) -> torch.Tensor:
@@ -37,7 +44,7 @@ def make(name: str) -> Prior:
 
 def fitted(name: str, pairs, steps: int = 5) -> Prior:
     prior = make(name)
-    prior.fit(*pairs, steps=steps, **FIT)
+    prior.fit(*pairs, recipe(steps), **FIT)
     return prior
 
 
@@ -79,7 +86,7 @@ def test_mean_shift_recovers_a_constant_gap():
 
 def test_linear_recovers_an_affine_map(pairs):
     prior = build_prior("linear", DIM, VOCAB, LENGTH, alpha=1e-3)
-    stats = prior.fit(*pairs, steps=0, **FIT)
+    stats = prior.fit(*pairs, recipe(0), **FIT)
     linear, identity = mean_cosine(prior, pairs), mean_cosine(make("identity"), pairs)
     assert stats["train_cosine"] > 0.99 and linear > 0.99
     assert linear > identity + 0.5
@@ -89,7 +96,7 @@ def test_linear_alpha_shrinks_towards_the_mean(pairs):
     """Huge ridge penalty: the weight vanishes and every caption gets the mean image direction."""
     text, tokens, image = pairs
     prior = build_prior("linear", DIM, VOCAB, LENGTH, alpha=1e9)
-    prior.fit(*pairs, steps=0, **FIT)
+    prior.fit(*pairs, recipe(0), **FIT)
     out = prior.sample(text, tokens)[:, 0]
     torch.testing.assert_close(out, unit(image.mean(0)).expand_as(out), atol=1e-3, rtol=0)
 
@@ -149,7 +156,7 @@ def test_diffusion_runs_under_bf16_autocast(pairs):
     """Forced bf16 (what a GPU gets from `precision=auto`): mixed dtypes must still train and sample."""
     text, tokens, _ = pairs
     prior = build_prior("diffusion", DIM, VOCAB, LENGTH, precision="bf16", guidance=2.0, **TINY_DIFFUSION)
-    assert prior.fit(*pairs, steps=3, **FIT)["loss"] > 0
+    assert prior.fit(*pairs, recipe(3), **FIT)["final_loss"] > 0
     out = prior.sample(text[:4], tokens[:4], n=2, generator=torch.Generator().manual_seed(0))
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
     torch.testing.assert_close(out.norm(dim=-1), torch.ones(4, 2))

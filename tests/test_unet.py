@@ -129,3 +129,24 @@ def test_presets_build_and_run(size, resolution):
 def test_unknown_preset_names_the_choices():
     with pytest.raises(ValueError, match="huge.*tiny"):
         build_unet("huge", 16)
+
+
+def test_recorder_keeps_each_samples_mass_for_per_prompt_intervals():
+    """Sample 1 has its text tokens masked: its own text mass is 0 while sample 0's is not, and the layer
+    mean is the mean of the two (the sweep turns these per-sample masses into per-prompt values)."""
+    unet = make_unet()
+    x, t = inputs()
+    cond = make_cond()
+    cond.mask[1, 2:] = False
+    with torch.no_grad(), record_attention(unet) as rec:
+        for _ in range(3):  # three sampling steps of the same batch
+            unet(x, t, cond)
+    per_sample, mass = rec.per_sample(), rec.mass()
+    for layer, groups in per_sample.items():
+        assert groups["text"][1] == 0.0 < groups["text"][0], layer
+        assert sum(groups.values()) == pytest.approx(torch.ones(2), abs=1e-5)
+        assert mass[layer]["clip"] == pytest.approx(groups["clip"].mean().item())
+    with pytest.raises(ValueError, match="record one batch per recorder"), torch.no_grad(), \
+            record_attention(unet) as rec:
+        unet(x, t, cond)
+        unet(torch.randn(3, 3, 8, 8), torch.tensor([10, 20, 30]), make_cond(batch=3))

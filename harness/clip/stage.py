@@ -61,4 +61,5 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
         log.info("clip (%s): %s", cfg.clip.kind, summary_line(meta["quality"]))
         return meta
 
-    return cache.build("clip", VERSION, stage_config(cfg), [data], build)
+    # A scratch CLIP trains on every rank under torchrun; installing pretrained weights is rank 0's job alone.
+    return cache.build("clip", VERSION, stage_config(cfg), [data], build, every_rank=cfg.clip.kind == "scratch")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import training
+from harness import distributed, training
 from harness.clip.encode import CaptionTokens, preprocess
 from harness.clip.loss import HardNegativeClipLoss
 from harness.clip.model import (Tokenizer, create_from_folder, pixel_statistics, save_weights,
@@ -41,15 +41,20 @@ def train_clip(folder: Path, data: CaptionedImages, cfg: ClipConfig, *, seed: in
     """Train a scratch CLIP on `data` into `folder` (resuming from its checkpoint); returns (model, tokenizer,
     result) with the final (EMA when enabled) weights in eval mode."""
     mean, std = pixel_statistics(data.pixels)
-    write_config(folder, scratch_model_config(cfg, data.pixels.shape[1]),
-                 {"size": data.pixels.shape[1], "mean": mean, "std": std})
+    if distributed.is_main():
+        write_config(folder, scratch_model_config(cfg, data.pixels.shape[1]),
+                     {"size": data.pixels.shape[1], "mean": mean, "std": std})
+    distributed.barrier()  # under torchrun, the other ranks build their model from the config rank 0 wrote
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # initial weights depend on the seed only
         model, tokenizer = create_from_folder(folder, device, load_weights=False)
     tokens = CaptionTokens(tokenizer)
     caption_tokens = tokens(data.captions)
     pixels = torch.from_numpy(np.array(data.pixels))  # in memory, writable (a memory map is read-only)
-    loss = HardNegativeClipLoss()
+    # Under torchrun each rank scores its images against the captions of the whole global batch (features are
+    # gathered with their gradients), so the contrastive loss is the one a single process computes.
+    loss = HardNegativeClipLoss(local_loss=True, gather_with_grad=True, rank=distributed.rank(),
+                                world_size=distributed.world_size())
     if negatives is not None and (data.prompts is None or data.records is None):
         raise ValueError("hard negatives need the shapes world's prompts and scene records")
 
@@ -63,8 +68,10 @@ def train_clip(folder: Path, data: CaptionedImages, cfg: ClipConfig, *, seed: in
         scale = model.logit_scale.exp().clamp(max=100.0)
         if negatives is None:
             return loss(image_features, model.encode_text(texts, normalize=True), scale)
-        rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=generator,
-                                                       device=generator.device)))
+        # One stream per step and rank: rank 0 (a single process) draws what it always drew; other ranks draw
+        # their own negatives, so with hard negatives N processes train an equivalent but not identical recipe.
+        seed = int(torch.randint(2 ** 62, (1,), generator=generator, device=generator.device))
+        rng = np.random.default_rng(seed + distributed.rank())
         false = negatives([data.prompts[i] for i in indices], [data.records[i] for i in indices], rng)
         features = model.encode_text(torch.cat([texts, tokens(false).to(device)]), normalize=True)
         text_features, negative_features = features[:len(texts)], features[len(texts):]
@@ -74,7 +81,8 @@ def train_clip(folder: Path, data: CaptionedImages, cfg: ClipConfig, *, seed: in
     result = training.train(model, loss_fn, fetch, len(data.captions), dataclasses.replace(cfg.train, seed=seed),
                             folder, device, precision=precision, desc=desc, progress=progress)
     final = result.final.eval()
-    save_weights(final, folder)
+    if distributed.is_main():
+        save_weights(final, folder)
     return final, tokenizer, result
 
 

@@ -62,7 +62,7 @@ class TextSequencePathway(nn.Module):
         super().__init__()
         self.pooled = cfg.pooled
         self.null_kind = cfg.null_condition
-        width = cfg.text_width
+        width = cfg.text_width or dims.ctx_dim
         self.token_embedding = nn.Embedding(dims.vocab_size, width)
         self.position = nn.Parameter(torch.randn(dims.context_length, width) * 0.01)
         layer = nn.TransformerEncoderLayer(width, cfg.text_heads, 4 * width, dropout=0.0, activation="gelu",

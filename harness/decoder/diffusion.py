@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.training_utils import compute_snr
 from tqdm.auto import tqdm
 
 from harness.conditioning.condition import Condition
@@ -56,20 +57,31 @@ def make_train_scheduler(num_train_timesteps: int = 1000, beta_schedule: str = "
 
 
 def diffusion_loss(model_fn: ModelFn, x0: torch.Tensor, scheduler: DDPMScheduler,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """MSE between the model's prediction and the true noise (or velocity) at a uniformly drawn timestep."""
+                   generator: torch.Generator | None = None, min_snr_gamma: float = 0.0) -> torch.Tensor:
+    """MSE between the model's prediction and the true noise (or velocity) at a uniformly drawn timestep.
+
+    With `min_snr_gamma` > 0 each sample's error is weighted so that its x0-space weight is min(SNR, gamma)
+    (Min-SNR, Hang et al. 2023): the nearly clean timesteps, where the prediction only polishes pixels, stop
+    dominating the gradient, and the noisy ones, where shape and colour are decided, get their share.
+    """
     rand_device = generator.device if generator is not None else x0.device
     t = torch.randint(0, scheduler.config.num_train_timesteps, (x0.shape[0],), generator=generator,
                       device=rand_device).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=rand_device, dtype=x0.dtype).to(x0.device)
     x_t = scheduler.add_noise(x0, noise, t)
-    if scheduler.config.prediction_type == "epsilon":
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type == "epsilon":
         target = noise
-    elif scheduler.config.prediction_type == "v_prediction":
+    elif prediction_type == "v_prediction":
         target = scheduler.get_velocity(x0, noise, t)
     else:
-        raise ValueError(f"unsupported prediction_type {scheduler.config.prediction_type!r}")
-    return F.mse_loss(model_fn(x_t, t).float(), target.float())
+        raise ValueError(f"unsupported prediction_type {prediction_type!r}")
+    errors = (model_fn(x_t, t).float() - target.float()).square().mean(dim=(1, 2, 3))
+    if min_snr_gamma > 0:
+        snr = compute_snr(scheduler, t)
+        # An epsilon (velocity) error is an x0 error scaled by 1/SNR (1/(SNR+1)): divide that back out.
+        errors = errors * snr.clamp(max=min_snr_gamma) / (snr if prediction_type == "epsilon" else snr + 1)
+    return errors.mean()
 
 
 #################################################################################

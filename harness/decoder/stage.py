@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness import distributed
 from harness.cache import Artifact, ArtifactCache
 from harness.conditioning.base import ConditioningMode, ModeInputs, build_mode, mode_class
 from harness.conditioning.condition import Condition
@@ -31,8 +32,9 @@ from harness.training import train
 log = logging.getLogger(__name__)
 VERSION = "1"
 WEIGHTS = "decoder.pt"
-# Conditioning settings that only matter when sampling, so they do not key the trained decoder.
-SAMPLING_ONLY = ("module", "prior_draws")
+# Conditioning settings that do not make one trained decoder differ from another (sampling-only settings and
+# the list of seeds to train), so they do not key it.
+SAMPLING_ONLY = ("module", "prior_draws", "train_seeds")
 
 
 @dataclass
@@ -112,12 +114,14 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact, embeddings: Artifact,
         def loss_fn(batch, generator: torch.Generator) -> torch.Tensor:
             x0, inputs = batch
             cond = model.mode.training_condition(inputs, generator)
-            return diffusion_loss(lambda x, t: model.unet(x, t, cond), x0, scheduler, generator)
+            return diffusion_loss(lambda x, t: model.unet(x, t, cond), x0, scheduler, generator,
+                                  cfg.decoder.min_snr_gamma)
 
         recipe = dataclasses.replace(cfg.decoder.train, seed=seed)
         result = train(model, loss_fn, fetch, len(pixels), recipe, workdir, device, precision=cfg.precision,
                        desc=f"decoder[{mode_name} seed {seed}]", progress=cfg.progress)
-        torch.save(result.final.state_dict(), workdir / WEIGHTS)
+        if distributed.is_main():
+            torch.save(result.final.state_dict(), workdir / WEIGHTS)
         parameters = sum(p.numel() for p in model.unet.parameters())
         log.info("decoder[%s seed %d]: %.0f images/s, final loss %.4f, %.2fM UNet parameters", mode_name, seed,
                  result.images_per_s, result.history[-1]["loss"] if result.history else float("nan"),
@@ -126,7 +130,8 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact, embeddings: Artifact,
                 "unet_parameters": parameters,
                 "mode_parameters": sum(p.numel() for p in model.mode.parameters())}
 
-    return cache.build("decoder", VERSION, artifact_config(cfg, mode_name, seed), [data, embeddings], build)
+    return cache.build("decoder", VERSION, artifact_config(cfg, mode_name, seed), [data, embeddings], build,
+                       every_rank=True)
 
 
 def load(artifact: Artifact, cfg: Config, mode_name: str, clip: ClipContext, device: torch.device) -> Decoder:

@@ -271,37 +271,48 @@ def build_unet(size: str, resolution: int, **overrides) -> UNet:
 #################################################################################
 
 class AttentionRecorder:
-    """Accumulates, per attention layer, the mean attention mass on spatial keys and on each token group.
+    """Accumulates, per attention layer and per sample, the attention mass on spatial keys and on each token group.
 
-    Masses are averaged over heads and queries within a sample, then over every sample of every recorded
-    forward pass. All rows of a forward are counted, so under classifier-free guidance the unconditional
-    branch is included; record a single-branch forward (guidance scale 1) to measure the conditional model.
+    Masses are averaged over heads and queries within a sample, then over every recorded forward pass (the
+    sampling steps), so each sample of the batch keeps its own value: the sweep turns them into per-prompt
+    values with bootstrap intervals. All rows of a forward are counted, so under classifier-free guidance the
+    unconditional branch is included; record a single-branch forward (guidance scale 1) to measure the
+    conditional model.
     """
 
     SPATIAL = "spatial"
 
     def __init__(self) -> None:
         self._sums: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
-        self._samples: dict[str, int] = defaultdict(int)
+        self._passes: dict[str, int] = defaultdict(int)
 
     def add(self, layer: str, weights: torch.Tensor, *, spatial: int,
             token_groups: tuple[tuple[str, int], ...]) -> None:
         """weights [B, heads, queries, spatial + tokens], rows summing to 1 (masked keys hold 0)."""
         if any(name == self.SPATIAL for name, _ in token_groups):
             raise ValueError(f"token group name {self.SPATIAL!r} is reserved for spatial positions")
-        per_key = weights.detach().float().mean(dim=(1, 2))  # [B, keys]: each sample's mass per key
+        per_key = weights.detach().float().mean(dim=(1, 2)).cpu()  # [B, keys]: each sample's mass per key
         start = 0
         for name, length in ((self.SPATIAL, spatial), *token_groups):
-            mass = per_key[:, start:start + length].sum()
+            mass = per_key[:, start:start + length].sum(dim=1)
             # Repeated group names (two "text" runs) pool into one group.
-            self._sums[layer][name] = self._sums[layer].get(name, 0.0) + mass
+            previous = self._sums[layer].get(name)
+            if previous is not None and previous.shape != mass.shape:
+                raise ValueError(f"attention recorded for {len(mass)} samples after {len(previous)} in {layer}: "
+                                 "record one batch per recorder")
+            self._sums[layer][name] = mass if previous is None else previous + mass
             start += length
-        self._samples[layer] += weights.shape[0]
+        self._passes[layer] += 1
+
+    def per_sample(self) -> dict[str, dict[str, torch.Tensor]]:
+        """layer -> group -> [B] mean mass per sample; each sample's groups sum to 1 within a layer."""
+        return {layer: {name: total / self._passes[layer] for name, total in groups.items()}
+                for layer, groups in self._sums.items()}
 
     def mass(self) -> dict[str, dict[str, float]]:
-        """layer -> group -> mean mass; each layer's groups sum to 1."""
-        return {layer: {name: float(total) / self._samples[layer] for name, total in groups.items()}
-                for layer, groups in self._sums.items()}
+        """layer -> group -> mean mass over samples; each layer's groups sum to 1."""
+        return {layer: {name: float(values.mean()) for name, values in groups.items()}
+                for layer, groups in self.per_sample().items()}
 
 
 @contextlib.contextmanager

@@ -52,4 +52,4 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
         return meta
 
     config = {"clip_seed": cfg.evaluator.clip_seed, "precision": cfg.precision, **recipe_config(cfg.clip)}
-    return cache.build("eval_clip", VERSION, config, [data], build)
+    return cache.build("eval_clip", VERSION, config, [data], build, every_rank=True)

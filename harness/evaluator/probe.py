@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import training
+from harness import distributed, training
 from harness.cache import Artifact, ArtifactCache
 from harness.config import Config
 from harness.data.build import load_split
@@ -83,10 +83,11 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
 
         result = training.train(net, loss_fn, fetch, len(labels), probe_cfg.train, workdir, device,
                                 precision=cfg.precision, desc="probe", progress=cfg.progress)
-        torch.save(result.final.state_dict(), workdir / WEIGHTS)
-        (workdir / SPEC).write_text(json.dumps({"resolution": cfg.data.resolution, "width": probe_cfg.width,
-                                                "feature_dim": probe_cfg.feature_dim,
-                                                "vocab": dataclasses.asdict(world.vocab)}))
+        if distributed.is_main():
+            torch.save(result.final.state_dict(), workdir / WEIGHTS)
+            (workdir / SPEC).write_text(json.dumps({"resolution": cfg.data.resolution, "width": probe_cfg.width,
+                                                    "feature_dim": probe_cfg.feature_dim,
+                                                    "vocab": dataclasses.asdict(world.vocab)}))
         probe = Probe(result.final, world.vocab)
         held_records, held_pixels = render_scenes(world, HELD_OUT_IMAGES, derived_seed(cfg.data.seed, "probe_held_out"))
         test = load_split(data, "test")
@@ -97,7 +98,7 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
         return meta
 
     config = {"probe": dataclasses.asdict(probe_cfg), "precision": cfg.precision}
-    return cache.build("probe", VERSION, config, [data], build)
+    return cache.build("probe", VERSION, config, [data], build, every_rank=True)
 
 
 def load_probe(artifact: Artifact, device: torch.device | str = "cpu") -> Probe:

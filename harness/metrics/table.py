@@ -5,7 +5,8 @@ Per group (mode, guidance, prior draw, train seed) and prompt kind:
   attribute and binding accuracy, CLIP score, free-attribute entropy, pairwise distance, Vendi, prior spread;
 - set metrics compare the group's samples with real images of the same prompts (FID, KID, precision,
   recall, density, coverage) and get their interval by resampling prompts and recomputing;
-- attention mass (recorded at guidance 1) is reported per layer and averaged over layers.
+- attention mass (recorded at guidance 1) is a per-prompt metric too, per layer (`attention_clip@mid.0.attn`)
+  and averaged over layers (`attention_clip`).
 The pseudo-mode `real` scores the real reference images the same way: the ceiling for every column.
 """
 
@@ -22,7 +23,7 @@ import torch
 from harness.data.world import Prompt, ShapesWorld, attribute_value
 from harness.metrics.bootstrap import bootstrap_ci, bootstrap_statistic
 from harness.metrics.clip_score import clip_score
-from harness.metrics.distribution import fid_kid, prdc
+from harness.metrics.distribution import SetMetrics
 from harness.metrics.diversity import mean_pairwise_distance, normalised_entropy, vendi_score
 
 COLUMNS = ["mode", "guidance", "prior_draw", "train_seed", "prompt_kind", "metric", "value", "ci_low", "ci_high",
@@ -43,19 +44,24 @@ class Group:
     readings: list[list[dict]]  # [P][K]
     clip: np.ndarray | None  # [P, K, D]
     prior_spread: np.ndarray  # [P]
-    attention: dict[str, dict[str, float]]
+    attention: dict[str, dict[str, np.ndarray]]  # layer -> token group -> [P] mass (empty if not recorded)
 
 
 def per_prompt_values(group: Group, prompts: list[Prompt], world: ShapesWorld,
                       text_embeddings: np.ndarray | None) -> dict[str, np.ndarray]:
     """metric -> [P] values (NaN where a metric does not apply to a prompt)."""
     n = len(group.prompt_ids)
-    out = {name: np.full(n, np.nan) for name in ("attribute_accuracy", "binding_accuracy", "free_entropy",
+    out = {name: np.full(n, np.nan) for name in ("attribute_accuracy", "shape_color_accuracy", "binding_accuracy",
+                                                  "free_entropy",
                                                   "pairwise_distance", "vendi", "clip_score", "prior_spread")}
     for row, pid in enumerate(group.prompt_ids):
         prompt, readings = prompts[pid], group.readings[row]
         checks = [world.check(prompt, r) for r in readings]
         out["attribute_accuracy"][row] = np.mean([np.mean(list(c.values())) for c in checks])
+        # The two attributes a reader looks at first: does each object have the named shape and colour?
+        if any(key.endswith((".shape", ".color")) for key in checks[0]):
+            out["shape_color_accuracy"][row] = np.mean([all(ok for key, ok in c.items()
+                                                             if key.endswith((".shape", ".color"))) for c in checks])
         if prompt.kind == "binding":
             out["binding_accuracy"][row] = np.mean([all(c.values()) for c in checks])
         free = prompt.free_attributes(world.vocab)
@@ -72,20 +78,31 @@ def per_prompt_values(group: Group, prompts: list[Prompt], world: ShapesWorld,
             texts = torch.as_tensor(text_embeddings[pid]).expand(len(readings), -1)
             out["clip_score"][row] = clip_score(torch.as_tensor(group.clip[row]), texts).mean().item()
         out["prior_spread"][row] = group.prior_spread[row]
+    for layer, masses in group.attention.items():
+        for name, mass in masses.items():
+            out[f"attention_{name}@{layer}"] = np.asarray(mass, dtype=float)
+    for name in sorted({n for masses in group.attention.values() for n in masses}):
+        # A layer without this token group puts no mass on it.
+        out[f"attention_{name}"] = np.mean([masses.get(name, np.zeros(n)) for masses in group.attention.values()],
+                                           axis=0)
     return out
 
 
 def set_metric_intervals(fake: np.ndarray, real: np.ndarray, resamples: int, seed: int) -> dict[str, tuple]:
-    """FID/KID and PRDC of fake vs real features [P, K, F], with intervals from resampling prompts."""
+    """FID/KID and PRDC of fake vs real features ([P, K, F] and [P, K_real, F]), with intervals from
+    resampling prompts."""
+    metrics = SetMetrics(torch.as_tensor(real.reshape(-1, real.shape[-1])),
+                         torch.as_tensor(fake.reshape(-1, fake.shape[-1])), k=3, kid_subset_size=1000,
+                         kid_subsets=10, seed=seed)
+
     def compute(ids: np.ndarray) -> np.ndarray:
-        f = torch.as_tensor(fake[ids].reshape(-1, fake.shape[-1]), dtype=torch.float64)
-        r = torch.as_tensor(real[ids].reshape(-1, real.shape[-1]), dtype=torch.float64)
-        dist = fid_kid(r, f, kid_subset_size=min(len(f), len(r), 1000), kid_subsets=10, seed=seed)
-        pr = prdc(r.float(), f.float(), k=3)
+        # A drawn prompt brings all its samples (twice if drawn twice).
+        real_rows, fake_rows = (torch.as_tensor((ids[:, None] * x.shape[1] + np.arange(x.shape[1])).ravel())
+                                for x in (real, fake))
+        dist, pr = metrics.fid_kid(real_rows, fake_rows), metrics.prdc(real_rows, fake_rows)
         return np.array([dist["fid"], dist["kid"], pr["precision"], pr["recall"], pr["density"], pr["coverage"]])
 
-    ids = np.arange(len(fake))
-    interval = bootstrap_statistic(ids, compute, resamples=resamples, seed=seed)
+    interval = bootstrap_statistic(np.arange(len(fake)), compute, resamples=resamples, seed=seed)
     return {name: (float(interval.value[i]), float(interval.low[i]), float(interval.high[i]))
             for i, name in enumerate(SET_METRICS)}
 
@@ -116,16 +133,6 @@ def group_rows(group: Group, prompts: list[Prompt], world: ShapesWorld, real_fea
             real = real_features[group.prompt_ids[select]]
             for metric, (v, lo, hi) in set_metric_intervals(fake, real, max(10, resamples // 10), seed).items():
                 rows.append({**base, "metric": metric, "value": v, "ci_low": lo, "ci_high": hi})
-    for layer, masses in group.attention.items():
-        for name, mass in masses.items():
-            rows.append({**key, "prompt_kind": "all", "metric": f"attention_{name}@{layer}", "value": mass,
-                         "ci_low": np.nan, "ci_high": np.nan, "n_prompts": len(kinds), "n_samples": len(kinds) * k})
-    if group.attention:
-        names = {n for masses in group.attention.values() for n in masses}
-        for name in sorted(names):
-            mean = float(np.mean([m.get(name, 0.0) for m in group.attention.values()]))
-            rows.append({**key, "prompt_kind": "all", "metric": f"attention_{name}", "value": mean,
-                         "ci_low": np.nan, "ci_high": np.nan, "n_prompts": len(kinds), "n_samples": len(kinds) * k})
     return rows, per_prompt
 
 
@@ -151,8 +158,7 @@ def assemble_groups(cells, n_prompts: int) -> list[Group]:
     groups = []
     for (mode, seed, guidance, policy), parts in sorted(by_key.items()):
         parts = [d for _, d in sorted(parts, key=lambda x: x[0])]
-        attention = _average_attention([json.loads(str(d["attention"])) for d in parts],
-                                       [len(d["prompt_ids"]) for d in parts])
+        attention = _join_attention([json.loads(str(d["attention"])) for d in parts])
         groups.append(Group(mode, guidance, policy, seed,
                             np.concatenate([d["prompt_ids"] for d in parts]),
                             np.concatenate([d["features"] for d in parts]),
@@ -173,12 +179,10 @@ def _split_readings(data: dict) -> list[list[dict]]:
     return [flat[i:i + k] for i in range(0, len(flat), k)]
 
 
-def _average_attention(parts: list[dict], weights: list[int]) -> dict[str, dict[str, float]]:
-    layers: dict[str, dict[str, float]] = {}
-    total = sum(w for p, w in zip(parts, weights) if p)
-    for part, weight in zip(parts, weights):
-        for layer, masses in part.items():
-            for name, mass in masses.items():
-                layers.setdefault(layer, {}).setdefault(name, 0.0)
-                layers[layer][name] += mass * weight / total
-    return layers
+def _join_attention(parts: list[dict]) -> dict[str, dict[str, np.ndarray]]:
+    """Per-prompt attention masses of a group's chunks, concatenated in prompt order."""
+    if not all(parts):
+        return {}  # recorded at guidance 1 only: every chunk of a group has it or none does
+    return {layer: {name: np.concatenate([np.asarray(part[layer][name], dtype=float) for part in parts])
+                    for name in groups}
+            for layer, groups in parts[0].items()}

@@ -11,11 +11,13 @@ Fitted state lives in parameters or buffers only, so `state_dict()` round-trips 
 from __future__ import annotations
 
 import abc
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.config import TrainConfig
 from harness.device import resolve_device
 
 
@@ -32,12 +34,13 @@ class Prior(nn.Module, abc.ABC):
         self.context_length = context_length
 
     @abc.abstractmethod
-    def fit(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, image_vectors: torch.Tensor, *,
-            steps: int, batch_size: int, lr: float, seed: int, progress: bool = True,
+    def fit(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, image_vectors: torch.Tensor,
+            recipe: TrainConfig, *, workdir: Path | None = None, progress: bool = True,
             device: str | torch.device = "auto") -> dict[str, float]:
         """Fit on pairs: text_vectors [N, D], text_tokens [N, L] (int64, 0 = padding), image_vectors [N, D].
 
-        Returns training statistics. Closed-form priors ignore steps, batch_size, lr and seed.
+        Learned priors train with `recipe` in the shared loop (`harness.training`), checkpointing into
+        `workdir` when given. Returns training statistics. Closed-form priors ignore recipe and workdir.
         """
 
     @abc.abstractmethod
@@ -71,8 +74,8 @@ class ClosedFormPrior(Prior):
     def predict(self, text_vectors: torch.Tensor) -> torch.Tensor:
         """Image vectors [B, D] before renormalisation."""
 
-    def fit(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, image_vectors: torch.Tensor, *,
-            steps: int, batch_size: int, lr: float, seed: int, progress: bool = True,
+    def fit(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, image_vectors: torch.Tensor,
+            recipe: TrainConfig, *, workdir: Path | None = None, progress: bool = True,
             device: str | torch.device = "auto") -> dict[str, float]:
         target = resolve_device(str(device))
         self.to(target)

@@ -24,18 +24,19 @@ DDIMScheduler built from its config for sampling.
 
 from __future__ import annotations
 
-import time
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler
-from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
-from tqdm.auto import tqdm
 
+from harness.config import TrainConfig
 from harness.device import autocast, resolve_device
 from harness.priors.base import Prior
+from harness.training import train
 
 _EXTRA_POSITIONS = 4  # text vector, timestep, noised image vector, query
 
@@ -51,8 +52,7 @@ class DiffusionPrior(Prior):
 
     def __init__(self, dim: int, vocab_size: int, context_length: int, width: int = 128, depth: int = 4,
                  heads: int = 4, p_uncond: float = 0.1, guidance: float = 1.0, best_of: int = 1,
-                 sample_steps: int = 64, num_train_timesteps: int = 1000, weight_decay: float = 0.01,
-                 precision: str = "auto") -> None:
+                 sample_steps: int = 64, num_train_timesteps: int = 1000, precision: str = "auto") -> None:
         super().__init__(dim, vocab_size, context_length)
         if not 0.0 <= p_uncond < 1.0:
             raise ValueError(f"p_uncond must be in [0, 1), got {p_uncond}")
@@ -62,7 +62,7 @@ class DiffusionPrior(Prior):
             raise ValueError("guidance needs an unconditional branch: train with p_uncond > 0")
         self.heads = heads
         self.p_uncond, self.guidance, self.best_of, self.sample_steps = p_uncond, guidance, best_of, sample_steps
-        self.weight_decay, self.precision = weight_decay, precision
+        self.precision = precision
 
         self.token_embedding = nn.Embedding(vocab_size, width)
         self.text_vector_in = nn.Linear(dim, width)
@@ -93,7 +93,7 @@ class DiffusionPrior(Prior):
     # ------------------------------------------------------------------ parameters and normalisation
 
     def reset_parameters(self, generator: torch.Generator) -> None:
-        """GPT-style init from an explicit generator, so `fit(seed=...)` is reproducible without global RNG."""
+        """GPT-style init from an explicit generator, so `fit` is reproducible from its recipe's seed alone."""
         for module in self.modules():
             if isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
@@ -160,48 +160,39 @@ class DiffusionPrior(Prior):
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, image_vectors: torch.Tensor, *,
-            steps: int, batch_size: int, lr: float, seed: int, progress: bool = True,
+    def fit(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, image_vectors: torch.Tensor,
+            recipe: TrainConfig, *, workdir: Path | None = None, progress: bool = True,
             device: str | torch.device = "auto") -> dict[str, float]:
-        """AdamW with warmup then cosine decay; the MSE between predicted and true clean image vectors."""
+        """The MSE between predicted and true clean image vectors, trained by the shared loop with `recipe`."""
         target = resolve_device(str(device))
-        self.cpu().reset_parameters(torch.Generator().manual_seed(seed))  # CPU init: same weights on any device
-        self.to(target).train()
+        self.cpu().reset_parameters(torch.Generator().manual_seed(recipe.seed))  # CPU init: same weights anywhere
+        self.to(target)
         text = text_vectors.to(target, torch.float32)
         tokens = text_tokens.to(target, torch.long)
         image = image_vectors.to(target, torch.float32)
         self._fit_standardisation(text, "text")
         self._fit_standardisation(image, "image")
         clean = self._standardise(image, "image")
-
-        generator = torch.Generator(device=target).manual_seed(seed)
-        # fused: one kernel over all tensors; on CPU several times faster than the per-tensor loop, which
-        # matters because the token embedding (CLIP's whole vocabulary) holds most of the parameters.
-        optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=self.weight_decay, fused=True)
-        schedule = get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=steps // 20,
-                                                   num_training_steps=steps)
         num_timesteps = self.noise_schedule.config.num_train_timesteps
-        losses = []
-        start = time.perf_counter()
-        bar = tqdm(range(steps), desc="prior", disable=not progress)
-        for step in bar:
-            index = torch.randint(len(clean), (batch_size,), generator=generator, device=target)
-            timesteps = torch.randint(num_timesteps, (batch_size,), generator=generator, device=target)
-            noise = torch.randn(batch_size, self.dim, generator=generator, device=target)
-            drop = torch.rand(batch_size, generator=generator, device=target) < self.p_uncond
-            noised = self.noise_schedule.add_noise(clean[index], noise, timesteps)
-            loss = F.mse_loss(self.denoise(noised, timesteps, text[index], tokens[index], drop), clean[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.detach())
-            if progress and step % 25 == 0:  # .item() syncs the GPU, so not every step
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-        self.eval()
-        tail = torch.stack(losses[-100:]).mean().item() if losses else float("nan")
-        return {"loss": tail, "seconds": time.perf_counter() - start, "steps": float(steps)}
+
+        def fetch(indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            rows = torch.as_tensor(indices, device=target)
+            return clean[rows], text[rows], tokens[rows]
+
+        def loss_fn(batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+            x0, text_batch, token_batch = batch
+            n, device = len(x0), generator.device
+            timesteps = torch.randint(num_timesteps, (n,), generator=generator, device=device).to(target)
+            noise = torch.randn(n, self.dim, generator=generator, device=device).to(target)
+            drop = (torch.rand(n, generator=generator, device=device) < self.p_uncond).to(target)
+            noised = self.noise_schedule.add_noise(x0, noise, timesteps)
+            return F.mse_loss(self.denoise(noised, timesteps, text_batch, token_batch, drop), x0)
+
+        result = train(self, loss_fn, fetch, len(clean), recipe, workdir, target, precision=self.precision,
+                       desc="prior", progress=progress)
+        if result.ema is not None:  # the prior keeps the weights it samples with
+            self.load_state_dict(result.final.state_dict())
+        return result.summary()
 
     # ------------------------------------------------------------------ sampling
 

@@ -7,6 +7,9 @@ arguments `load_prior` needs. Quality (`harness.priors.prior_quality`) is measur
 vector, and, on the shapes world, how often the bank image nearest to the drawn vector satisfies every
 attribute the caption mentions (`ShapesWorld.check` on its true scene). With `data=hf` there is no such
 check; the bank image is then counted a hit only when it is the caption's own image.
+
+The diffusion prior trains in the shared loop (`harness.training`) and checkpoints into `train_diffusion/`,
+so a killed build resumes; under torchrun every rank fits the priors and rank 0 writes the files.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from harness import distributed
 from harness.cache import Artifact, ArtifactCache
 from harness.clip.embeddings import load_embeddings
 from harness.config import Config
@@ -73,23 +77,25 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact, embeddings: Artifact)
         for name in names:
             spec[name] = {**dims, "kwargs": constructor_kwargs(name, cfg)}
             prior = build_prior(name, **dims, **spec[name]["kwargs"])
-            t = cfg.prior.train
-            fit = prior.fit(train["text"], train["tokens"], train["image"], steps=t.steps, batch_size=t.batch_size,
-                            lr=t.lr, seed=t.seed, progress=cfg.progress, device=device)
-            torch.save(prior.state_dict(), workdir / f"prior_{name}.pt")
-            generator = torch.Generator(prior.device).manual_seed(t.seed)
+            checkpoints = workdir / f"train_{name}"
+            fit = prior.fit(train["text"], train["tokens"], train["image"], cfg.prior.train, workdir=checkpoints,
+                            progress=cfg.progress, device=device)
+            if distributed.is_main():
+                torch.save(prior.state_dict(), workdir / f"prior_{name}.pt")
+            generator = torch.Generator(prior.device).manual_seed(cfg.prior.train.seed)
             scores = prior_quality(prior, val["text"][:n].to(prior.device), val["tokens"][:n].to(prior.device),
                                    val["image"][:n], val["image"], satisfies, generator=generator)
             scores[retrieval_name] = scores.pop("retrieval_top1")
             meta[name] = {**scores, "fit": fit}
-        (workdir / SPEC).write_text(json.dumps(spec, indent=2))
+        if distributed.is_main():
+            (workdir / SPEC).write_text(json.dumps(spec, indent=2))
         log.info("priors on %d val captions: %s", n, "; ".join(
             f"{name} cosine {meta[name]['cosine']:.3f} {retrieval_name} {meta[name][retrieval_name]:.3f}"
             for name in names))
         return {"quality": meta, "kind": cfg.prior.kind, "eval_captions": n}
 
     config = {"prior": dataclasses.asdict(cfg.prior), "precision": cfg.precision}
-    return cache.build("prior", VERSION, config, [data, embeddings], build)
+    return cache.build("prior", VERSION, config, [data, embeddings], build, every_rank=True)
 
 
 def load_prior(artifact: Artifact, name: str, device: torch.device | str = "cpu") -> Prior:

@@ -5,6 +5,7 @@ ConnectionRefusedError, so a stage that quietly needs the network fails the test
 """
 
 import ipaddress
+import os
 import socket
 
 _connect = socket.socket.connect
@@ -31,3 +32,6 @@ def _guarded(original):
 
 socket.socket.connect = _guarded(_connect)
 socket.socket.connect_ex = _guarded(_connect_ex)
+
+if os.environ.get("HARNESS_TEST_WRITE_LOG"):  # tests/test_distributed.py: which process wrote what
+    import record_writes  # noqa: F401

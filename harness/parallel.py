@@ -1,0 +1,75 @@
+"""Independent stages in separate processes, one core each.
+
+On a small CPU the models here are too small for intra-op threads to pay: two threads on two cores trained
+the tiny decoder barely faster than one, and any other process on the machine made them 10-100x slower
+(README), while two processes on one core each run at the one-core speed side by side. So the pipeline runs
+stages that do not feed each other (CLIP, probe and evaluation CLIP; the prior and every decoder) as tasks
+in `workers` processes. Each task builds its artifact through the cache exactly as in one process (the
+cache's lock makes concurrent builds safe), so the artifacts and their keys do not depend on `workers`.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any, Callable, Hashable, Iterable
+
+import torch
+
+from harness import distributed
+
+log = logging.getLogger(__name__)
+
+Task = tuple[Callable[..., Any], tuple]
+
+
+def run_tasks(tasks: dict[Hashable, Task], workers: int,
+              labels: Callable[[Hashable], str] = str) -> tuple[dict[Hashable, Any], dict[Hashable, float]]:
+    """Run `fn(*args)` for every task; returns (results, seconds each task took), both in the tasks' order.
+
+    With `workers` > 1 (and not under torchrun, whose ranks already share the work) the tasks run in that many
+    spawned processes with `threads // workers` torch threads each. A failing task cancels the tasks not yet
+    started, lets the running ones finish (their artifacts stay cached for the next run) and re-raises.
+    """
+    if workers <= 1 or len(tasks) <= 1 or distributed.launched():
+        results, seconds = {}, {}
+        for key, (fn, args) in tasks.items():
+            results[key], seconds[key] = _timed(fn, *args)
+        return results, seconds
+
+    processes, threads = min(workers, len(tasks)), max(1, torch.get_num_threads() // workers)
+    log_files = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(threads, log_files))
+    log.info("%d tasks in %d processes of %d thread(s) each: %s", len(tasks), processes, threads,
+             ", ".join(labels(k) for k in tasks))
+    futures = {pool.submit(_timed, fn, *args): key for key, (fn, args) in tasks.items()}
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                if future.exception() is not None:
+                    raise future.exception()
+                log.info("done: %s (%.0f s); %d to go", labels(futures[future]), future.result()[1], len(pending))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    results = {futures[f]: f.result() for f in futures}
+    return {k: results[k][0] for k in tasks}, {k: results[k][1] for k in tasks}
+
+
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    return fn(*args), round(time.perf_counter() - start, 2)
+
+
+def _start_worker(threads: int, log_files: Iterable[str]) -> None:
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    # A spawned process starts without the run's logging: send its records to the console and the run's log.
+    handlers: list[logging.Handler] = [logging.StreamHandler(), *(logging.FileHandler(f) for f in log_files)]
+    logging.basicConfig(level=logging.INFO, handlers=handlers,
+                        format=f"[%(asctime)s][%(name)s][%(levelname)s][worker {os.getpid()}] - %(message)s")

@@ -1,0 +1,50 @@
+"""Stages run side by side in worker processes (workers > 1) build exactly what one process builds."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import pytest
+import torch
+
+from harness.cli import compose
+from harness.decoder import stage as decoder_stage
+from harness.errors import HarnessError
+from harness.parallel import run_tasks
+from harness.pipeline import cache_for
+from support.stages import decoder_inputs
+
+
+def _fail(message: str) -> None:
+    raise HarnessError(message)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_results_come_back_in_task_order_and_errors_reach_the_caller():
+    results, seconds = run_tasks({"b": (_square, (3,)), "a": (_square, (4,))}, workers=2)
+    assert list(results.items()) == [("b", 9), ("a", 16)] and set(seconds) == {"a", "b"}
+    with pytest.raises(HarnessError, match="decoder\\[x\\]: diverged"):
+        run_tasks({"ok": (_square, (2,)), "bad": (_fail, ("decoder[x]: diverged",))}, workers=2)
+
+
+def test_decoders_trained_in_two_workers_match_those_trained_in_one_process(tmp_path):
+    modes = ["clip_text", "glide"]
+    cfg = compose(["experiment=smoke", f"cache_dir={tmp_path / 'parallel'}", f"conditioning=[{','.join(modes)}]",
+                   "workers=2"])
+    cache = cache_for(cfg)
+    inputs = decoder_inputs(cfg, cache)
+    # The one-process reference trains in a copy of the cache holding the same upstream artifacts.
+    shutil.copytree(tmp_path / "parallel", tmp_path / "sequential")
+    reference = cache_for(dataclasses.replace(cfg, cache_dir=str(tmp_path / "sequential")))
+
+    parallel, _ = run_tasks({m: (decoder_stage.run, inputs.args(cfg, cache, m)) for m in modes}, workers=2)
+    for mode in modes:
+        sequential = decoder_stage.run(*inputs.args(cfg, reference, mode))
+        assert not sequential.reused and sequential.key == parallel[mode].key  # workers is not in the key
+        a, b = (torch.load(x.file(decoder_stage.WEIGHTS), weights_only=True) for x in (parallel[mode], sequential))
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), mode
