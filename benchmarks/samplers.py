@@ -1,62 +1,243 @@
-"""Samplers on the same trained decoder and the same paired noise: DDIM 100 against DPM-Solver++ 10/20/25.
+"""Samplers on the same trained decoder and the same paired noise: DDIM 100 steps against DPM-Solver++ 10, 20
+and 25 steps, each with classifier-free guidance run as one batched forward (`harness.decoder.guided`).
 
-Each sampler runs the harness's own sweep (one mode, one guidance scale) into a run folder of its own,
-reusing the cached data, CLIP, evaluator, prior and decoder, so only sampling differs. Prints and writes
-`results/benchmarks/samplers.json`: model evaluations per image, sweep wall time, images per second,
-attribute accuracy and FID with their intervals.
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/samplers.py [--prompts-per-kind 32] [hydra overrides...]
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/samplers.py experiment=quick conditioning=[clip_text]
+Reads the quick preset's trained `clip_text` decoder, conditioning CLIP and attribute probe from the cache
+left by `make run` (it trains nothing unless given --build). Every sampler starts sample j of prompt i from the same
+noise (`paired_noise`), so the samplers are compared sample by sample. Per sampler it reports:
+- model evaluations per image, counted at the model (guidance doubles them);
+- images/s of sampling alone (judging excluded), per wall-clock second and per CPU-second of this process
+  (with one thread on a shared machine the second leaves out the time other jobs held the core);
+- attribute accuracy (probe, share of the caption's attributes a sample shows) and FID (probe features against
+  fresh real images of the same prompts), with 95% bootstrap intervals over prompts, as the sweep computes them;
+- against DDIM 100: the paired bootstrap interval of the accuracy and FID differences (prompts resampled
+  jointly, so prompt difficulty cancels), the pixel RMSE between paired samples, and the share of samples the
+  probe reads identically.
+Any extra argument is a Hydra override of the composed config (e.g. `conditioning=[glide]`).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
-import pandas as pd
+import numpy as np
+import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLERS = [("ddim", 100), ("dpmpp", 10), ("dpmpp", 20), ("dpmpp", 25)]
-GUIDANCE = 3.0
+import _common
+from harness.conditioning.base import ModeInputs
+from harness.config import Config
+from harness.data.world import Prompt, ShapesWorld
+from harness.decoder.diffusion import ModelFn, guided, make_sampler, make_train_scheduler, paired_noise, sample
+from harness.decoder.stage import Decoder
+from harness.metrics.bootstrap import bootstrap_ci, bootstrap_statistic, paired_difference_ci
+from harness.metrics.distribution import fid_kid
+from harness.metrics.table import Group, per_prompt_values, set_metric_intervals
+from harness.sweep import Judge, judge_images, real_references
+
+SAMPLERS = [("ddim", 100), ("dpmpp", 10), ("dpmpp", 20), ("dpmpp", 25)]  # the first is the reference
+PROMPTS_PER_BATCH = 16  # x samples per prompt x guidance branches = rows per forward
 
 
-def run_one(name: str, steps: int, overrides: list[str], out: Path) -> dict:
-    run_dir = out / f"{name}{steps}"
-    command = [sys.executable, "-m", "harness", *overrides, f"sweep.sampler={name}", f"sweep.sample_steps={steps}",
-               f"sweep.guidance=[{GUIDANCE}]", "logger.mode=disabled", "progress=false", f"hydra.run.dir={run_dir}"]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT)
-    wall = time.perf_counter() - started
-    table = pd.read_csv(run_dir / "metrics.csv")
-    summary = json.loads((run_dir / "summary.json").read_text())
-    rows = table[(table["prompt_kind"] == "all") & (table["mode"] != "real")]
-    figures = {"sampler": name, "steps": steps,
-               "model_evaluations_per_image": steps * (2 if GUIDANCE != 1.0 else 1),
-               "sweep_wall_s": summary["wall_time_s"].get("sweep"), "run_wall_s": round(wall, 1)}
-    images = summary["sweep"]["cells"] and rows["n_samples"].max() * rows["mode"].nunique()
-    figures["images_per_s"] = round(images / figures["sweep_wall_s"], 1) if figures["sweep_wall_s"] else None
-    for metric in ("attribute_accuracy", "binding_accuracy", "free_entropy", "fid"):
-        row = rows[rows["metric"] == metric]
-        if len(row):
-            r = row.iloc[0]
-            figures[metric] = [round(r["value"], 4), round(r["ci_low"], 4), round(r["ci_high"], 4)]
-    return figures
+@dataclass
+class Setup:
+    cfg: Config
+    decoder: Decoder
+    world: ShapesWorld
+    prompts: list[Prompt]
+    tokens: torch.Tensor  # [P, L]
+    text_vectors: torch.Tensor  # [P, D]
+    judge: Judge
 
+
+def load_setup(overrides: list[str], device: torch.device, allow_build: bool) -> Setup:
+    """The trained decoder, prompts and judge of the composed config, from the cache (see --build)."""
+    from harness.cli import compose
+    from harness.clip import embeddings as embeddings_stage, encode_texts, load_clip, stage as clip_stage
+    from harness.data import build as data_stage
+    from harness.data.world import prompts_by_kind
+    from harness.decoder import stage as decoder_stage
+    from harness.evaluator import probe as probe_stage
+
+    # clip_text by default: its condition needs no prior, so the sampler is all that differs between runs.
+    cfg = compose(["experiment=quick", "conditioning=[clip_text]", *overrides])
+    cache = _common.artifact_cache(cfg, allow_build)
+    data = data_stage.run(cfg.data, cache)
+    clip = clip_stage.run(cfg, cache, data)
+    embeddings = embeddings_stage.run(cfg, cache, data, clip)
+    mode, seed = next(iter(cfg.conditioning)), cfg.train_seeds[0]
+    context = decoder_stage.clip_context(clip, embeddings, device, cfg.precision)
+    train_split = embeddings_stage.load_embeddings(embeddings)["train"]
+    artifact = decoder_stage.run(cfg, cache, data, embeddings, train_split, context, mode, seed)
+    decoder = decoder_stage.load(artifact, cfg, mode, context, device)
+    if decoder.mode.vector_source == "image":
+        raise SystemExit(f"error: {mode} samples image vectors from the prior; pick a text-conditioned mode")
+    world = ShapesWorld(cfg.data.shapes, cfg.data.resolution)
+    prompts = prompts_by_kind(world, cfg.sweep.prompt_kinds, cfg.sweep.prompts_per_kind, cfg.sweep.seed,
+                              avoid=set(data_stage.load_split(data, "train").captions))
+    clip_model, tokenizer = load_clip(clip, device)
+    captions = [p.caption for p in prompts]
+    probe = probe_stage.load_probe(probe_stage.run(cfg, cache, data), device)
+    return Setup(cfg, decoder, world, prompts, tokenizer(captions).long(),
+                 encode_texts(clip_model, tokenizer, captions, precision=cfg.precision).cpu(),
+                 Judge(read=probe.read, features=probe.features, embed_images=None, embed_texts=None))
+
+
+#################################################################################
+#                                   Sampling                                    #
+#################################################################################
+
+class CountingModel:
+    """A guided model_fn that counts model evaluations: rows of x_t times the guidance branches it batches."""
+
+    def __init__(self, model_fn: ModelFn, branches: int) -> None:
+        self.model_fn, self.branches, self.rows = model_fn, branches, 0
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.rows += x.shape[0] * self.branches
+        return self.model_fn(x, t)
+
+
+def run_sampler(setup: Setup, name: str, steps: int, guidance: float, device: torch.device) -> dict:
+    """uint8 images [P, K, H, W, 3] from every prompt's paired noise, with sampling time and evaluation count."""
+    cfg, decoder = setup.cfg, setup.decoder
+    k, res = cfg.sweep.samples_per_prompt, cfg.data.resolution
+    train = make_train_scheduler(cfg.decoder.num_train_timesteps, cfg.decoder.beta_schedule, cfg.decoder.prediction)
+    sampler = make_sampler(name, train, steps)
+    images, seconds, cpu_seconds, evaluations = [], 0.0, 0.0, 0
+    for start in range(0, len(setup.prompts), PROMPTS_PER_BATCH):
+        ids = torch.arange(start, min(len(setup.prompts), start + PROMPTS_PER_BATCH))
+        rows, samples = ids.repeat_interleave(k), torch.arange(k).repeat(len(ids))
+        inputs = ModeInputs(setup.tokens[rows].to(device), setup.text_vectors[rows].to(device))
+        noise = paired_noise(cfg.sweep.seed, rows, samples, (3, res, res), device=device)
+        with torch.no_grad():
+            branches, weights = decoder.mode.guidance_branches(inputs, guidance)
+            # `guided` evaluates the branches with a non-zero weight, in one batched forward.
+            counted = CountingModel(guided(decoder, branches, weights), sum(w != 0 for w in weights))
+            _common.sync(device)
+            clock, cpu_clock = time.perf_counter(), time.process_time()
+            x0 = sample(counted, noise, sampler, precision=cfg.precision)
+            _common.sync(device)
+        seconds += time.perf_counter() - clock
+        cpu_seconds += time.process_time() - cpu_clock
+        evaluations += counted.rows
+        pixels = ((x0.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        images.append(pixels.reshape(len(ids), k, res, res, 3).numpy())
+    images = np.concatenate(images)
+    n = images.shape[0] * images.shape[1]
+    return {"images": images, "seconds": seconds, "evaluations_per_image": evaluations / n,
+            "images_per_s": n / seconds, "images_per_cpu_s": n / cpu_seconds}
+
+
+#################################################################################
+#                                   Scoring                                     #
+#################################################################################
+
+def judged_group(setup: Setup, label: str, images: np.ndarray) -> Group:
+    """The probe's readings and features of images [P, K, H, W, 3], as a metrics-table group."""
+    judged = judge_images(setup.judge, images)
+    k = images.shape[1]
+    readings = json.loads(str(judged["readings"]))
+    return Group(label, float("nan"), "-", 0, np.arange(len(images)), judged["features"],
+                 [readings[i:i + k] for i in range(0, len(readings), k)], None, np.full(len(images), np.nan), {})
+
+
+def interval(values: np.ndarray, resamples: int, seed: int) -> list[float]:
+    ci = bootstrap_ci(values, resamples=resamples, seed=seed)
+    return [ci.value, ci.low, ci.high]
+
+
+def score(setup: Setup, group: Group, real: np.ndarray, resamples: int, seed: int) -> tuple[dict, dict]:
+    """(figures, per-prompt values) of one sampler's samples."""
+    values = per_prompt_values(group, setup.prompts, setup.world, None)
+    fid = set_metric_intervals(group.features, real, max(10, resamples // 10), seed)["fid"]
+    figures = {m: interval(values[m], resamples, seed) for m in ("attribute_accuracy", "binding_accuracy")}
+    figures["fid"] = list(fid)
+    return figures, values
+
+
+def versus_reference(ours: dict, ref: dict, real: np.ndarray, resamples: int, seed: int) -> dict:
+    """Paired comparisons of one sampler with the reference on the same prompts and noise."""
+    acc = paired_difference_ci(ours["values"]["attribute_accuracy"], ref["values"]["attribute_accuracy"],
+                               resamples=resamples, seed=seed)
+
+    def fid(group: Group, ids: np.ndarray) -> float:
+        flat = lambda f: torch.as_tensor(f[ids].reshape(-1, f.shape[-1]))  # noqa: E731
+        return fid_kid(flat(real), flat(group.features), kid_subsets=1, seed=seed)["fid"]
+
+    ids = np.arange(len(real))
+    fid_diff = bootstrap_statistic(ids, lambda i: fid(ours["group"], i) - fid(ref["group"], i),
+                                   resamples=max(10, resamples // 5), seed=seed)
+    a, b = ours["images"].astype(np.float64) / 127.5 - 1, ref["images"].astype(np.float64) / 127.5 - 1
+    same = [x == y for x, y in zip(flat_readings(ours["group"]), flat_readings(ref["group"]))]
+    return {"attribute_accuracy_difference": [acc.value, acc.low, acc.high],
+            "fid_difference": [fid_diff.value, fid_diff.low, fid_diff.high],
+            "pixel_rmse": float(np.sqrt(np.mean((a - b) ** 2))), "same_probe_reading": float(np.mean(same))}
+
+
+def flat_readings(group: Group) -> list[dict]:
+    return [r for prompt in group.readings for r in prompt]
+
+
+#################################################################################
+#                                      Main                                     #
+#################################################################################
 
 def main() -> None:
-    overrides = sys.argv[1:] or ["experiment=quick", "conditioning=[clip_text]"]
-    out = ROOT / "outputs" / "benchmarks" / "samplers"
-    results = [run_one(name, steps, overrides, out) for name, steps in SAMPLERS]
-    for r in results:
-        print(json.dumps(r))
-    target = ROOT / "results" / "benchmarks" / "samplers.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps({"command": " ".join(["benchmarks/samplers.py", *overrides]),
-                                  "guidance": GUIDANCE, "results": results}, indent=2))
-    print(f"wrote {target}")
+    parser = _common.parser(__doc__)
+    parser.add_argument("--prompts-per-kind", type=int, default=32)
+    parser.add_argument("--samples-per-prompt", type=int, default=6)
+    parser.add_argument("--guidance", type=float, default=3.0)
+    parser.add_argument("--device", default="auto")
+    _common.add_build_flag(parser)
+    args, overrides = parser.parse_known_args()
+    _common.set_threads(args.threads)
+    from harness.device import resolve_device
+
+    device = resolve_device(args.device)
+    setup = load_setup([f"sweep.prompts_per_kind={args.prompts_per_kind}",
+                        f"sweep.samples_per_prompt={args.samples_per_prompt}", *overrides], device, args.build)
+    cfg = setup.cfg
+    resamples, seed = cfg.sweep.bootstrap_resamples, cfg.sweep.seed
+    real = real_references(setup.world, setup.prompts, args.samples_per_prompt, seed, setup.judge)["features"]
+    print(f"{len(setup.prompts)} prompts x {args.samples_per_prompt} samples, mode {next(iter(cfg.conditioning))}, "
+          f"guidance {args.guidance:g}, {torch.get_num_threads()} thread(s)")
+
+    runs = []
+    for name, steps in SAMPLERS:
+        run = run_sampler(setup, name, steps, args.guidance, device)
+        run["group"] = judged_group(setup, f"{name}{steps}", run["images"])
+        run["figures"], run["values"] = score(setup, run["group"], real, resamples, seed)
+        run["figures"].update(sampler=name, steps=steps, model_evaluations_per_image=run["evaluations_per_image"],
+                              sampling_seconds=run["seconds"], images_per_s=run["images_per_s"],
+                              images_per_cpu_s=run["images_per_cpu_s"])
+        runs.append(run)
+    for run in runs[1:]:
+        run["figures"]["versus_" + "".join(map(str, SAMPLERS[0]))] = versus_reference(run, runs[0], real,
+                                                                                     resamples, seed)
+    for run in runs:
+        print_figures(run["figures"])
+    _common.write_result("samplers", {
+        "mode": next(iter(cfg.conditioning)), "guidance": args.guidance, "prompts": len(setup.prompts),
+        "samples_per_prompt": args.samples_per_prompt, "prompt_kinds": list(cfg.sweep.prompt_kinds),
+        "intervals": "95% percentile bootstrap over prompts; differences are paired (same prompts and noise)",
+        "results": [run["figures"] for run in runs]})
+
+
+def print_figures(f: dict) -> None:
+    acc, fid = f["attribute_accuracy"], f["fid"]
+    line = (f"{f['sampler']:>5} {f['steps']:>3}: {f['model_evaluations_per_image']:5.0f} evals/image, "
+            f"{f['images_per_s']:6.1f} images/s, attribute accuracy {acc[0]:.3f} [{acc[1]:.3f}, {acc[2]:.3f}], "
+            f"FID {fid[0]:.1f} [{fid[1]:.1f}, {fid[2]:.1f}]")
+    versus = next((v for k, v in f.items() if k.startswith("versus_")), None)
+    if versus:
+        d, e = versus["attribute_accuracy_difference"], versus["fid_difference"]
+        line += (f"\n{'':>10}vs reference: accuracy {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}], "
+                 f"FID {e[0]:+.1f} [{e[1]:+.1f}, {e[2]:+.1f}], pixel RMSE {versus['pixel_rmse']:.3f}, "
+                 f"same probe reading {versus['same_probe_reading']:.1%}")
+    print(line)
 
 
 if __name__ == "__main__":
