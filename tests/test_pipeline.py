@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -44,6 +45,8 @@ def test_pipeline_writes_the_report_without_network(smoke_run):
     for name in ("report.md", "curves.png", "summary.json", "metrics.csv", "metrics.parquet", "config.yaml"):
         assert (run / name).exists(), name
     assert list(run.glob("grid_*.png"))
+    sweep = json.loads((run / "summary.json").read_text())["sweep"]
+    assert sweep["sampling_s"] > 0 and sweep["metrics_s"] > 0  # the speed targets need them apart
     # one contact sheet per mode and draw policy, linked from the report
     assert {p.stem for p in run.glob("sheet_*.png")} >= {"sheet_glide", "sheet_unclip_fixed", "sheet_unclip_per_sample"}
     assert "![unclip_fixed](sheet_unclip_fixed.png)" in (run / "report.md").read_text()
