@@ -82,20 +82,19 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 def train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Tensor],
           fetch: Callable[[np.ndarray], Any], dataset_size: int, cfg: TrainConfig, workdir: Path | None,
           device: torch.device, *, precision: str = "auto", desc: str = "train", progress: bool = True,
-          on_log: Callable[[int, dict], None] | None = None, log_every: int = 25,
-          parameters: list[nn.Parameter] | None = None) -> TrainResult:
+          on_log: Callable[[int, dict], None] | None = None, log_every: int = 25) -> TrainResult:
     """Train `model` for `cfg.steps` steps, resuming from `workdir/checkpoint.pt` when one is there.
 
     `fetch(indices)` returns a batch already on `device`; `loss_fn(batch, generator)` returns a scalar loss,
     a mean over the batch's examples, and must draw all its randomness from `generator` (noise, timesteps,
-    condition dropout) so resumption is exact. `parameters` restricts what is optimised (default: all of
-    `model`'s trainable parameters). Without a `workdir` nothing is checkpointed.
+    condition dropout) so resumption is exact. Every trainable parameter of `model` is optimised. Without a
+    `workdir` nothing is checkpointed.
     """
     from tqdm import tqdm
 
     check_split(min(cfg.batch_size, dataset_size), desc)
     model.to(device)
-    params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel over all parameters; the text pathways' 49k-row token tables made the per-tensor
     # update the most expensive part of a step on the CPU.
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
