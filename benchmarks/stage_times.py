@@ -59,17 +59,35 @@ def stage_rows(summary: dict, cache: Path) -> list[dict]:
     rows = []
     for name, run_s in summary["wall_time_s"].items():
         if name == "sweep":
-            kind = "other" if sweep["cells_computed"] == 0 else "sampling + metrics"
-            build, source = sweep["wall_time_s"], "summary"
-            name = "sweep (metrics only: all cells reused)" if sweep["cells_computed"] == 0 else \
-                f"sweep ({sweep['cells_computed']} of {sweep['cells']} cells sampled, and metrics)"
-        else:
-            kind = "training" if name in TRAINING or name.startswith("decoder[") else "other"
-            build, source = (recorded[name], "summary") if name in recorded else \
-                (from_cache.get(name), "cache" if name in from_cache else "missing")
+            rows += sweep_rows(sweep, run_s)
+            continue
+        # A task that chained stages ("clip -> embeddings -> prior") built each of them in turn.
+        parts = name.split(" -> ")
+        builds = [recorded[p] if p in recorded else from_cache.get(p) for p in parts]
+        known = [b for b in builds if b is not None]
+        source = "summary" if all(p in recorded for p in parts) else \
+            "summary + cache" if known else "missing"
+        kind = "training" if any(p in TRAINING for p in parts) or name.startswith("decoder[") else "other"
+        build = sum(known) if known else None
         rows.append({"stage": name, "kind": kind, "this_run_s": run_s, "build_s": build, "build_source": source,
                      "cost_s": max(run_s, build or 0.0)})
     return rows
+
+
+def sweep_rows(sweep: dict, run_s: float) -> list[dict]:
+    """The sweep as sampling and metrics when its meta splits them (runs since the split), else one row."""
+    computed = sweep["cells_computed"]
+    if computed and "sampling_s" in sweep:
+        return [{"stage": f"sweep sampling ({computed} of {sweep['cells']} cells)", "kind": "sampling",
+                 "this_run_s": sweep["sampling_s"], "build_s": sweep["sampling_s"], "build_source": "summary",
+                 "cost_s": sweep["sampling_s"]},
+                {"stage": "sweep metrics and grids", "kind": "other", "this_run_s": run_s - sweep["sampling_s"],
+                 "build_s": sweep["metrics_s"], "build_source": "summary",
+                 "cost_s": max(run_s - sweep["sampling_s"], sweep["metrics_s"])}]
+    name = "sweep (metrics only: all cells reused)" if computed == 0 else \
+        f"sweep ({computed} of {sweep['cells']} cells sampled, and metrics)"
+    return [{"stage": name, "kind": "other" if computed == 0 else "sampling + metrics", "this_run_s": run_s,
+             "build_s": sweep["wall_time_s"], "build_source": "summary", "cost_s": max(run_s, sweep["wall_time_s"])}]
 
 
 def shares(rows: list[dict]) -> dict[str, float]:

@@ -31,7 +31,6 @@ from harness.cache import ArtifactCache
 from harness.config import Config
 from harness.device import resolve_device
 from harness.errors import HarnessError
-from harness.seeds import derived_seed
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -72,16 +71,15 @@ def run(cfg: Config, run_dir: Path) -> dict:
     """Run every stage of `cfg` and write the report into `run_dir`; returns the summary (an empty dict on
     torchrun ranks other than 0, which return after the decoders)."""
     from harness import sweep as sweep_stage
-    from harness.clip import embeddings as embeddings_stage, encode_images, encode_texts, load_clip, \
-        stage as clip_stage
+    from harness.clip import embeddings as embeddings_stage
     from harness.conditioning.base import mode_class
     from harness.data import build as data_stage
     from harness.data.world import ShapesWorld, prompts_by_kind
     from harness.decoder import stage as decoder_stage
     from harness.evaluator import eval_clip as eval_clip_stage, probe as probe_stage
     from harness.metrics import table as metrics_table
-    from harness.priors import stage as prior_stage
     from harness.report.render import write_report
+    from harness.sweep_inputs import SweepInputs
     from harness.tracking import Tracker
 
     if cfg.data.source != "shapes":
@@ -94,37 +92,31 @@ def run(cfg: Config, run_dir: Path) -> dict:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     cache, device = cache_for(cfg), resolve_device(cfg.device)
     tracker = Tracker(cfg.logger, cfg.experiment_name, run_dir, resolved)
-    clock = StageClock(["data", "clip", "embeddings", "decoder", "sweep", "report"])
+    clock = StageClock(["data", "clip", "decoder", "sweep", "report"])
 
     with clock.stage("data"):
         data = data_stage.run(cfg.data, cache)
     # Stages that do not feed each other run side by side when cfg.workers > 1 (harness.parallel); a worker
     # process shows no progress bars (they would interleave), the main process logs each task as it ends.
     task_cfg = dataclasses.replace(cfg, progress=False) if cfg.workers > 1 else cfg
-    with clock.stage("clip", "clip, probe, eval_clip") as task_times:
-        built, seconds = parallel.run_tasks({"clip": (clip_stage.run, (task_cfg, cache, data)),
+    # The prior needs only the CLIP's embeddings, so it trains in the first phase behind the CLIP, beside the
+    # evaluator, rather than in the decoders' phase, where it left a worker idle at the end.
+    with clock.stage("clip", "clip -> embeddings -> prior, probe, eval_clip") as task_times:
+        built, seconds = parallel.run_tasks({"clip": (_conditioning_chain, (task_cfg, cache, data)),
                                              "probe": (probe_stage.run, (task_cfg, cache, data)),
                                              "eval_clip": (eval_clip_stage.run, (task_cfg, cache, data))},
-                                            cfg.workers)
-        task_times.update(seconds)
-    clip, probe, eval_clip = built["clip"], built["probe"], built["eval_clip"]
-    with clock.stage("embeddings"):
-        embeddings = embeddings_stage.run(cfg, cache, data, clip)
+                                            cfg.workers, labels=_task_label)
+        task_times.update({_task_label(key): s for key, s in seconds.items()})
+    (clip, embeddings, priors), probe, eval_clip = built["clip"], built["probe"], built["eval_clip"]
 
-    clip_model, tokenizer = load_clip(clip, device)
     context = decoder_stage.clip_context(clip, embeddings, device, cfg.precision)
     train_split = embeddings_stage.load_embeddings(embeddings)["train"]
-    # The prior and the decoders are independent (decoders train on true CLIP image vectors). The long
-    # decoder tasks go first so that the short prior fills a gap at the end rather than leaving one.
     tasks: dict = {(mode, seed): (decoder_stage.run, (task_cfg, cache, data, embeddings, train_split, context,
                                                       mode, seed))
                    for mode in cfg.conditioning for seed in cfg.seeds_for(mode)}
-    tasks["prior"] = (prior_stage.run, (task_cfg, cache, data, embeddings))
-    with clock.stage("decoder", "prior and decoders") as task_times:
-        built, seconds = parallel.run_tasks(tasks, cfg.workers, labels=_task_label)
+    with clock.stage("decoder", "decoders") as task_times:
+        decoders, seconds = parallel.run_tasks(tasks, cfg.workers, labels=_task_label)
         task_times.update({_task_label(key): s for key, s in seconds.items()})
-    priors = built.pop("prior")
-    decoders = built
     if main:
         for (mode, seed), artifact in decoders.items():
             with tracker.run(f"decoder-{mode}-s{seed}", "decoder") as tracked:
@@ -138,40 +130,19 @@ def run(cfg: Config, run_dir: Path) -> dict:
     prompts = prompts_by_kind(world, cfg.sweep.prompt_kinds, cfg.sweep.prompts_per_kind, cfg.sweep.seed,
                               avoid=train_captions)
     unseen = sum(p.caption not in train_captions for p in prompts)
-    probe_model = probe_stage.load_probe(probe, device)
-    eval_model, eval_tokenizer = load_clip(eval_clip, device)
-    judge = sweep_stage.Judge(
-        read=probe_model.read, features=probe_model.features,
-        embed_images=lambda images: encode_images(eval_model, images, precision=cfg.precision),
-        embed_texts=lambda captions: encode_texts(eval_model, eval_tokenizer, captions, precision=cfg.precision))
-    prior = prior_stage.load_prior(priors, cfg.prior.kind, device)
-
-    def oracle_vectors(ids: list[int], k: int) -> torch.Tensor:
-        """CLIP image vectors of k fresh real images per prompt: what a perfect prior would hand unCLIP."""
-        images = np.concatenate([world.references(prompts[i], k, seed=derived_seed(cfg.sweep.seed, f"oracle{i}"))[1]
-                                 for i in ids])
-        return encode_images(clip_model, images, precision=cfg.precision).reshape(len(ids), k, -1).cpu()
-
-    sources = sweep_stage.Sources(
-        encode_texts=lambda captions: (tokenizer(captions).long(),
-                                       encode_texts(clip_model, tokenizer, captions, precision=cfg.precision).cpu()),
-        prior_sample=lambda text, tokens, n, generator: prior.sample(text.to(device), tokens.to(device), n,
-                                                                     generator=generator).cpu(),
-        oracle_vectors=oracle_vectors)
+    inputs = SweepInputs(task_cfg, prompts, clip, embeddings, probe, eval_clip, priors, decoders)
     policies = {}
     for mode in cfg.conditioning:
         mode_cls = mode_class(cfg.conditioning[mode].module)
         is_prior_mode = mode_cls.vector_source == "image" and mode_cls.sampling_vector == "prior"
         policies[mode] = list(cfg.conditioning[mode].prior_draws) if is_prior_mode else ["-"]
-    loaders = {(mode, seed): (lambda m=mode, s=seed: decoder_stage.load(decoders[(m, s)], cfg, m, context, device))
-               for (mode, seed) in decoders}
 
     def finish(workdir: Path) -> dict:
         cells = list(sweep_stage.load_cells(workdir / "cells"))
         groups = metrics_table.assemble_groups(cells, len(prompts))
         with np.load(workdir / f"{sweep_stage.REAL}.npz") as raw:
             real = metrics_table.real_group(dict(raw))
-        text_embeddings = judge.embed_texts([p.caption for p in prompts]).cpu().numpy() if judge.embed_texts else None
+        text_embeddings = inputs.judge().embed_texts([p.caption for p in prompts]).cpu().numpy()
         table, per_prompt = metrics_table.build_table(groups, real, prompts, world, text_embeddings,
                                                       cfg.sweep.bootstrap_resamples, cfg.sweep.seed)
         table.to_csv(workdir / "metrics.csv", index=False)
@@ -182,9 +153,8 @@ def run(cfg: Config, run_dir: Path) -> dict:
         return {"prompts": len(prompts), "unseen_prompts": unseen}
 
     with clock.stage("sweep"):
-        swept = sweep_stage.run(cfg, cache, lambda: sweep_stage.SweepRunner(cfg, prompts, loaders, sources, judge, world),
-                                policies, len(prompts), [data, clip, probe, eval_clip, priors, *decoders.values()],
-                                finish)
+        swept = sweep_stage.run(cfg, cache, inputs.runner, policies, len(prompts),
+                                [data, clip, probe, eval_clip, priors, *decoders.values()], finish)
     for name in ("metrics.csv", "metrics.parquet", "per_prompt.csv", *[p.name for p in swept.path.glob("grid_*.png")],
                  *[p.name for p in swept.path.glob("sheet_*.png")]):
         shutil.copy2(swept.file(name), run_dir / name)
@@ -228,7 +198,19 @@ def run(cfg: Config, run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+def _conditioning_chain(cfg: Config, cache: ArtifactCache, data):
+    """The conditioning CLIP, its embeddings of the data and the prior on them: one task, each needing the last."""
+    from harness.clip import embeddings as embeddings_stage, stage as clip_stage
+    from harness.priors import stage as prior_stage
+
+    clip = clip_stage.run(cfg, cache, data)
+    embeddings = embeddings_stage.run(cfg, cache, data, clip)
+    return clip, embeddings, prior_stage.run(cfg, cache, data, embeddings)
+
+
 def _task_label(key) -> str:
+    if key == "clip":
+        return "clip -> embeddings -> prior"
     return key if isinstance(key, str) else f"decoder[{key[0]} seed {key[1]}]"
 
 

@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from harness import parallel
 from harness.cache import Artifact, ArtifactCache
 from harness.conditioning.base import ModeInputs
 from harness.config import Config
@@ -99,7 +100,7 @@ class SweepRunner:
     """Samples the cells of one sweep; the pipeline hands it the trained decoders and the evaluator."""
 
     def __init__(self, cfg: Config, prompts: list[Prompt], decoders: dict[tuple[str, int], Callable[[], Decoder]],
-                 sources: Sources, judge: Judge, world: ShapesWorld | None) -> None:
+                 sources: Sources, judge: Judge, world: ShapesWorld) -> None:
         self.cfg, self.prompts, self.decoders, self.world = cfg, prompts, decoders, world
         self.sources, self.judge = sources, judge
         self.device = resolve_device(cfg.device)
@@ -160,24 +161,23 @@ class SweepRunner:
                                else np.full(len(ids), np.nan))
         return out
 
-    def run(self, cells: list[Cell], cell_dir: Path) -> tuple[int, int]:
-        """Compute the missing cells; returns (computed, reused)."""
+    def run(self, cells: list[Cell], cell_dir: Path) -> int:
+        """Sample and judge `cells`, saving each as it finishes; returns how many were computed."""
         from tqdm import tqdm
 
         cell_dir.mkdir(parents=True, exist_ok=True)
         prompt_chunks = chunks(len(self.prompts), self.cfg.sweep.cells_per_chunk)
-        todo = [c for c in cells if not (cell_dir / f"{c.name}.npz").exists()]
-        reused = len(cells) - len(todo)
-        real = cell_dir.parent / f"{REAL}.npz"
-        if self.world is not None and not real.exists():
-            refs = real_references(self.world, self.prompts, self.cfg.sweep.samples_per_prompt,
-                                   self.cfg.sweep.seed, self.judge)
-            save_npz(real, prompt_ids=np.arange(len(self.prompts)), **refs)
-        log.info("sweep: %d cells, %d reused from an earlier run, %d to compute", len(cells), reused, len(todo))
-        for cell in tqdm(todo, desc="sweep", disable=not self.cfg.progress, dynamic_ncols=True):
+        label = "sweep" if len({(c.mode, c.seed) for c in cells}) != 1 else f"sweep {cells[0].mode} s{cells[0].seed}"
+        for cell in tqdm(cells, desc=label, disable=not self.cfg.progress, dynamic_ncols=True):
             ids = list(prompt_chunks[cell.chunk])
             save_npz(cell_dir / f"{cell.name}.npz", prompt_ids=np.array(ids), **self.sample_cell(cell, ids))
-        return len(todo), reused
+        return len(cells)
+
+    def references(self, path: Path) -> None:
+        """The real ceiling: K fresh real images per prompt, judged like the samples."""
+        refs = real_references(self.world, self.prompts, self.cfg.sweep.samples_per_prompt, self.cfg.sweep.seed,
+                               self.judge)
+        save_npz(path, prompt_ids=np.arange(len(self.prompts)), **refs)
 
 
 def prior_spread(vectors: torch.Tensor) -> np.ndarray:
@@ -212,19 +212,47 @@ def sweep_config(cfg: Config, modes: list[str]) -> dict:
 
 def run(cfg: Config, cache: ArtifactCache, runner_factory: Callable[[], SweepRunner], policies: dict[str, list[str]],
         n_prompts: int, upstream: list[Artifact], finish: Callable[[Path], dict]) -> Artifact:
-    """The sweep artifact: all cells, then `finish(workdir)` (the metrics) once they are complete."""
+    """The sweep artifact: all cells, then `finish(workdir)` (the metrics) once they are complete.
+
+    The missing cells are sampled in one task per decoder, the longest first, in `cfg.workers` processes
+    (`harness.parallel`); so `runner_factory` must pickle, and each task builds its own runner. A cell is
+    written when it is done, so a killed sweep keeps every finished cell whichever worker made it.
+    """
     cells = plan(cfg, policies, n_prompts)
 
     def build(workdir: Path) -> dict:
         started = time.perf_counter()
-        computed, reused = runner_factory().run(cells, workdir / "cells")
+        cell_dir, real = workdir / "cells", workdir / f"{REAL}.npz"
+        todo = [c for c in cells if not (cell_dir / f"{c.name}.npz").exists()]
+        log.info("sweep: %d cells, %d reused from an earlier run, %d to compute", len(cells),
+                 len(cells) - len(todo), len(todo))
+        by_decoder: dict[tuple[str, int], list[Cell]] = {}
+        for cell in todo:
+            by_decoder.setdefault((cell.mode, cell.seed), []).append(cell)
+        tasks: dict = {key: (_sample_cells, (runner_factory, group, cell_dir))
+                       for key, group in sorted(by_decoder.items(), key=lambda kv: -len(kv[1]))}
+        if not real.exists():
+            tasks[REAL] = (_sample_references, (runner_factory, real))
+        parallel.run_tasks(tasks, cfg.workers, labels=_task_label)
         sampled = time.perf_counter()
         meta = finish(workdir)
         # Sampling and the metrics apart: the speed targets count them differently (issue 7).
-        return {"cells": len(cells), "cells_computed": computed, "cells_reused": reused, **meta,
+        return {"cells": len(cells), "cells_computed": len(todo), "cells_reused": len(cells) - len(todo), **meta,
                 "sampling_s": round(sampled - started, 2), "metrics_s": round(time.perf_counter() - sampled, 2)}
 
     return cache.build("sweep", VERSION, sweep_config(cfg, list(policies)), upstream, build)
+
+
+def _sample_cells(runner_factory: Callable[[], SweepRunner], cells: list[Cell], cell_dir: Path) -> int:
+    return runner_factory().run(cells, cell_dir)
+
+
+def _sample_references(runner_factory: Callable[[], SweepRunner], path: Path) -> None:
+    runner_factory().references(path)
+
+
+def _task_label(key: tuple[str, int] | str) -> str:
+    return f"sweep[{key}]" if isinstance(key, str) else f"sweep[{key[0]} seed {key[1]}]"
 
 
 def _sample_images(cells: list[tuple[Cell, dict]], cfg: Config) -> dict[tuple[str, str, float], dict[int, np.ndarray]]:

@@ -79,7 +79,10 @@ def test_sweep_metrics_reach_wandb_offline(smoke_run):
 
 
 def test_killed_sweep_resumes_to_the_same_table(smoke_run, tmp_path):
-    """SIGKILL mid-sweep, restart: the same table as the uninterrupted run, and the log counts reused cells."""
+    """SIGKILL mid-sweep, restart: the same table as the uninterrupted run, and the log counts reused cells.
+
+    The restart samples the remaining cells in two worker processes, so this also shows that `workers` does not
+    change the sweep's numbers."""
     root, _ = smoke_run
     cache = tmp_path / "cache"
     process = subprocess.Popen(harness_command(cache, tmp_path / "first"), env=offline_env(),
@@ -92,12 +95,13 @@ def test_killed_sweep_resumes_to_the_same_table(smoke_run, tmp_path):
         time.sleep(0.2)
     process.wait(60)
     assert list(cache.glob("sweep/*.partial/cells/*.npz")), "the sweep never started before the deadline"
-    result = subprocess.run(harness_command(cache, tmp_path / "second"), env=offline_env(), capture_output=True,
-                            text=True, timeout=900)
+    result = subprocess.run(harness_command(cache, tmp_path / "second", "workers=2"), env=offline_env(),
+                            capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "reused from an earlier run" in result.stderr + result.stdout
     reused = [ln for ln in (result.stderr + result.stdout).splitlines() if "reused from an earlier run" in ln]
     assert not reused[0].split("cells, ")[1].startswith("0 reused")
+    assert "tasks in 2 processes" in result.stderr + result.stdout
     first = pd.read_csv(root / "run" / "metrics.csv")
     second = pd.read_csv(tmp_path / "second" / "metrics.csv")
     pd.testing.assert_frame_equal(first, second)

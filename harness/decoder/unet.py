@@ -240,7 +240,7 @@ class UNet(nn.Module):
         if cond.tokens is not None:
             cond = replace(cond, tokens=self.ctx_norm(cond.tokens))
 
-        h = self.conv_in(x)
+        h = self.conv_in(x.contiguous(memory_format=torch.channels_last))  # see build_unet
         skips = [h]
         for level in self.down:
             for blk in level.blocks:
@@ -263,7 +263,9 @@ def build_unet(size: str, resolution: int, **overrides) -> UNet:
     """A preset from `UNET_SIZES`, with any constructor argument overridden (e.g. ctx_dim, dropout)."""
     if size not in UNET_SIZES:
         raise ValueError(f"unknown UNet size {size!r}; choose from {sorted(UNET_SIZES)}")
-    return UNet(resolution=resolution, **{**UNET_SIZES[size], **overrides})
+    # Channels-last convolutions trained the tiny UNet 1.26x faster (median of 6 alternating rounds, range
+    # 1.13-1.54x) at batch 64 on the 2-core CPU, where convolutions are most of a step; GPUs prefer it too.
+    return UNet(resolution=resolution, **{**UNET_SIZES[size], **overrides}).to(memory_format=torch.channels_last)
 
 
 #################################################################################

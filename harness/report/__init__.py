@@ -1,4 +1,7 @@
-"""The report stage: analysis of the sweep's metrics table (`frontier`) and its rendering (`render`)."""
+"""The report stage: analysis of the sweep's metrics table (`frontier`) and its rendering (`render`); `join` makes
+one report of several jobs' run folders (CLIP variants), `multirun` does so after a Hydra multirun.
+
+`join` is not imported here: `python -m harness.report.join` runs it as a script."""
 
 from harness.report.frontier import (
     Comparison,

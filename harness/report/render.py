@@ -408,11 +408,7 @@ def setup_lines(summary: dict, sweep: Sweep) -> list[str]:
              + "propagated from each cell's interval by interval arithmetic (a difference excludes 0 exactly when "
              "the two intervals do not overlap). Training seeds: rows pooled by the sweep are used as given; "
              "otherwise the value is the mean over seeds and the interval the envelope of the seeds' intervals.", ""]
-    wall = summary.get("wall_time_s")
-    lines += ["### Wall time per stage", ""]
-    lines += (table(["stage", "seconds"], [[k, _plain(v)] for k, v in wall.items()]
-                    + [_total_row(summary, wall)])
-              if wall else ["not recorded", ""])
+    lines += _wall_time_lines(summary)
     lines += ["### Quality of the pieces", ""]
     for key, label in (("clip", "Conditioning CLIP"), ("probe", "Attribute probe (evaluator)"),
                        ("decoders", "Decoders")):
@@ -426,7 +422,22 @@ def setup_lines(summary: dict, sweep: Sweep) -> list[str]:
     return lines
 
 
+def _wall_time_lines(summary: dict) -> list[str]:
+    jobs = summary.get("jobs")
+    if jobs:  # a joint report (harness.report.join): each job's own report keeps its wall time per stage
+        rows = [[job["job"], job["folder"], _plain(job["modes"]), _plain(job["wall_time_total_s"])] for job in jobs]
+        rows.append(["sum", "", "", _plain(summary.get("jobs_wall_time_total_s"))])
+        return ["### Jobs joined", "", f"This report joins {len(jobs)} jobs; each job's own report, with its wall "
+                "time per stage, stays in its folder.", "", *table(["job", "folder", "modes", "wall time (s)"], rows)]
+    wall = summary.get("wall_time_s")
+    return ["### Wall time per stage", "",
+            *(table(["stage", "seconds"], [[k, _plain(v)] for k, v in wall.items()] + [_total_row(summary, wall)])
+              if wall else ["not recorded", ""])]
+
+
 def _plain(value: Any) -> str:
+    if isinstance(value, dict):  # a setting that differs between joined jobs: {job: value}
+        return "; ".join(f"{key}: {_plain(v)}" for key, v in value.items())
     if isinstance(value, float):
         return fmt(value)
     if isinstance(value, (list, tuple)):

@@ -1,0 +1,69 @@
+"""After a multirun whose jobs trained different CLIP variants, their joint report in `<sweep dir>/joint/`.
+
+Registered in conf/config.yaml under `hydra.callbacks`; Hydra calls `on_multirun_end` on the launching machine
+once every job has returned. A multirun over other keys (no job with `clip.hard_negatives` true, or none
+without) is left exactly as it was. The jobs' folders are only read, and a join that fails is logged in one line:
+after hours of jobs, their own reports are complete and a traceback here would only hide that.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from harness.errors import HarnessError
+from harness.report.join import CONFIG, clip_variant, join_runs, missing_result
+
+JOINT = "joint"
+log = logging.getLogger(__name__)
+
+
+def job_folders(sweep_dir: Path) -> list[Path]:
+    """The folders Hydra ran a job in (each holds `.hydra/`), in job-number order: `10_...` after `9_...`."""
+    def number(folder: Path) -> tuple[float, str]:
+        digits = re.match(r"\d+", folder.name)
+        return (int(digits.group()) if digits else math.inf), str(folder)
+
+    return sorted((marker.parent for marker in Path(sweep_dir).rglob(".hydra") if marker.is_dir()), key=number)
+
+
+def join_clip_variants(sweep_dir: Path) -> Path | None:
+    """Join the finished jobs under `sweep_dir` into `<sweep_dir>/joint/` when their CLIP variants differ; returns
+    the joint report.md, or None when every job used the same variant (nothing to compare)."""
+    folders = job_folders(sweep_dir)
+    variants = {folder: clip_variant(OmegaConf.load(folder / CONFIG)) for folder in folders
+                if (folder / CONFIG).is_file()}
+    if len(set(variants.values())) < 2:
+        return None
+    finished = []
+    for folder in folders:
+        missing = missing_result(folder)
+        if missing:
+            log.warning("joint report: skipping %s: no %s (the job did not finish)", folder, missing)
+        else:
+            finished.append(folder)
+    if len({variants[folder] for folder in finished}) < 2:
+        raise HarnessError(f"{sweep_dir}: the finished jobs no longer include two CLIP variants")
+    return join_runs(finished, Path(sweep_dir) / JOINT)
+
+
+class JoinClipVariants(Callback):
+    """The Hydra callback: `join_clip_variants` on the multirun's sweep folder, errors logged in one line."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            report = join_clip_variants(sweep_dir)
+        except Exception as exc:  # whatever failed, the jobs' own outputs are complete: say so and go on
+            reason = str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"
+            log.error("joint report not written: %s (join later with python -m harness.report.join)",
+                      reason.splitlines()[0])
+            return
+        if report is not None:
+            log.info("joint report of the CLIP variants: %s", report)
