@@ -144,7 +144,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
             real = metrics_table.real_group(dict(raw))
         text_embeddings = inputs.judge().embed_texts([p.caption for p in prompts]).cpu().numpy()
         table, per_prompt = metrics_table.build_table(groups, real, prompts, world, text_embeddings,
-                                                      cfg.sweep.bootstrap_resamples, cfg.sweep.seed)
+                                                      cfg.sweep.bootstrap_resamples, cfg.sweep.seed, cfg.workers)
         table.to_csv(workdir / "metrics.csv", index=False)
         table.to_parquet(workdir / "metrics.parquet", index=False)
         per_prompt.to_csv(workdir / "per_prompt.csv", index=False)

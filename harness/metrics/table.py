@@ -137,17 +137,37 @@ def group_rows(group: Group, prompts: list[Prompt], world: ShapesWorld, real_fea
 
 
 def build_table(groups: list[Group], real: Group, prompts: list[Prompt], world: ShapesWorld,
-                text_embeddings: np.ndarray | None, resamples: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The long-form metrics table and the per-prompt table, `real` ceiling rows included."""
-    rows, per_prompt = [], []
-    for group in [real, *groups]:
-        r, p = group_rows(group, prompts, world, real.features, text_embeddings, resamples, seed)
-        rows += r
-        per_prompt += p
+                text_embeddings: np.ndarray | None, resamples: int, seed: int,
+                workers: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The long-form metrics table and the per-prompt table, `real` ceiling rows included.
+
+    Groups are scored independently (their bootstraps are most of the sweep's metrics time), so with `workers`
+    > 1 they are cut into contiguous batches scored in that many processes; the rows come back in group order,
+    so the table does not depend on `workers`."""
+    from harness import parallel
+
+    ordered = [real, *groups]
+    size = max(1, math.ceil(len(ordered) / (2 * max(workers, 1))))  # two batches a worker evens out the load
+    batches = {f"metrics[groups {i + 1}-{min(i + size, len(ordered))} of {len(ordered)}]":
+               (_batch_rows, (ordered[i:i + size], prompts, world, real.features, text_embeddings, resamples, seed))
+               for i in range(0, len(ordered), size)}
+    scored, _ = parallel.run_tasks(batches, workers)
+    rows = [row for batch_rows, _ in scored.values() for row in batch_rows]
+    per_prompt = [row for _, batch_per_prompt in scored.values() for row in batch_per_prompt]
     table = pd.DataFrame(rows, columns=COLUMNS)
     table = table[~((table["mode"] == "real") & table["metric"].isin(SET_METRICS))]  # real vs itself: trivial
     table["train_seed"] = table["train_seed"].astype(str)  # seeds and "-" (the real ceiling) in one column
     return table.reset_index(drop=True), pd.DataFrame(per_prompt, columns=PER_PROMPT_COLUMNS)
+
+
+def _batch_rows(groups: list[Group], prompts: list[Prompt], world: ShapesWorld, real_features: np.ndarray,
+                text_embeddings: np.ndarray | None, resamples: int, seed: int) -> tuple[list[dict], list[dict]]:
+    rows, per_prompt = [], []
+    for group in groups:
+        r, p = group_rows(group, prompts, world, real_features, text_embeddings, resamples, seed)
+        rows += r
+        per_prompt += p
+    return rows, per_prompt
 
 
 def assemble_groups(cells, n_prompts: int) -> list[Group]:
