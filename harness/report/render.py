@@ -476,7 +476,11 @@ def plot_curves(sweep: Sweep, path: Path) -> Path:
     if not fidelities or not diversities:
         axes[0][0].text(0.5, 0.5, f"{NOT_MEASURED}: no fidelity and diversity measures", ha="center", va="center")
         axes[0][0].axis("off")
-    colors = {mode: f"C{i % 10}" for i, mode in enumerate(dict.fromkeys(c.mode for c in sweep.curves()))}
+    modes = list(dict.fromkeys(c.mode for c in sweep.curves()))
+    # Past ten modes (the cpu preset joined with its hard-negative job has eleven) the default cycle would give
+    # two modes one colour; tab20 keeps every mode apart.
+    palette = [f"C{i}" for i in range(10)] if len(modes) <= 10 else list(plt.get_cmap("tab20").colors)
+    colors = {mode: palette[i % len(palette)] for i, mode in enumerate(modes)}
     handles: dict[str, Any] = {}
     for row, diversity in enumerate(diversities):
         for col, fidelity in enumerate(fidelities):
