@@ -3,9 +3,10 @@
 On a small CPU the models here are too small for intra-op threads to pay: two threads on two cores trained
 the tiny decoder barely faster than one, and any other process on the machine made them 10-100x slower
 (README), while two processes on one core each run at the one-core speed side by side. So the pipeline runs
-stages that do not feed each other (CLIP, probe and evaluation CLIP; the prior and every decoder) as tasks
-in `workers` processes. Each task builds its artifact through the cache exactly as in one process (the
-cache's lock makes concurrent builds safe), so the artifacts and their keys do not depend on `workers`.
+work that does not feed each other as tasks in `workers` processes: the CLIP (then its prior), the probe and the
+evaluation CLIP; every decoder; the sweep's cells, one task per decoder; batches of the metrics' groups. Each
+task builds its artifact through the cache exactly as in one process (the cache's lock makes concurrent
+builds safe), so the artifacts and their keys do not depend on `workers`.
 """
 
 from __future__ import annotations
