@@ -34,7 +34,7 @@ from harness.decoder.unet import record_attention
 from harness.device import resolve_device
 
 log = logging.getLogger(__name__)
-VERSION = "3"  # 2: DPM-Solver++ thresholds its x0 predictions; 3: attention mass per prompt
+VERSION = "4"  # 2: DPM-Solver++ thresholds its x0 predictions; 3: attention mass per prompt; 4: prompts drawn right
 REAL = "real"  # the pseudo-mode holding real reference images: the ceiling every mode is read against
 
 

@@ -190,3 +190,29 @@ class _RecordingClip(nn.Module):
 
     def encode_text(self, text: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         return text.float()
+
+
+# ---------------------------------------------------------------- per-prompt values
+
+
+def test_prompts_drawn_right_count_prompts_where_most_samples_show_shape_and_colour():
+    from harness.config import ShapesConfig
+    from harness.data.world import ObjectSpec, Prompt, ShapesWorld
+    from harness.metrics.table import Group, per_prompt_values
+
+    world = ShapesWorld(ShapesConfig(), 16)
+    prompts = [Prompt("free", (ObjectSpec(shape="circle", color="red"),)),
+               Prompt("free", (ObjectSpec(shape="square", color="blue"),))]
+
+    def reading(shape: str, color: str) -> dict:
+        return {"background": "black", "objects": [{"shape": shape, "color": color, "size": "small",
+                                                    "position": "center", "row": 1, "col": 1}]}
+
+    # Prompt 0: 2 of 3 samples right (a wrong shape, then a right one); prompt 1: 1 of 3 (the colour is wrong twice).
+    readings = [[reading("circle", "red"), reading("square", "red"), reading("circle", "red")],
+                [reading("square", "blue"), reading("square", "red"), reading("square", "green")]]
+    group = Group("m", 3.0, "-", 0, np.arange(2), np.random.default_rng(0).normal(size=(2, 3, 4)), readings,
+                  None, np.zeros(2), {})
+    values = per_prompt_values(group, prompts, world, None)
+    np.testing.assert_allclose(values["shape_color_accuracy"], [2 / 3, 1 / 3])
+    np.testing.assert_array_equal(values["shape_color_majority"], [1.0, 0.0])

@@ -37,6 +37,7 @@ CELLS = {
     ("unclip", "fixed", "binding", "binding_accuracy"): {1: (0.45, 0.35, 0.55), 3: (0.46, 0.36, 0.56)},
     ("combined", "per_sample", "all", "attention_clip"): {1: (0.30, 0.25, 0.35), 3: (0.45, 0.40, 0.50)},
     ("combined", "per_sample", "all", "attention_text"): {1: (0.28, 0.22, 0.34), 3: (0.15, 0.10, 0.20)},
+    ("unclip", "fixed", "all", "shape_color_majority"): {1: (0.40, 0.25, 0.55), 3: (0.56, 0.39, 0.72)},
     ("real", "-", "all", "attribute_accuracy"): {None: (0.97, 0.95, 0.99)},
     ("real", "-", "free", "free_entropy"): {None: (0.80, 0.76, 0.84)},
 }
@@ -70,7 +71,8 @@ def rendered(tmp_path_factory) -> tuple[dict[str, str], dict, Path]:
     (out / "summary.json").write_text(json.dumps({"experiment": "handmade", "stage_written_before": True}))
     grid = out / "grid_g3.png"
     grid.write_bytes(b"")
-    report = write_report(make_table(CELLS), SUMMARY, out, grids={"a red circle": grid}, resamples=200)
+    report = write_report(make_table(CELLS), SUMMARY, out, grids={"a red circle": grid},
+                          sheets={"unclip_fixed": grid}, resamples=200)
     return sections(report.read_text()), json.loads((out / "summary.json").read_text()), out
 
 
@@ -191,7 +193,14 @@ def test_figures_are_embedded_and_curves_png_is_a_png(rendered):
     found, _, out = rendered
     assert "![curves](curves.png)" in found["Diversity–fidelity curves"]
     assert "![a red circle](grid_g3.png)" in found["Image grids"]
+    assert "![unclip_fixed](grid_g3.png)" in found["Samples per mode"]
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sample_sheets_come_with_the_share_of_prompts_drawn_right(rendered):
+    samples = rendered[0]["Samples per mode"]
+    assert "Prompts drawn right: the share of prompts for which most samples show" in samples
+    assert "| unclip (fixed) | 0.400 [0.250, 0.550] | 0.560 [0.390, 0.720] |" in samples
 
 
 def test_summary_json_keeps_earlier_fields_and_gets_the_answers(rendered):

@@ -2,7 +2,8 @@
 
 Per group (mode, guidance, prior draw, train seed) and prompt kind:
 - per-prompt metrics (a mean over the prompt's K samples) get a percentile-bootstrap interval over prompts:
-  attribute and binding accuracy, CLIP score, free-attribute entropy, pairwise distance, Vendi, prior spread;
+  attribute and binding accuracy, shape-and-colour accuracy and whether most samples show them (whose mean is
+  the share of prompts drawn right), CLIP score, free-attribute entropy, pairwise distance, Vendi, prior spread;
 - set metrics compare the group's samples with real images of the same prompts (FID, KID, precision,
   recall, density, coverage) and get their interval by resampling prompts and recomputing;
 - attention mass (recorded at guidance 1) is a per-prompt metric too, per layer (`attention_clip@mid.0.attn`)
@@ -51,8 +52,8 @@ def per_prompt_values(group: Group, prompts: list[Prompt], world: ShapesWorld,
                       text_embeddings: np.ndarray | None) -> dict[str, np.ndarray]:
     """metric -> [P] values (NaN where a metric does not apply to a prompt)."""
     n = len(group.prompt_ids)
-    out = {name: np.full(n, np.nan) for name in ("attribute_accuracy", "shape_color_accuracy", "binding_accuracy",
-                                                  "free_entropy",
+    out = {name: np.full(n, np.nan) for name in ("attribute_accuracy", "shape_color_accuracy", "shape_color_majority",
+                                                  "binding_accuracy", "free_entropy",
                                                   "pairwise_distance", "vendi", "clip_score", "prior_spread")}
     for row, pid in enumerate(group.prompt_ids):
         prompt, readings = prompts[pid], group.readings[row]
@@ -62,6 +63,8 @@ def per_prompt_values(group: Group, prompts: list[Prompt], world: ShapesWorld,
         if any(key.endswith((".shape", ".color")) for key in checks[0]):
             out["shape_color_accuracy"][row] = np.mean([all(ok for key, ok in c.items()
                                                              if key.endswith((".shape", ".color"))) for c in checks])
+            # 1 when most samples show them: its mean is the share of prompts a reader of the sheets sees drawn.
+            out["shape_color_majority"][row] = float(out["shape_color_accuracy"][row] > 0.5)
         if prompt.kind == "binding":
             out["binding_accuracy"][row] = np.mean([all(c.values()) for c in checks])
         free = prompt.free_attributes(world.vocab)

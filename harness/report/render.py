@@ -50,8 +50,10 @@ NOT_MEASURED = "Not measured in this run"
 CANNOT_TELL = "the data cannot tell"
 BINDING = "binding_accuracy"
 PRIOR_SPREAD = "prior_spread"
+DRAWN_RIGHT = "shape_color_majority"
 NAMES = {
     "attribute_accuracy": "attribute accuracy",
+    "shape_color_majority": "prompts drawn right",
     "binding_accuracy": "binding accuracy",
     "clip_score": "CLIP score (eval. CLIP)",
     "precision": "precision",
@@ -138,6 +140,17 @@ def metric_table(sweep: Sweep, metric: str, curves: Sequence[Curve]) -> list[str
     if ceiling is not None:
         lines += [f"Real images of the same prompts (ceiling): {fmt_est(ceiling)}.", ""]
     return lines
+
+
+def drawn_right_lines(sweep: Sweep) -> list[str]:
+    """What the sheets show, counted: the share of prompts most of whose samples have every named shape and
+    colour, per curve and guidance scale."""
+    curves = sweep.curves(DRAWN_RIGHT)
+    if not curves:
+        return []
+    return [f"Prompts drawn right: the share of prompts for which most samples show every shape and colour the "
+            "prompt names (probe readings; 95% interval over prompts).", "",
+            *metric_table(sweep, DRAWN_RIGHT, curves)]
 
 
 def comparison_lines(cmp: Comparison) -> list[str]:
@@ -568,7 +581,7 @@ def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt
             lines += [f"### {label}", "", f"![{label}]({os.path.relpath(Path(grid), out_dir)})", ""]
     if sheets:
         lines += ["## Samples per mode", "", "Rows: prompts; for each guidance scale, all samples of the prompt "
-                  "(same noise on every sheet).", ""]
+                  "(same noise on every sheet).", "", *drawn_right_lines(sweep)]
         for label, sheet in sheets.items():
             lines += [f"### {label}", "", f"![{label}]({os.path.relpath(Path(sheet), out_dir)})", ""]
     report = out_dir / "report.md"
