@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Callable, Hashable, Iterable
@@ -68,9 +69,18 @@ def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
 
 
 def _start_worker(threads: int, log_files: Iterable[str]) -> None:
+    # A worker outlives a parent killed without a chance to shut the pool down (SIGKILL, SIGTERM) and would go
+    # on writing into the cache; it follows its parent out instead, leaving any build resumable.
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     # A spawned process starts without the run's logging: send its records to the console and the run's log.
     handlers: list[logging.Handler] = [logging.StreamHandler(), *(logging.FileHandler(f) for f in log_files)]
     logging.basicConfig(level=logging.INFO, handlers=handlers,
                         format=f"[%(asctime)s][%(name)s][%(levelname)s][worker {os.getpid()}] - %(message)s")
+
+
+def _exit_with_parent(parent: int, every_s: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -29,6 +34,35 @@ def test_results_come_back_in_task_order_and_errors_reach_the_caller():
     assert list(results.items()) == [("b", 9), ("a", 16)] and set(seconds) == {"a", "b"}
     with pytest.raises(HarnessError, match="decoder\\[x\\]: diverged"):
         run_tasks({"ok": (_square, (2,)), "bad": (_fail, ("decoder[x]: diverged",))}, workers=2)
+
+
+def test_workers_exit_when_their_parent_is_killed(tmp_path):
+    # Otherwise they go on building artifacts into the cache of a run that is gone.
+    script = Path(__file__).parent / "support" / "sleepers.py"
+    parent = subprocess.Popen([sys.executable, str(script), str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.iterdir())) < 2:
+            assert parent.poll() is None and time.monotonic() < deadline, "the workers never started"
+            time.sleep(0.2)
+    finally:
+        parent.kill()
+        parent.wait()
+    workers = [int(p.name) for p in tmp_path.iterdir()]
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # An exited child of the killed parent is reaped by init; until then it is a zombie, which counts as gone.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
 
 
 def test_decoders_trained_in_two_workers_match_those_trained_in_one_process(tmp_path):
