@@ -148,7 +148,7 @@ def drawn_right_lines(sweep: Sweep) -> list[str]:
     curves = sweep.curves(DRAWN_RIGHT)
     if not curves:
         return []
-    return [f"Prompts drawn right: the share of prompts for which most samples show every shape and colour the "
+    return ["Prompts drawn right: the share of prompts for which most samples show every shape and colour the "
             "prompt names (probe readings; 95% interval over prompts).", "",
             *metric_table(sweep, DRAWN_RIGHT, curves)]
 
