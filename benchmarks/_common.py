@@ -59,12 +59,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_has_bf16_units() -> bool:
+    """Whether the CPU advertises bf16 matrix instructions: recorded beside figures, never used to choose."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def machine_info() -> dict[str, Any]:
     from importlib.metadata import version
 
-    from harness.device import cpu_has_fast_bf16
-
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_bf16_units": cpu_has_fast_bf16(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_bf16_units": cpu_has_bf16_units(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "torch": torch.__version__, "diffusers": version("diffusers"), "python": platform.python_version(),
             "threads": torch.get_num_threads(),

@@ -27,8 +27,18 @@ from omegaconf import DictConfig
 
 from harness.config import Config, register_configs, validate
 from harness.errors import ConfigError, HarnessError
+from harness.preflight import check_paths
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _conf_dir() -> Path:
+    """The config groups: inside the package when installed from a wheel (the build maps the repository's
+    top-level conf/ to harness/conf), at the top of the repository in a source checkout or editable install."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "conf"
+
+
+CONF_DIR = _conf_dir()
 MAX_PREFLIGHT_JOBS = 64
 log = logging.getLogger("harness")
 
@@ -63,7 +73,8 @@ def _one_line_error(exc: Exception, group_options: Callable[[str], list[str]]) -
 
 
 def _preflight(argv: list[str]) -> bool:
-    """Compose each job of the command line (capped) so bad input fails before any work starts.
+    """Compose each job of the command line (capped) and check the paths it names, so bad input fails before
+    any work starts.
 
     Returns whether the command line runs the pipeline (not `--help`, `--info`, `--cfg` and the like).
     """
@@ -90,9 +101,12 @@ def _preflight(argv: list[str]) -> bool:
             choices.append([f"{prefix}={v}" for v in override.sweep_string_iterator()])
         else:
             choices.append([text])
+    runs = not args.cfg
     for job in itertools.islice(itertools.product(*choices), MAX_PREFLIGHT_JOBS):
-        compose(list(job))
-    return not args.cfg
+        config = compose(list(job))
+        if runs:
+            check_paths(config)
+    return runs
 
 
 @contextlib.contextmanager
@@ -110,12 +124,14 @@ def task(cfg: DictConfig) -> None:
     """One job of a run or a multirun. Left undecorated at module level so that launchers running jobs in other
     processes (joblib's loky workers, submitit) pickle it by reference and import it there."""
     from harness import distributed, pipeline
+    from harness.device import check_device_available
 
     runtime = HydraConfig.get().runtime
     with _one_line_errors():
         config = validate(cfg)
-        if config.cache_dir:  # relative to where the command ran, so every job shares one cache even with chdir
-            config.cache_dir = str(Path(runtime.cwd, config.cache_dir))
+        # Relative to where the command ran, so every job shares one cache even with chdir.
+        config.cache_dir = str(Path(runtime.cwd, config.cache_dir))
+        check_device_available(config.device)
         # Under torchrun the other ranks wait in `share` for this config and run folder (module docstring).
         pipeline.run(*distributed.share((config, Path(runtime.output_dir))))
 
@@ -134,6 +150,11 @@ _hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_n
 
 
 def main() -> None:
+    """The console script `unclip-harness` and `python -m harness`."""
+    if sys.argv[1:] == ["--version"]:
+        from harness import __version__
+        print(f"unclip-harness {__version__}")
+        return
     register_configs()
     try:
         runs = _preflight(sys.argv[1:])

@@ -9,6 +9,7 @@ override fails in one line that names the key instead of an hour into training.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
@@ -24,15 +25,18 @@ from harness.errors import ConfigError
 # ---------------------------------------------------------------------------------------------------------
 
 def param(default: Any, *, choices: tuple | None = None, ge: float | None = None, gt: float | None = None,
-          le: float | None = None, help: str = "") -> Any:
-    """A dataclass field with a constraint; on a list the constraint applies to every element."""
-    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "help": help}
+          le: float | None = None, min_len: int | None = None, help: str = "") -> Any:
+    """A dataclass field with a constraint; on a list the constraint applies to every element, and `min_len`
+    to the list's length."""
+    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "min_len": min_len, "help": help}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
 def _problems(value: Any, meta: dict) -> Iterator[str]:
+    if isinstance(value, list) and meta.get("min_len") and len(value) < meta["min_len"]:
+        yield f"needs at least {meta['min_len']} value{'s' if meta['min_len'] > 1 else ''}, got {value!r}"
     items = value if isinstance(value, list) else [value]
     for item in items:
         if item is None:
@@ -124,7 +128,7 @@ class DataConfig:
 @dataclass
 class TrainConfig:
     """One recipe shape for every trained artifact (CLIP, probe, prior, decoder)."""
-    steps: int = param(1000, ge=0)
+    steps: int = param(1000, gt=0)
     batch_size: int = param(128, gt=0)
     lr: float = param(3e-4, gt=0)
     weight_decay: float = param(0.0, ge=0)
@@ -185,7 +189,7 @@ class EvaluatorConfig:
 @dataclass
 class PriorConfig:
     kind: str = param("diffusion", choices=("diffusion", "identity", "mean_shift", "linear"))
-    compare: List[str] = param(["identity", "mean_shift", "linear", "diffusion"],
+    compare: List[str] = param(["identity", "mean_shift", "linear", "diffusion"], min_len=1,
                                choices=("diffusion", "identity", "mean_shift", "linear"))
     width: int = param(128, gt=0)
     depth: int = param(4, gt=0)
@@ -227,9 +231,10 @@ class ConditioningConfig:
     p_drop_vector: float = param(0.1, ge=0, le=1)
     p_drop_text: float = param(0.2, ge=0, le=1)
     image_noise: float = param(0.0, ge=0, help="std of Gaussian noise added to training CLIP image vectors")
-    prior_draws: List[str] = param(["fixed"], choices=("fixed", "per_sample"))
+    prior_draws: List[str] = param(["fixed"], choices=("fixed", "per_sample"), min_len=1)
     # An ablation may need fewer seeds than the core modes: the cpu preset trains its extras once.
-    train_seeds: Optional[List[int]] = param(None, help="decoder seeds of this mode; None: the run's train_seeds")
+    train_seeds: Optional[List[int]] = param(None, min_len=1,
+                                             help="decoder seeds of this mode; None: the run's train_seeds")
     options: Dict[str, Any] = field(default_factory=dict)
 
     def cross_checks(self) -> Iterator[tuple[str, str]]:
@@ -244,12 +249,12 @@ class ConditioningConfig:
 
 @dataclass
 class SweepConfig:
-    guidance: List[float] = param([1.0, 2.0, 3.0, 5.0], ge=0)
+    guidance: List[float] = param([1.0, 2.0, 3.0, 5.0], ge=0, min_len=1)
     sampler: str = param("dpmpp", choices=("ddpm", "ddim", "dpmpp"))
     sample_steps: int = param(20, gt=0)
     prompts_per_kind: int = param(16, gt=0)
     samples_per_prompt: int = param(8, ge=2)
-    prompt_kinds: List[str] = param(["full", "free", "binding"], choices=("full", "free", "binding"))
+    prompt_kinds: List[str] = param(["full", "free", "binding"], choices=("full", "free", "binding"), min_len=1)
     cells_per_chunk: int = param(16, gt=0, help="prompts per saved cell: the unit of resumption")
     bootstrap_resamples: int = param(500, gt=0)
     grid_prompts: int = param(4, gt=0)
@@ -266,10 +271,10 @@ class LoggerConfig:
 @dataclass
 class Config:
     experiment_name: str = "default"
-    device: str = "auto"
+    device: str = param("auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     precision: str = param("auto", choices=("auto", "bf16", "fp32"))
-    cache_dir: str = param("", help="artifact cache; empty means <project>/.cache/artifacts")
-    train_seeds: List[int] = param([0])
+    cache_dir: str = param(".cache/artifacts", help="artifact cache; a relative path is taken from the launch folder")
+    train_seeds: List[int] = param([0], min_len=1)
     progress: bool = True
     workers: int = param(1, ge=1, help="processes for stages that do not feed each other (harness/parallel.py)")
     data: DataConfig = field(default_factory=DataConfig)
@@ -286,6 +291,10 @@ class Config:
         return list(self.conditioning[mode].train_seeds or self.train_seeds)
 
     def cross_checks(self) -> Iterator[tuple[str, str]]:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            yield "device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}"
+        if not self.cache_dir.strip():
+            yield "cache_dir", "must name a folder (default .cache/artifacts)"
         if not self.conditioning:
             yield "conditioning", "choose at least one mode, e.g. conditioning=[glide,clip_text]"
         if self.data.source == "hf" and any(k == "binding" for k in self.sweep.prompt_kinds):

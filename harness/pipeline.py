@@ -33,13 +33,13 @@ from harness.device import resolve_device
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LINE_PLOT_METRICS = ("attribute_accuracy", "binding_accuracy", "clip_score", "fid", "free_entropy", "vendi",
                      "pairwise_distance", "recall")
 
 
 def cache_for(cfg: Config) -> ArtifactCache:
-    return ArtifactCache(Path(cfg.cache_dir) if cfg.cache_dir else PROJECT_ROOT / ".cache" / "artifacts")
+    """The run's artifact cache; the CLI has made a relative `cache_dir` absolute from the launch folder."""
+    return ArtifactCache(Path(cfg.cache_dir))
 
 
 class StageClock:

@@ -31,7 +31,7 @@ from harness.decoder.diffusion import guided, make_sampler, make_train_scheduler
     step_generators
 from harness.decoder.stage import Decoder
 from harness.decoder.unet import record_attention
-from harness.device import resolve_device
+from harness.device import effective_precision, resolve_device
 
 log = logging.getLogger(__name__)
 VERSION = "4"  # 2: DPM-Solver++ thresholds its x0 predictions; 3: attention mass per prompt; 4: prompts drawn right
@@ -207,6 +207,7 @@ def load_cells(cell_dir: Path) -> Iterator[tuple[Cell, dict]]:
 
 def sweep_config(cfg: Config, modes: list[str]) -> dict:
     return {"sweep": dataclasses.asdict(cfg.sweep), "train_seeds": {m: cfg.seeds_for(m) for m in modes},
+            "precision": effective_precision(cfg.device, cfg.precision),
             "modes": {m: dataclasses.asdict(cfg.conditioning[m]) for m in modes}}
 
 

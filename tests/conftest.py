@@ -1,4 +1,9 @@
-"""Shared fixtures: configs composed exactly as the CLI composes them, on the smoke preset."""
+"""Shared fixtures: configs composed exactly as the CLI composes them, on the smoke preset.
+
+Every composed smoke config pins its precision (`--precision`, fp32 unless asked), so what a test compares does
+not depend on the CPU it runs on. Tests marked `numerics` compare numbers that precision changes; CI runs them
+once more under `--precision=bf16` (`make test`), so a regression shows on a machine of either kind.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--precision", choices=("fp32", "bf16"), default="fp32",
+                     help="the precision every smoke config and numerics test runs at (default fp32)")
+
+
+@pytest.fixture(scope="session")
+def precision(request) -> str:
+    return request.config.getoption("--precision")
+
+
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> Path:
     """One artifact cache for the whole session: smoke artifacts are built once and reused by later tests."""
@@ -24,13 +39,13 @@ def session_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def smoke_config(session_cache):
-    """compose(*overrides) for the smoke preset with the session cache and wandb off."""
+def smoke_config(session_cache, precision):
+    """compose(*overrides) for the smoke preset with the session cache, the pinned precision and wandb off."""
     from harness.cli import compose
 
     def make(*overrides: str, cache: Path | None = None):
         return compose(["experiment=smoke", f"cache_dir={cache or session_cache}", "logger.mode=disabled",
-                        *overrides])
+                        f"precision={precision}", *overrides])
 
     return make
 

@@ -24,13 +24,16 @@ def weights_hash(output: str) -> str:
     return next(line.split()[1] for line in output.splitlines() if line.startswith("WEIGHTS"))
 
 
-def test_killed_training_resumes_to_the_same_weights(tmp_path):
-    straight = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "a"), "combined", *LONGER],
+@pytest.mark.numerics
+def test_killed_training_resumes_to_the_same_weights(tmp_path, precision):
+    """Bit for bit, in either precision."""
+    longer = [*LONGER, f"precision={precision}"]
+    straight = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "a"), "combined", *longer],
                               capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     cache = tmp_path / "b"
-    process = subprocess.Popen([sys.executable, str(SCRIPT), str(cache), "combined", *LONGER],
+    process = subprocess.Popen([sys.executable, str(SCRIPT), str(cache), "combined", *longer],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     checkpoints = []
@@ -42,7 +45,7 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
         time.sleep(0.05)
     process.wait(60)
     assert checkpoints, "training finished before it could be killed"
-    resumed = subprocess.run([sys.executable, str(SCRIPT), str(cache), "combined", *LONGER],
+    resumed = subprocess.run([sys.executable, str(SCRIPT), str(cache), "combined", *longer],
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from step" in resumed.stderr

@@ -18,7 +18,7 @@ from harness.clip.encode import CaptionTokens, encode_images, encode_texts
 from harness.clip.model import load_clip
 from harness.config import Config
 from harness.data.build import SPLITS, load_split
-from harness.device import resolve_device
+from harness.device import effective_precision, resolve_device
 
 log = logging.getLogger(__name__)
 VERSION = "1"
@@ -44,7 +44,8 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact, clip: Artifact) -> Ar
         log.info("embeddings: %s", ", ".join(f"{n} paired cosine {meta[n]['paired_cosine']:.3f}" for n in SPLITS))
         return meta
 
-    return cache.build("embeddings", VERSION, {"precision": cfg.precision}, [data, clip], build)
+    config = {"precision": effective_precision(cfg.device, cfg.precision)}
+    return cache.build("embeddings", VERSION, config, [data, clip], build)
 
 
 def load_embeddings(artifact: Artifact) -> dict[str, dict[str, torch.Tensor]]:

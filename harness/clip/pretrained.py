@@ -44,18 +44,38 @@ def first_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str | No
     return f"unexpected key {unexpected!r}" if unexpected is not None else None
 
 
-def load_weights_file(model: nn.Module, path: Path, architecture: str) -> None:
-    """Load a .pt/.bin/.safetensors state dict into `model`, or raise one line naming the file and the key."""
+def check_architecture(name: str) -> None:
+    if name not in open_clip.list_models():
+        raise HarnessError(f"clip.architecture: open_clip has no architecture {name!r}")
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors in a .pt/.bin/.safetensors file, read without running any code it carries, or one line
+    naming the file. Checked before any stage runs (`harness.preflight`), and again when the model loads."""
     if not path.is_file():
         raise HarnessError(f"clip.weights: no such file {path}")
     try:
-        open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True)
+        return load_state_dict(str(path), weights_only=True)
     except Exception as exc:  # torch, safetensors and open_clip each raise their own types
-        try:
-            state = load_state_dict(str(path), weights_only=True)
-        except Exception as read_error:
-            raise HarnessError(f"clip.weights {path} cannot be read as a state dict: "
-                               f"{str(read_error).strip().splitlines()[0]}") from None
+        raise HarnessError(f"clip.weights: {path} is not a state dict that loads without running code "
+                           f"({_refusal(exc)})") from None
+
+
+def _refusal(exc: Exception) -> str:
+    """Why torch refused the file, without its advice to retry with weights_only=False: for a file of unknown
+    origin that advice is how a pickle gets to run its code."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    advice = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    reasons = [line for line in lines if not line.startswith(advice)]
+    return (reasons or [type(exc).__name__])[0]
+
+
+def load_weights_file(model: nn.Module, path: Path, architecture: str) -> None:
+    """Load a .pt/.bin/.safetensors state dict into `model`, or raise one line naming the file and the key."""
+    state = read_state_dict(path)
+    try:
+        open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True)
+    except Exception as exc:  # a third-party layout open_clip could not convert, or a mismatch
         problem = first_mismatch(model, state) or str(exc).strip().splitlines()[0]
         raise HarnessError(f"clip.weights {path} does not fit open_clip architecture {architecture}: "
                            f"{problem}") from None
@@ -63,8 +83,7 @@ def load_weights_file(model: nn.Module, path: Path, architecture: str) -> None:
 
 def install_pretrained(cfg: ClipConfig, folder: Path) -> None:
     """Write the pretrained model into `folder` as an open_clip local-dir (config, preprocessing, weights)."""
-    if cfg.architecture not in open_clip.list_models():
-        raise HarnessError(f"clip.architecture: open_clip has no architecture {cfg.architecture!r}")
+    check_architecture(cfg.architecture)
     if cfg.weights:
         with quiet(logging.WARNING):  # "initialized randomly": the weights come next
             model = open_clip.create_model(cfg.architecture)

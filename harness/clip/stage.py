@@ -21,7 +21,7 @@ from harness.clip.train import CaptionedImages, recipe_config, train_clip
 from harness.config import Config
 from harness.data.build import load_split
 from harness.data.world import ShapesWorld
-from harness.device import resolve_device
+from harness.device import effective_precision, resolve_device
 
 log = logging.getLogger(__name__)
 VERSION = "1"
@@ -31,7 +31,8 @@ def stage_config(cfg: Config) -> dict:
     """What the stage reads: the pretrained model's identity, or the scratch recipe and hard-negative setting."""
     if cfg.clip.kind == "pretrained":
         return fingerprint(cfg.clip)
-    config = {"kind": "scratch", "seed": cfg.clip.train.seed, "precision": cfg.precision, **recipe_config(cfg.clip)}
+    config = {"kind": "scratch", "seed": cfg.clip.train.seed,
+              "precision": effective_precision(cfg.device, cfg.precision), **recipe_config(cfg.clip)}
     if cfg.clip.hard_negatives:
         config["num_hard_negatives"] = cfg.clip.num_hard_negatives
     return config

@@ -26,7 +26,7 @@ from harness.config import Config
 from harness.data.build import load_split
 from harness.decoder.diffusion import diffusion_loss, make_train_scheduler
 from harness.decoder.unet import build_unet
-from harness.device import resolve_device
+from harness.device import effective_precision, resolve_device
 from harness.training import train
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ def artifact_config(cfg: Config, mode_name: str, seed: int) -> dict:
     recipe = dataclasses.asdict(cfg.decoder)
     recipe["train"]["seed"] = seed
     return {"decoder": recipe, "resolution": cfg.data.resolution,
+            "precision": effective_precision(cfg.device, cfg.precision),
             "mode": mode_class(mode_cfg.module).training_identity(),
             "conditioning": {k: v for k, v in dataclasses.asdict(mode_cfg).items() if k not in SAMPLING_ONLY}}
 

@@ -21,7 +21,7 @@ from harness.clip.train import CaptionedImages, recipe_config, train_clip
 from harness.config import Config
 from harness.data.build import load_split
 from harness.data.world import ShapesWorld
-from harness.device import resolve_device
+from harness.device import effective_precision, resolve_device
 from harness.seeds import derived_seed
 
 log = logging.getLogger(__name__)
@@ -51,5 +51,6 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
         log.info("eval_clip: %s", summary_line(meta["quality"]))
         return meta
 
-    config = {"clip_seed": cfg.evaluator.clip_seed, "precision": cfg.precision, **recipe_config(cfg.clip)}
+    config = {"clip_seed": cfg.evaluator.clip_seed, "precision": effective_precision(cfg.device, cfg.precision),
+              **recipe_config(cfg.clip)}
     return cache.build("eval_clip", VERSION, config, [data], build, every_rank=True)

@@ -22,7 +22,7 @@ from harness.cache import Artifact, ArtifactCache
 from harness.config import Config
 from harness.data.build import load_split
 from harness.data.world import ObjectSpec, Prompt, ShapesWorld, Vocabulary
-from harness.device import resolve_device
+from harness.device import effective_precision, resolve_device
 from harness.errors import HarnessError
 from harness.evaluator.probe_model import Probe, ProbeNet, encode_labels, probe_loss, reading_order
 from harness.images import to_unit_range
@@ -97,7 +97,7 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
                  ", ".join(f"{k} {v:.4f}" for k, v in meta["accuracy"].items()))
         return meta
 
-    config = {"probe": dataclasses.asdict(probe_cfg), "precision": cfg.precision}
+    config = {"probe": dataclasses.asdict(probe_cfg), "precision": effective_precision(cfg.device, cfg.precision)}
     return cache.build("probe", VERSION, config, [data], build, every_rank=True)
 
 

@@ -47,7 +47,7 @@ class DiffusionPrior(Prior):
     width, depth, heads: transformer size. p_uncond: probability of dropping the text condition in training.
     guidance: classifier-free guidance scale at sampling (1 = conditional only, no extra forward).
     best_of: candidates per draw, the one closest to the text vector is kept. sample_steps: DDIM steps.
-    precision: passed to `harness.device.autocast` (bf16 only where the hardware has it).
+    precision: passed to `harness.device.autocast` (`auto`: bf16 on CUDA, fp32 on a CPU).
     """
 
     def __init__(self, dim: int, vocab_size: int, context_length: int, width: int = 128, depth: int = 4,

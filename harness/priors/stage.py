@@ -27,7 +27,7 @@ from harness.clip.embeddings import load_embeddings
 from harness.config import Config
 from harness.data.build import load_split
 from harness.data.world import ShapesWorld
-from harness.device import resolve_device
+from harness.device import effective_precision, resolve_device
 from harness.priors import Prior, build_prior, prior_quality
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def constructor_kwargs(name: str, cfg: Config) -> dict:
     if name == "diffusion":
         return {"width": p.width, "depth": p.depth, "heads": p.heads, "p_uncond": p.p_uncond,
                 "guidance": p.guidance, "best_of": p.best_of, "sample_steps": p.sample_steps,
-                "precision": cfg.precision}
+                "precision": effective_precision(cfg.device, cfg.precision)}
     if name == "linear":
         return {"alpha": p.ridge_alpha}
     return {}
@@ -94,7 +94,7 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact, embeddings: Artifact)
             for name in names))
         return {"quality": meta, "kind": cfg.prior.kind, "eval_captions": n}
 
-    config = {"prior": dataclasses.asdict(cfg.prior), "precision": cfg.precision}
+    config = {"prior": dataclasses.asdict(cfg.prior), "precision": effective_precision(cfg.device, cfg.precision)}
     return cache.build("prior", VERSION, config, [data, embeddings], build, every_rank=True)
 
 
