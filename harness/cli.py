@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from harness.config import Config, register_configs, validate
@@ -126,14 +127,21 @@ def task(cfg: DictConfig) -> None:
     from harness import distributed, pipeline
     from harness.device import check_device_available
 
-    runtime = HydraConfig.get().runtime
+    hydra_cfg = HydraConfig.get()
     with _one_line_errors():
         config = validate(cfg)
         # Relative to where the command ran, so every job shares one cache even with chdir.
-        config.cache_dir = str(Path(runtime.cwd, config.cache_dir))
+        config.cache_dir = str(Path(hydra_cfg.runtime.cwd, config.cache_dir))
         check_device_available(config.device)
+        # One wandb group per invocation: every job of a multirun shares it, and its runs carry the job's overrides.
+        multirun = hydra_cfg.mode == RunMode.MULTIRUN
+        if not config.logger.group:
+            folder = Path(hydra_cfg.sweep.dir if multirun else hydra_cfg.run.dir).name
+            config.logger.group = f"{config.experiment_name}-{folder}"
+        if multirun and not config.logger.run_prefix:
+            config.logger.run_prefix = f"{hydra_cfg.job.override_dirname or hydra_cfg.job.num} "
         # Under torchrun the other ranks wait in `share` for this config and run folder (module docstring).
-        pipeline.run(*distributed.share((config, Path(runtime.output_dir))))
+        pipeline.run(*distributed.share((config, Path(hydra_cfg.runtime.output_dir))))
 
 
 def _worker() -> None:

@@ -265,7 +265,9 @@ class SweepConfig:
 class LoggerConfig:
     mode: str = param("offline", choices=("offline", "online", "disabled"))
     project: str = "unclip-harness"
-    dir: str = ""
+    dir: str = param("", help="where wandb writes; empty: the run folder")
+    group: str = param("", help="wandb group of every run; empty: one per invocation, <experiment>-<run folder>")
+    run_prefix: str = param("", help="prepended to run names; a multirun's job sets its own overrides here")
 
 
 @dataclass

@@ -21,20 +21,22 @@ from typing import Any, Callable, Hashable, Iterable
 
 import torch
 
-from harness import distributed
+from harness import distributed, progress, tracking
 
 log = logging.getLogger(__name__)
 
 Task = tuple[Callable[..., Any], tuple]
 
 
-def run_tasks(tasks: dict[Hashable, Task], workers: int,
-              labels: Callable[[Hashable], str] = str) -> tuple[dict[Hashable, Any], dict[Hashable, float]]:
+def run_tasks(tasks: dict[Hashable, Task], workers: int, labels: Callable[[Hashable], str] = str,
+              desc: str = "tasks") -> tuple[dict[Hashable, Any], dict[Hashable, float]]:
     """Run `fn(*args)` for every task; returns (results, seconds each task took), both in the tasks' order.
 
     With `workers` > 1 (and not under torchrun, whose ranks already share the work) the tasks run in that many
     spawned processes with `threads // workers` torch threads each. A failing task cancels the tasks not yet
     started, lets the running ones finish (their artifacts stay cached for the next run) and re-raises.
+    While they run, every process reports progress as log lines (`harness.progress`): each task its own loop,
+    the main process the tasks done out of `desc`'s total with an ETA.
     """
     if workers <= 1 or len(tasks) <= 1 or distributed.launched():
         results, seconds = {}, {}
@@ -45,18 +47,22 @@ def run_tasks(tasks: dict[Hashable, Task], workers: int,
     processes, threads = min(workers, len(tasks)), max(1, torch.get_num_threads() // workers)
     log_files = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
     pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(threads, log_files))
+                               initializer=_start_worker, initargs=(threads, log_files, tracking.active()))
     log.info("%d tasks in %d processes of %d thread(s) each: %s", len(tasks), processes, threads,
              ", ".join(labels(k) for k in tasks))
     futures = {pool.submit(_timed, fn, *args): key for key, (fn, args) in tasks.items()}
     try:
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                if future.exception() is not None:
-                    raise future.exception()
-                log.info("done: %s (%.0f s); %d to go", labels(futures[future]), future.result()[1], len(pending))
+        with progress.as_log_lines():
+            done_bar = progress.bar(desc=desc, total=len(tasks))
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future.exception() is not None:
+                        raise future.exception()
+                    log.info("done: %s (%.0f s)", labels(futures[future]), future.result()[1])
+                    done_bar.update()
+            done_bar.close()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     results = {futures[f]: f.result() for f in futures}
@@ -68,12 +74,14 @@ def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
     return fn(*args), round(time.perf_counter() - start, 2)
 
 
-def _start_worker(threads: int, log_files: Iterable[str]) -> None:
+def _start_worker(threads: int, log_files: Iterable[str], tracker: tracking.Tracker) -> None:
     # A worker outlives a parent killed without a chance to shut the pool down (SIGKILL, SIGTERM) and would go
     # on writing into the cache; it follows its parent out instead, leaving any build resumable.
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    progress.log_lines()  # bars from several processes on one console would overwrite each other
+    tracking.activate(tracker)  # a stage trained here logs its curves to the run's wandb group
     # A spawned process starts without the run's logging: send its records to the console and the run's log.
     handlers: list[logging.Handler] = [logging.StreamHandler(), *(logging.FileHandler(f) for f in log_files)]
     logging.basicConfig(level=logging.INFO, handlers=handlers,

@@ -12,7 +12,6 @@ them could time out, so they are not split.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import platform
@@ -26,13 +25,15 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from harness import distributed, parallel
+from harness import distributed, parallel, tracking
 from harness.cache import ArtifactCache
 from harness.config import Config
 from harness.device import resolve_device
 from harness.errors import HarnessError
+from harness.tracking import Tracker
 
 log = logging.getLogger(__name__)
+REPORT_FILES = ("report.md", "summary.json", "metrics.parquet", "metrics.csv", "per_prompt.csv", "config.yaml")
 LINE_PLOT_METRICS = ("attribute_accuracy", "binding_accuracy", "clip_score", "fid", "free_entropy", "vendi",
                      "pairwise_distance", "recall")
 
@@ -80,7 +81,6 @@ def run(cfg: Config, run_dir: Path) -> dict:
     from harness.metrics import table as metrics_table
     from harness.report.render import write_report
     from harness.sweep_inputs import SweepInputs
-    from harness.tracking import Tracker
 
     if cfg.data.source != "shapes":
         raise HarnessError("data: the sweep and report need the shapes world's prompts and judge for now; "
@@ -91,37 +91,34 @@ def run(cfg: Config, run_dir: Path) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     cache, device = cache_for(cfg), resolve_device(cfg.device)
-    tracker = Tracker(cfg.logger, cfg.experiment_name, run_dir, resolved)
+    # Every trained stage logs its curves live to this tracker's group, in whichever process it trains.
+    tracker = Tracker(cfg.logger, cfg.logger.group or f"{cfg.experiment_name}-{run_dir.name}", run_dir, resolved,
+                      prefix=cfg.logger.run_prefix)
+    tracking.activate(tracker)
     clock = StageClock(["data", "clip", "decoder", "sweep", "report"])
 
     with clock.stage("data"):
         data = data_stage.run(cfg.data, cache)
-    # Stages that do not feed each other run side by side when cfg.workers > 1 (harness.parallel); a worker
-    # process shows no progress bars (they would interleave), the main process logs each task as it ends.
-    task_cfg = dataclasses.replace(cfg, progress=False) if cfg.workers > 1 else cfg
+    # Stages that do not feed each other run side by side when cfg.workers > 1 (harness.parallel), each process
+    # reporting its progress as log lines.
     # The prior needs only the CLIP's embeddings, so it trains in the first phase behind the CLIP, beside the
     # evaluator, rather than in the decoders' phase, where it left a worker idle at the end.
     with clock.stage("clip", "clip -> embeddings -> prior, probe, eval_clip") as task_times:
-        built, seconds = parallel.run_tasks({"clip": (_conditioning_chain, (task_cfg, cache, data)),
-                                             "probe": (probe_stage.run, (task_cfg, cache, data)),
-                                             "eval_clip": (eval_clip_stage.run, (task_cfg, cache, data))},
-                                            cfg.workers, labels=_task_label)
+        built, seconds = parallel.run_tasks({"clip": (_conditioning_chain, (cfg, cache, data)),
+                                             "probe": (probe_stage.run, (cfg, cache, data)),
+                                             "eval_clip": (eval_clip_stage.run, (cfg, cache, data))},
+                                            cfg.workers, labels=_task_label, desc="clip, probe, eval_clip")
         task_times.update({_task_label(key): s for key, s in seconds.items()})
     (clip, embeddings, priors), probe, eval_clip = built["clip"], built["probe"], built["eval_clip"]
 
     context = decoder_stage.clip_context(clip, embeddings, device, cfg.precision)
     train_split = embeddings_stage.load_embeddings(embeddings)["train"]
-    tasks: dict = {(mode, seed): (decoder_stage.run, (task_cfg, cache, data, embeddings, train_split, context,
+    tasks: dict = {(mode, seed): (decoder_stage.run, (cfg, cache, data, embeddings, train_split, context,
                                                       mode, seed))
                    for mode in cfg.conditioning for seed in cfg.seeds_for(mode)}
     with clock.stage("decoder", "decoders") as task_times:
-        decoders, seconds = parallel.run_tasks(tasks, cfg.workers, labels=_task_label)
+        decoders, seconds = parallel.run_tasks(tasks, cfg.workers, labels=_task_label, desc="decoders")
         task_times.update({_task_label(key): s for key, s in seconds.items()})
-    if main:
-        for (mode, seed), artifact in decoders.items():
-            with tracker.run(f"decoder-{mode}-s{seed}", "decoder") as tracked:
-                for record in artifact.meta.get("history", []):
-                    tracked.log(record, step=record["step"])
     if not distributed.release_workers():
         return {}
 
@@ -130,7 +127,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
     prompts = prompts_by_kind(world, cfg.sweep.prompt_kinds, cfg.sweep.prompts_per_kind, cfg.sweep.seed,
                               avoid=train_captions)
     unseen = sum(p.caption not in train_captions for p in prompts)
-    inputs = SweepInputs(task_cfg, prompts, clip, embeddings, probe, eval_clip, priors, decoders)
+    inputs = SweepInputs(cfg, prompts, clip, embeddings, probe, eval_clip, priors, decoders)
     policies = {}
     for mode in cfg.conditioning:
         mode_cls = mode_class(cfg.conditioning[mode].module)
@@ -162,15 +159,6 @@ def run(cfg: Config, run_dir: Path) -> dict:
     import pandas as pd
 
     metrics = pd.read_csv(run_dir / "metrics.csv")
-    with tracker.run("sweep", "sweep") as tracked:
-        tracked.log_table("metrics", metrics)
-        curves = metrics[(metrics["prompt_kind"] == "all") & (metrics["mode"] != sweep_stage.REAL)].copy()
-        curves["line"] = curves["mode"] + curves["prior_draw"].map(lambda d: "" if d == "-" else f" ({d})")
-        wide = curves.pivot_table(index=["line", "guidance", "train_seed"], columns="metric", values="value")
-        tracked.log_line_plots(wide.reset_index(), x="guidance", series="line",
-                               metrics=[m for m in LINE_PLOT_METRICS if m in wide.columns])
-        for grid in sorted(run_dir.glob("grid_*.png")):
-            tracked.log_image(grid.stem, grid)
 
     summary = {
         "experiment": cfg.experiment_name,
@@ -194,8 +182,30 @@ def run(cfg: Config, run_dir: Path) -> dict:
         sheets = {p.stem.removeprefix("sheet_"): p for p in sorted(run_dir.glob("sheet_*.png"))}
         write_report(metrics, summary, run_dir, per_prompt=pd.read_csv(run_dir / "per_prompt.csv"), grids=grids,
                      sheets=sheets)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    _track_report(tracker, run_dir, metrics, summary)
     log.info("report: %s", run_dir / "report.md")
-    return json.loads((run_dir / "summary.json").read_text())
+    return summary
+
+
+def _track_report(tracker: Tracker, run_dir: Path, metrics, summary: dict) -> None:
+    """The sweep and report as one wandb run: the metrics table and line plots, the figures as images, the
+    answers and key figures in its summary, and the report's files as an artifact."""
+    from harness import sweep as sweep_stage
+
+    with tracker.run("sweep and report", "report") as tracked:
+        tracked.log_table("metrics", metrics)
+        curves = metrics[(metrics["prompt_kind"] == "all") & (metrics["mode"] != sweep_stage.REAL)].copy()
+        curves["line"] = curves["mode"] + curves["prior_draw"].map(lambda d: "" if d == "-" else f" ({d})")
+        wide = curves.pivot_table(index=["line", "guidance", "train_seed"], columns="metric", values="value")
+        tracked.log_line_plots(wide.reset_index(), x="guidance", series="line",
+                               metrics=[m for m in LINE_PLOT_METRICS if m in wide.columns])
+        figures = sorted(run_dir.glob("*.png"))
+        for figure in figures:
+            tracked.log_image(figure.stem, figure)
+        tracked.summary({key: summary[key] for key in ("answers", "setup", "wall_time_total_s", "priors")
+                         if key in summary})
+        tracked.log_files("report", "report", [run_dir / name for name in REPORT_FILES] + figures)
 
 
 def _conditioning_chain(cfg: Config, cache: ArtifactCache, data):

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from harness import parallel
+from harness import parallel, progress
 from harness.cache import Artifact, ArtifactCache
 from harness.conditioning.base import ModeInputs
 from harness.config import Config
@@ -163,12 +163,10 @@ class SweepRunner:
 
     def run(self, cells: list[Cell], cell_dir: Path) -> int:
         """Sample and judge `cells`, saving each as it finishes; returns how many were computed."""
-        from tqdm import tqdm
-
         cell_dir.mkdir(parents=True, exist_ok=True)
         prompt_chunks = chunks(len(self.prompts), self.cfg.sweep.cells_per_chunk)
         label = "sweep" if len({(c.mode, c.seed) for c in cells}) != 1 else f"sweep {cells[0].mode} s{cells[0].seed}"
-        for cell in tqdm(cells, desc=label, disable=not self.cfg.progress, dynamic_ncols=True):
+        for cell in progress.bar(cells, desc=label, enabled=self.cfg.progress):
             ids = list(prompt_chunks[cell.chunk])
             save_npz(cell_dir / f"{cell.name}.npz", prompt_ids=np.array(ids), **self.sample_cell(cell, ids))
         return len(cells)
@@ -234,7 +232,7 @@ def run(cfg: Config, cache: ArtifactCache, runner_factory: Callable[[], SweepRun
                        for key, group in sorted(by_decoder.items(), key=lambda kv: -len(kv[1]))}
         if not real.exists():
             tasks[REAL] = (_sample_references, (runner_factory, real))
-        parallel.run_tasks(tasks, cfg.workers, labels=_task_label)
+        parallel.run_tasks(tasks, cfg.workers, labels=_task_label, desc="sweep tasks")
         sampled = time.perf_counter()
         meta = finish(workdir)
         # Sampling and the metrics apart: the speed targets count them differently (issue 7).

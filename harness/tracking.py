@@ -1,15 +1,16 @@
-"""A thin wrapper over wandb: one run per stage and mode, grouped by experiment (DESIGN.md section 7).
+"""A thin wrapper over wandb: one run per trained artifact and one for the sweep and report, grouped by
+invocation (every run of one `unclip-harness ...` command, all jobs of a multirun included, share a group).
 
 `logger.mode` decides everything:
 - `offline` (default): wandb writes its run folders under `<logger.dir or run_dir>/wandb/` and never touches
-  the network; `harness.tracking_read` reads them back;
-- `online`: the same, synced to the wandb server;
+  the network; `wandb sync <folder>` uploads them later;
+- `online`: the same, synced to the wandb server as it runs;
 - `disabled`: wandb is never imported and nothing is written; every logging call is a no-op.
 
-Stages use it as
-    with tracker.run(f"decoder-{mode}", job_type="train") as run:
-        train(..., on_log=run.on_log)
-        run.log_table("sweep", frame)
+The pipeline makes its tracker the process's active one (`activate`), and worker processes activate the same
+one, so the training loop logs live curves wherever it runs:
+    with active().run("decoder[glide seed 0]", job_type="train") as run:
+        run.on_log(step, record)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 # wandb runs open in this process; the service process is shut down when the last one closes, so no wandb
 # process outlives a `with tracker.run(...)` block (forked workers and interpreter exit never wait on it).
 _open_runs = 0
+_active: "Tracker | None" = None
 
 # Read by wandb when its process context starts; why offline needs them is told in `Tracker.run`.
 _OFFLINE_ENV = {"WANDB_ERROR_REPORTING": "false", "WANDB_DISABLE_GIT": "true"}
@@ -87,15 +89,32 @@ class TrackerRun:
         if self._run is not None:
             self._run.summary.update(dict(values))
 
+    def log_files(self, name: str, kind: str, files: Sequence[Path]) -> None:
+        """Files as one wandb artifact `name` of type `kind` (offline runs keep it until `wandb sync`)."""
+        if self._run is not None:
+            import wandb
+            artifact = wandb.Artifact(name, type=kind)
+            for path in files:
+                artifact.add_file(str(path))
+            self._run.log_artifact(artifact)
+
 
 class Tracker:
-    """Opens one wandb run per stage and mode; `config` (the resolved config) goes into every run's config."""
+    """Opens wandb runs in `group`; `config` (the resolved config) goes into every run's config, and `prefix`
+    into every run's name (a multirun's job number)."""
 
-    def __init__(self, logger_cfg: LoggerConfig, experiment: str, run_dir: Path, config: Mapping[str, Any]) -> None:
+    def __init__(self, logger_cfg: LoggerConfig, group: str, run_dir: Path, config: Mapping[str, Any],
+                 prefix: str = "") -> None:
         self.cfg = logger_cfg
-        self.experiment = experiment
+        self.group = group
+        self.prefix = prefix
         self.root = Path(logger_cfg.dir) if logger_cfg.dir else Path(run_dir)
         self.config = dict(config)
+
+    @classmethod
+    def disabled(cls) -> "Tracker":
+        """A tracker that logs nothing and never imports wandb."""
+        return cls(LoggerConfig(mode="disabled"), "", Path("."), {})
 
     @property
     def enabled(self) -> bool:
@@ -112,7 +131,7 @@ class Tracker:
 
     @contextlib.contextmanager
     def run(self, name: str, job_type: str) -> Iterator[TrackerRun]:
-        """A run named `name` in group `experiment`; finished (as failed) even when the block raises."""
+        """A run named `name` in the tracker's group; finished (as failed) even when the block raises."""
         if not self.enabled:
             yield TrackerRun(None)
             return
@@ -132,7 +151,7 @@ class Tracker:
                     os.environ.setdefault(var, value)
                 wandb.setup(settings=settings)
             # `create_new` lets a stage open a run while another is still open instead of finishing that one.
-            run = wandb.init(project=self.cfg.project, group=self.experiment, name=name, job_type=job_type,
+            run = wandb.init(project=self.cfg.project, group=self.group, name=self.prefix + name, job_type=job_type,
                              dir=str(self.root.resolve()), config=self.config, settings=settings,
                              reinit="create_new")
             try:
@@ -145,3 +164,14 @@ class Tracker:
             _open_runs -= 1
             if _open_runs == 0:
                 wandb.teardown()
+
+
+def activate(tracker: Tracker) -> None:
+    """Make `tracker` the one `active()` returns in this process (the pipeline's, and each worker's)."""
+    global _active
+    _active = tracker
+
+
+def active() -> Tracker:
+    """The process's active tracker; a disabled one when none was activated (a stage called on its own)."""
+    return _active if _active is not None else Tracker.disabled()

@@ -28,10 +28,11 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from harness import distributed
+from harness import distributed, tracking
 from harness.config import TrainConfig
 from harness.data_parallel import DataParallel, check_split
 from harness.device import autocast
+from harness.progress import bar as progress_bar
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
@@ -82,16 +83,27 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 def train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Tensor],
           fetch: Callable[[np.ndarray], Any], dataset_size: int, cfg: TrainConfig, workdir: Path | None,
           device: torch.device, *, precision: str = "auto", desc: str = "train", progress: bool = True,
-          on_log: Callable[[int, dict], None] | None = None, log_every: int = 25) -> TrainResult:
+          log_every: int = 25) -> TrainResult:
     """Train `model` for `cfg.steps` steps, resuming from `workdir/checkpoint.pt` when one is there.
 
     `fetch(indices)` returns a batch already on `device`; `loss_fn(batch, generator)` returns a scalar loss,
     a mean over the batch's examples, and must draw all its randomness from `generator` (noise, timesteps,
     condition dropout) so resumption is exact. Every trainable parameter of `model` is optimised. Without a
-    `workdir` nothing is checkpointed.
+    `workdir` nothing is checkpointed. The curves go live to a wandb run named `desc` of the process's active
+    tracker (`harness.tracking`), from rank 0 alone under torchrun.
     """
-    from tqdm import tqdm
+    tracker = tracking.active() if distributed.is_main() else tracking.Tracker.disabled()
+    with tracker.run(desc, job_type="train") as tracked:
+        result = _train(model, loss_fn, fetch, dataset_size, cfg, workdir, device, precision=precision, desc=desc,
+                        progress=progress, log_every=log_every, tracked=tracked)
+        tracked.summary(result.summary())
+    return result
 
+
+def _train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Tensor],
+           fetch: Callable[[np.ndarray], Any], dataset_size: int, cfg: TrainConfig, workdir: Path | None,
+           device: torch.device, *, precision: str, desc: str, progress: bool, log_every: int,
+           tracked: tracking.TrackerRun) -> TrainResult:
     check_split(min(cfg.batch_size, dataset_size), desc)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -134,8 +146,7 @@ def train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Tens
         os.replace(tmp, path)
 
     model.train()
-    bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, disable=not (progress and main),
-               dynamic_ncols=True, leave=False)
+    bar = progress_bar(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, enabled=progress and main)
     seen, clock = 0, time.perf_counter()
     for step in bar:
         indices = batch_indices(dataset_size, cfg.batch_size, step, cfg.seed)
@@ -163,8 +174,7 @@ def train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Tens
                       "images_per_s": rate}
             history.append(record)
             bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{rate:.0f}")
-            if on_log is not None and main:
-                on_log(step + 1, record)
+            tracked.on_log(step + 1, record)
         if path is not None and main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
             save(step + 1)
     bar.close()

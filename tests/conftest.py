@@ -8,9 +8,12 @@ once more under `--precision=bf16` (`make test`), so a regression shows on a mac
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "support"))  # helpers the tests import (wandb_offline, ...)
 
 # Smoke-sized models run fastest on one thread, and two threads contending with anything else on a 2-core
 # machine slow small ops down by two orders of magnitude (measured: a 16x16 conv, 0.24 ms vs 32 ms).

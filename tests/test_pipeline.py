@@ -62,20 +62,31 @@ def test_pipeline_writes_the_report_without_network(smoke_run):
     assert ((means["ci_low"] <= means["value"] + 1e-9) & (means["value"] <= means["ci_high"] + 1e-9)).all()
 
 
-def test_sweep_metrics_reach_wandb_offline(smoke_run):
-    from harness.tracking_read import offline_run_dirs, read_offline_run
+def test_every_stage_and_the_report_reach_wandb_offline(smoke_run):
+    from wandb_offline import offline_run_dirs, read_offline_run
 
     root, _ = smoke_run
     runs = [read_offline_run(d) for d in offline_run_dirs(root / "run")]
-    sweep = [r for r in runs if r["job_type"] == "sweep"]
-    assert len(sweep) == 1, [r["name"] for r in runs]
-    logged = sweep[0]["tables"]["metrics"]
+    assert {r["group"] for r in runs} == {"smoke-run"}  # one group per invocation: <experiment>-<run folder>
+    trained = {r["name"]: r for r in runs if r["job_type"] == "train"}
+    modes = ("glide", "clip_text", "unclip", "combined")
+    assert set(trained) >= {"clip", "probe", "eval_clip", "prior", *(f"decoder[{m} seed 0]" for m in modes)}
+    for name, run in trained.items():  # a loss curve, and the trained artifact's figures in the summary
+        assert [row["loss"] for row in run["history"] if "loss" in row], name
+        assert run["summary"]["images_per_s"] > 0 and run["exit_code"] == 0, name
+
+    (report,) = [r for r in runs if r["job_type"] == "report"]
+    logged = report["tables"]["metrics"]
     written = pd.read_csv(root / "run" / "metrics.csv")
     assert len(logged) == len(written)
     accuracy = logged[(logged["metric"] == "attribute_accuracy") & (logged["prompt_kind"] == "all")]
-    assert set(accuracy["mode"]) >= {"glide", "clip_text", "unclip", "combined"}
-    assert any(name.startswith("attribute_accuracy_vs_guidance") for name in sweep[0]["tables"])
-    assert {r["job_type"] for r in runs} >= {"decoder", "sweep"}
+    assert set(accuracy["mode"]) >= set(modes)
+    assert any(name.startswith("attribute_accuracy_vs_guidance") for name in report["tables"])
+    assert {"curves", "grid_full"} <= set(report["images"])
+    summary = json.loads((root / "run" / "summary.json").read_text())
+    assert report["summary"]["answers"] == json.loads(json.dumps(summary["answers"]))
+    files = report["artifacts"]["report"]["files"]
+    assert {"report.md", "metrics.parquet", "summary.json", "curves.png"} <= set(files)
 
 
 def test_killed_sweep_resumes_to_the_same_table(smoke_run, tmp_path):

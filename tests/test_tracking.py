@@ -18,7 +18,7 @@ from PIL import Image
 
 from harness.config import LoggerConfig
 from harness.tracking import Tracker
-from harness.tracking_read import offline_run_dirs, read_offline_run
+from wandb_offline import offline_run_dirs, read_offline_run
 
 CONFIG = {"experiment_name": "unit", "decoder": {"size": "tiny"}, "sweep": {"guidance": [1.0, 3.0]}}
 SWEEP = pd.DataFrame({"mode": ["glide", "glide", "unclip", "unclip", "unclip"],  # unclip: two seeds at 3.0
@@ -41,6 +41,7 @@ def logged(tmp_path_factory) -> tuple[Path, Path, dict]:
         run.log_image("sample", np.zeros((8, 8, 3), dtype=np.uint8))
         run.log_line_plots(SWEEP, x="guidance", series="mode", metrics=["fidelity"])
         run.summary({"best_fidelity": 0.85})
+        run.log_files("report", "report", [image_file])
     return root, run.dir, read_offline_run(run.dir)
 
 
@@ -60,6 +61,7 @@ def test_offline_run_reads_back(logged):
     unclip = points[points["lineKey"] == "unclip"]
     assert list(unclip["step"]) == [1.0, 3.0] and list(unclip["lineVal"]) == pytest.approx([0.6, 0.85])
 
+    assert got["artifacts"]["report"] == {"type": "report", "files": ["grid.png"]}
     assert set(got["images"]) == {"grid", "sample"}
     assert all(path.is_file() for paths in got["images"].values() for path in paths)
 
@@ -96,3 +98,35 @@ def test_disabled_imports_and_writes_nothing(tmp_path):
     """)
     subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, timeout=60)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_logs_its_curve_live_to_the_active_tracker(tmp_path):
+    """The loss reaches the run while training goes on (not replayed at the end), named after the stage."""
+    import time
+
+    import torch
+
+    from harness import tracking
+    from harness.config import TrainConfig
+    from harness.training import train
+
+    tracking.activate(Tracker(LoggerConfig(mode="offline"), "live", tmp_path, {}))
+    try:
+        model = torch.nn.Linear(2, 1)
+
+        def fetch(indices):
+            time.sleep(0.02)  # 100 steps take at least 2 s
+            return torch.ones(len(indices), 2)
+
+        train(model, lambda batch, _: model(batch).pow(2).mean(), fetch, 64,
+              TrainConfig(steps=100, batch_size=8, warmup_steps=1), None, torch.device("cpu"), desc="probe",
+              progress=False, log_every=25)
+        finished = time.time()
+    finally:
+        tracking.activate(Tracker.disabled())
+    (run,) = [read_offline_run(d) for d in offline_run_dirs(tmp_path)]
+    assert (run["name"], run["group"], run["job_type"]) == ("probe", "live", "train")
+    rows = [row for row in run["history"] if "loss" in row]
+    assert [row["_step"] for row in rows] == [25, 50, 75, 100]
+    assert rows[0]["_timestamp"] < finished - 1.0  # step 25 was logged more than a second before the end
+    assert run["summary"]["final_loss"] == rows[-1]["loss"]

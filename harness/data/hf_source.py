@@ -68,16 +68,16 @@ def _decode(record: dict, index: int, source: str) -> Image.Image:
 
 def build(cfg: DataConfig, workdir: Path) -> dict:
     import datasets
-    from tqdm import tqdm
 
     from harness.data.build import split_sizes
+    from harness.progress import bar
 
     table = _open(cfg)
     n = len(table) if cfg.hf.max_images is None else min(len(table), cfg.hf.max_images)
     images = np.empty((n, cfg.resolution, cfg.resolution, 3), dtype=np.uint8)
     captions = []
-    for i, record in enumerate(tqdm(table.select(range(n)), desc="data: decoding images", total=n,
-                                    disable=n < 1000)):
+    for i, record in enumerate(bar(table.select(range(n)), desc="data: decoding images", total=n,
+                                   enabled=n >= 1000)):
         images[i] = to_rgb_square(_decode(record[cfg.hf.image_column], i, cfg.hf.path), cfg.resolution)
         captions.append(str(record[cfg.hf.text_column]))
     # Shuffle once with the data seed so that val/test are not just the dataset's tail.

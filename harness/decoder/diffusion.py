@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.training_utils import compute_snr
-from tqdm.auto import tqdm
 
 from harness.conditioning.condition import Condition
 from harness.device import autocast
+from harness.progress import bar as progress_bar
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ConditionalModel = Callable[[torch.Tensor, torch.Tensor, Condition], torch.Tensor]
@@ -113,7 +113,7 @@ def sample(model_fn: ModelFn, noise: torch.Tensor, sampler: SchedulerMixin,
     sampler.set_timesteps(sampler.num_inference_steps, device=noise.device)
     x = noise * sampler.init_noise_sigma
     with torch.no_grad():
-        for t in tqdm(sampler.timesteps, disable=not progress, desc="sampling", leave=False):
+        for t in progress_bar(sampler.timesteps, desc="sampling", enabled=progress):
             with autocast(noise.device, precision):
                 pred = model_fn(sampler.scale_model_input(x, t), t.expand(x.shape[0]))
             x = sampler.step(pred.to(x.dtype), t, x, generator=generators).prev_sample

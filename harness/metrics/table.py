@@ -154,7 +154,7 @@ def build_table(groups: list[Group], real: Group, prompts: list[Prompt], world: 
     batches = {f"metrics[groups {i + 1}-{min(i + size, len(ordered))} of {len(ordered)}]":
                (_batch_rows, (ordered[i:i + size], prompts, world, real.features, text_embeddings, resamples, seed))
                for i in range(0, len(ordered), size)}
-    scored, _ = parallel.run_tasks(batches, workers)
+    scored, _ = parallel.run_tasks(batches, workers, desc="metrics batches")
     rows = [row for batch_rows, _ in scored.values() for row in batch_rows]
     per_prompt = [row for _, batch_per_prompt in scored.values() for row in batch_per_prompt]
     table = pd.DataFrame(rows, columns=COLUMNS)

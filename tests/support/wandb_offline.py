@@ -1,4 +1,7 @@
-"""Read back what an offline wandb run logged, from its files alone (no server, no `wandb sync`).
+"""Read back what an offline wandb run logged, from its files alone (no server, no `wandb sync`), for tests.
+
+wandb itself has no Python reader for its transaction log any more (its Go core reads it, to sync), so the
+tests read it here.
 
 wandb 0.31 writes an offline run as `<dir>/wandb/offline-run-<time>-<id>/` holding:
 - `run-<id>.wandb`: the transaction log, every record the run sent (run, config, history, summary, exit),
@@ -89,8 +92,8 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
     Returns `name`, `group`, `job_type`, `project`, `config` and `summary` (wandb's own `_wandb` entries left
     out), `history` (one dict per step, in order, with wandb's `_step`, `_runtime` and `_timestamp`),
     `tables` ({key: DataFrame}, the last one logged under each key, line plots' points included as
-    `<chart>_table`), `images` ({key: [paths, in logging order]}) and `exit_code` (None when the run never
-    finished: killed, or still running).
+    `<chart>_table`), `images` ({key: [paths, in logging order]}), `artifacts` ({name: {type, files}}) and
+    `exit_code` (None when the run never finished: killed, or still running).
     """
     from wandb.proto import wandb_internal_pb2 as pb
 
@@ -99,7 +102,7 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
     if len(logs) != 1:
         raise FileNotFoundError(f"{run_dir}: expected one run-*.wandb transaction log, found {len(logs)}")
     out: dict[str, Any] = {"name": "", "group": "", "job_type": "", "project": "", "config": {}, "summary": {},
-                           "history": [], "exit_code": None}
+                           "history": [], "artifacts": {}, "exit_code": None}
     for raw in _records(logs[0]):
         record = pb.Record()
         record.ParseFromString(raw)
@@ -116,6 +119,10 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
             _remove(out["summary"], record.summary.remove)
         elif kind == "history":
             out["history"].append(_apply({}, record.history.item))
+        elif kind == "artifact":
+            entries = record.artifact.manifest.contents
+            out["artifacts"][record.artifact.name] = {"type": record.artifact.type,
+                                                      "files": sorted(entry.path for entry in entries)}
         elif kind == "exit":
             out["exit_code"] = record.exit.exit_code
     for section in ("config", "summary"):
