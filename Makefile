@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml
 
 # The main job: the default (quick) experiment end to end, report included. Extra overrides: make run ARGS="..."
 run: $(STAMP)
-	$(PY) -m harness $(ARGS)
+	$(VENV)/bin/unclip-harness $(ARGS)
 
-# The test suite (CPU, smoke preset, a few minutes).
+# The test suite (CPU, smoke preset): everything at fp32, then the numerics tests again under forced bf16, so
+# a machine of either kind (with or without bf16 units) catches a numerical regression. ARGS go to both runs.
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -m numerics --precision=bf16 $(ARGS)
 
 # A contact sheet of the world: make sheet ARGS="data.resolution=32 --out world.png"
 sheet: $(STAMP)

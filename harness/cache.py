@@ -1,4 +1,4 @@
-"""The artifact cache of DESIGN.md section 2: every stage's output, keyed by what produced it.
+"""The artifact cache (docs/design.md, section 1): every stage's output, keyed by what produced it.
 
 An artifact is a folder `<root>/<stage>/<key>` where the key hashes the stage's name and code version, the part
 of the config the stage reads, and the keys of its input artifacts. So a multirun over decoder modes finds the

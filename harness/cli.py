@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -85,11 +86,10 @@ def _preflight(argv: list[str]) -> bool:
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.info or args.shell_completion:
         return False
-    if args.multirun:
-        from harness.distributed import launched
+    from harness.distributed import launched
 
-        if launched():
-            raise HarnessError("--multirun: torchrun runs one job; launch one torchrun per job instead")
+    if args.multirun and launched():
+        raise HarnessError("--multirun: torchrun runs one job; launch one torchrun per job instead")
     overrides = list(args.overrides)  # hydra.* and hydra/* too: a launcher's keys are typed by its plugin
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -103,9 +103,12 @@ def _preflight(argv: list[str]) -> bool:
         else:
             choices.append([text])
     runs = not args.cfg
+    # Under torchrun every rank composes, but only rank 0 (RANK is set before the process group exists) touches
+    # the files: it alone writes, and it ends the launch with its one-line error.
+    touches_files = runs and int(os.environ.get("RANK", "0")) == 0
     for job in itertools.islice(itertools.product(*choices), MAX_PREFLIGHT_JOBS):
         config = compose(list(job))
-        if runs:
+        if touches_files:
             check_paths(config)
     return runs
 

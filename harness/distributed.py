@@ -1,4 +1,4 @@
-"""The process group of a `torchrun` launch (DESIGN.md section 9), and the few collectives the harness needs.
+"""The process group of a `torchrun` launch (docs/design.md, section 8), and the few collectives the harness needs.
 
 `torchrun --standalone --nproc_per_node=N -m harness ...` starts N copies of the CLI with RANK, LOCAL_RANK and
 WORLD_SIZE in their environment. `init` joins them into one process group (NCCL when CUDA is there, gloo on the

@@ -1,4 +1,4 @@
-"""The experiment pipeline of DESIGN.md section 2: each stage turns its config and upstream artifacts into a
+"""The experiment pipeline (docs/design.md, section 1): each stage turns its config and upstream artifacts into a
 cached artifact; this module only orders them, hands each the artifacts it needs, and records the cost.
 
 data -> clip -> embeddings -> prior -> decoder[mode, seed] -> sweep[mode x guidance x policy] -> metrics -> report

@@ -1,4 +1,4 @@
-"""The guidance sweep (DESIGN.md sections 1 and 6): every trained mode x guidance scale x prior draw policy,
+"""The guidance sweep (docs/questions.md; docs/design.md, section 5): every trained mode x guidance scale x prior draw policy,
 K samples for each of P held-out prompts, from paired noise.
 
 Work is cut into cells (mode, seed, guidance, policy, prompt chunk). Each cell is sampled, read by the
@@ -235,7 +235,7 @@ def run(cfg: Config, cache: ArtifactCache, runner_factory: Callable[[], SweepRun
         parallel.run_tasks(tasks, cfg.workers, labels=_task_label, desc="sweep tasks")
         sampled = time.perf_counter()
         meta = finish(workdir)
-        # Sampling and the metrics apart: the speed targets count them differently (issue 7).
+        # Sampling and the metrics apart: benchmarks count them separately.
         return {"cells": len(cells), "cells_computed": len(todo), "cells_reused": len(cells) - len(todo), **meta,
                 "sampling_s": round(sampled - started, 2), "metrics_s": round(time.perf_counter() - sampled, 2)}
 

@@ -1,4 +1,4 @@
-"""CLIP for the harness (DESIGN.md section 4): open_clip models trained from scratch or pretrained.
+"""CLIP for the harness (docs/design.md, section 3): open_clip models trained from scratch or pretrained.
 
 - `harness.clip.stage.run`: the conditioning CLIP artifact (stage "clip");
 - `harness.clip.embeddings.run`: its text/image vectors and caption tokens for every split (stage "embeddings");

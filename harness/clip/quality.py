@@ -7,7 +7,7 @@
 - retrieval: each caption ranks the images of a held-out split; recall@k is how often its own image is in
   the top k. Captions that leave attributes free match many images, so on the shapes world we also report how
   often the top image satisfies everything the caption mentions (`ShapesWorld.check` on its true scene).
-- binding (question 5 of DESIGN.md): for held-out two-object images, how often the image prefers its caption
+- binding (question 5, docs/questions.md): for held-out two-object images, how often the image prefers its caption
   to the same caption with the colours or the shapes swapped between the objects.
 """
 

@@ -1,4 +1,4 @@
-"""A conditioning mode: a batch of captions and CLIP vectors in, a `Condition` out (DESIGN.md section 3).
+"""A conditioning mode: a batch of captions and CLIP vectors in, a `Condition` out (docs/design.md, section 2).
 
 A mode is one small subclass of `ConditioningMode` that says which pathways it uses and where its CLIP vector
 comes from, registered under a name with `@register_mode`. Everything else (condition dropout during

@@ -1,4 +1,4 @@
-"""The `Condition`: what any conditioning mode hands the decoder (DESIGN.md section 3).
+"""The `Condition`: what any conditioning mode hands the decoder (docs/design.md, section 2).
 
 A mode turns a batch (captions, CLIP vectors) into a `Condition`; the decoder consumes every `Condition`
 the same way: `vector` is added to the timestep embedding and `tokens` become extra keys/values in the

@@ -1,4 +1,4 @@
-"""The data stage: a config in, a dataset artifact out (DESIGN.md sections 2 and 5).
+"""The data stage: a config in, a dataset artifact out (docs/design.md, sections 1 and 4).
 
 The artifact holds the `datasets` DatasetDict (columns `image`, `caption`, `kind`, `prompt`, `attributes`;
 the last two are JSON: what the caption fixes and the full ground truth) and, beside it, each split's pixels

@@ -1,4 +1,4 @@
-"""The embedded shapes world (DESIGN.md section 5): prompts, scenes, captions and anti-aliased rendering.
+"""The embedded shapes world (docs/design.md, section 4): prompts, scenes, captions and anti-aliased rendering.
 
 A `Prompt` is what a caption fixes (some attributes of one or two objects, maybe a relation); a `Scene` is one
 fully specified picture. `ShapesWorld.sample_scene(prompt)` draws everything the prompt leaves free from the

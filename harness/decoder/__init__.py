@@ -1,4 +1,4 @@
-"""The image decoder: a conditioned UNet and the diffusion process around it (DESIGN.md section 4)."""
+"""The image decoder: a conditioned UNet and the diffusion process around it (docs/design.md, section 3)."""
 
 from harness.decoder.diffusion import (
     diffusion_loss,

@@ -1,4 +1,4 @@
-"""A compact pixel-space UNet decoder that consumes any `Condition` (DESIGN.md sections 3 and 4).
+"""A compact pixel-space UNet decoder that consumes any `Condition` (docs/design.md, sections 2 and 3).
 
 How a `Condition` enters the network, identically for every conditioning mode:
 - `cond.vector` [B, emb_dim] is added to the timestep embedding, so it modulates every residual block.

@@ -1,4 +1,4 @@
-"""The judges (DESIGN.md section 6), never the conditioning CLIP.
+"""The judges (docs/design.md, section 5), never the conditioning CLIP.
 
 - `harness.evaluator.probe.run`: the attribute probe of the shapes world (stage "probe"); `load_probe`;
 - `harness.evaluator.eval_clip.run`: the evaluation CLIP (stage "eval_clip"); load it with

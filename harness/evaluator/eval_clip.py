@@ -1,4 +1,4 @@
-"""The `eval_clip` stage: an evaluation CLIP, independent of the conditioning one (DESIGN.md section 6).
+"""The `eval_clip` stage: an evaluation CLIP, independent of the conditioning one (docs/design.md, section 5).
 
 Same architecture and recipe as the conditioning CLIP (`harness.clip.train.train_clip`), but a different seed
 (`evaluator.clip_seed`, for the initial weights and the data order) and different images:

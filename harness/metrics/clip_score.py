@@ -1,7 +1,7 @@
 """CLIP score with an evaluation CLIP (open_clip), on precomputed embeddings.
 
 Embeddings come from `harness.clip.encode_images` / `encode_texts` applied to the evaluation CLIP (trained
-on another seed and split), never the CLIP the decoder was conditioned on (DESIGN.md section 6).
+on another seed and split), never the CLIP the decoder was conditioned on (docs/design.md, section 5).
 """
 
 from __future__ import annotations

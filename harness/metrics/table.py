@@ -1,4 +1,4 @@
-"""From sweep cells to the long-form results table (DESIGN.md section 6; columns as in the sweep issue).
+"""From sweep cells to the long-form results table (docs/design.md, section 5; the columns are listed in docs/reading-the-report.md).
 
 Per group (mode, guidance, prior draw, train seed) and prompt kind:
 - per-prompt metrics (a mean over the prompt's K samples) get a percentile-bootstrap interval over prompts:

@@ -1,4 +1,4 @@
-"""The numbers behind each question of DESIGN.md section 1, computed from the sweep's metrics table.
+"""The numbers behind each research question (docs/questions.md), computed from the sweep's metrics table.
 
 Inputs. The long-form metrics table (columns relied on: `mode, guidance, prior_draw, train_seed, prompt_kind,
 metric, value, ci_low, ci_high`; others are ignored, except an optional `clip` column naming the CLIP variant)
@@ -62,7 +62,7 @@ ATTENTION_CLIP, ATTENTION_TEXT = "attention_clip", "attention_text"
 VECTOR_ONLY = ("clip_text", "clip_text_k1", "unclip")
 SEQUENCE = ("glide", "glide_seq", "combined", "clip_text_seq")
 
-# Display order: the modes of DESIGN.md's table, ablations beside their parent; unknown modes follow by name.
+# Display order: the modes of docs/design.md's table, ablations beside their parent; unknown modes follow by name.
 MODE_ORDER = ("glide", "glide_seq", "clip_text", "clip_text_k1", "clip_text_seq", "unclip", "combined",
               "unclip_oracle")
 DRAW_ORDER = (NO_DRAW, "per_sample", "fixed")

@@ -1,6 +1,6 @@
 """`write_report`: report.md, curves.png and the answers in summary.json, every sentence generated from numbers.
 
-Each question of DESIGN.md section 1 gets a section that states values with 95% intervals. A sentence that
+Each research question (docs/questions.md) gets a section that states values with 95% intervals. A sentence that
 compares two things says which is higher only when the interval of their difference excludes 0, and otherwise
 that the data cannot tell; a question whose inputs the run lacks gets a section saying it was not measured.
 """
