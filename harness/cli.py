@@ -106,10 +106,13 @@ def _preflight(argv: list[str]) -> bool:
     # Under torchrun every rank composes, but only rank 0 (RANK is set before the process group exists) touches
     # the files: it alone writes, and it ends the launch with its one-line error.
     touches_files = runs and int(os.environ.get("RANK", "0")) == 0
+    checked = set()  # the jobs of a multirun mostly name the same files: read each once
     for job in itertools.islice(itertools.product(*choices), MAX_PREFLIGHT_JOBS):
         config = compose(list(job))
-        if touches_files:
+        paths = (config.cache_dir, config.clip.kind, config.clip.architecture, config.clip.weights)
+        if touches_files and paths not in checked:
             check_paths(config)
+            checked.add(paths)
     return runs
 
 

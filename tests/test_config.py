@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 from harness.cli import compose
@@ -38,3 +40,21 @@ def test_cpu_preset_trains_three_seeds_of_the_core_modes_and_one_of_each_ablatio
     assert {m: cfg.seeds_for(m) for m in core} == {m: [0, 1, 2] for m in core}
     assert all(cfg.seeds_for(m) == [0] for m in set(cfg.conditioning) - core)
     assert compose(["experiment=cpu", "conditioning.glide_seq.train_seeds=[4,5]"]).seeds_for("glide_seq") == [4, 5]
+
+
+def console(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The installed console script, as a user types it."""
+    script = Path(sys.executable).parent / "unclip-harness"
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_console_script_help_version_and_tab_completion(tmp_path):
+    helped = console("--help")
+    assert helped.returncode == 0, helped.stderr[-2000:]
+    assert "usage: unclip-harness" in helped.stdout and "experiment: cpu, cpu_hard_negatives, gpu, quick, smoke" \
+        in helped.stdout
+    assert console("--version").stdout.startswith("unclip-harness ")
+    line = "unclip-harness experiment="
+    completed = console("-sc", "query=bash", env=dict(os.environ, COMP_LINE=line, COMP_POINT=str(len(line))))
+    assert set(completed.stdout.split()) == {f"experiment={p}" for p in ("cpu", "cpu_hard_negatives", "gpu",
+                                                                          "quick", "smoke")}
