@@ -99,7 +99,7 @@ def mirrored_config(size: str, resolution: int, width: int, layers: int, emb_dim
         down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attention),
         up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)),
         mid_block_type="UNetMidBlock2DCrossAttn",
-        attention_head_dim=preset["heads"],  # diffusers reads this as the number of heads (its issue 2011)
+        attention_head_dim=preset["heads"],  # diffusers reads this as the number of heads (its GitHub issue #2011)
         cross_attention_dim=ctx_dim,
         class_embed_type="projection", projection_class_embeddings_input_dim=emb_dim,
         resnet_time_scale_shift="scale_shift",  # ADM's conditioning, as our ResBlock
