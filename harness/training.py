@@ -32,8 +32,8 @@ from harness import distributed, tracking
 from harness.config import TrainConfig
 from harness.data_parallel import DataParallel, check_split
 from harness.device import autocast
-from harness.progress import bar as progress_bar
 from harness.errors import HarnessError
+from harness.progress import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def _train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Ten
             record = {"step": step + 1, "loss": float(reported), "lr": scheduler.get_last_lr()[0],
                       "images_per_s": rate}
             history.append(record)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{rate:.0f}")
+            bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{rate:.0f}", refresh=False)  # drawn at its own pace
             tracked.on_log(step + 1, record)
         if path is not None and main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
             save(step + 1)
