@@ -59,6 +59,8 @@ def bar(iterable: Iterable | None = None, *, desc: str, total: int | None = None
     if not enabled:
         return tqdm(iterable, total=total, initial=initial, disable=True)
     if _as_log_lines or not sys.stderr.isatty():
+        # miniters=1: the count is checked every step, and tqdm's monitor thread never forces a redraw (it
+        # would log a stale count between two intervals).
         return tqdm(iterable, desc=desc, total=total, initial=initial, file=_LogStream(), bar_format=LOG_FORMAT,
-                    mininterval=LOG_EVERY_S, leave=True, **kwargs)
+                    mininterval=LOG_EVERY_S, miniters=1, leave=True, **kwargs)
     return tqdm(iterable, desc=desc, total=total, initial=initial, dynamic_ncols=True, leave=False, **kwargs)
