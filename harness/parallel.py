@@ -36,7 +36,8 @@ def run_tasks(tasks: dict[Hashable, Task], workers: int, labels: Callable[[Hasha
     spawned processes with `threads // workers` torch threads each. A failing task cancels the tasks not yet
     started, lets the running ones finish (their artifacts stay cached for the next run) and re-raises.
     While they run, every process reports progress as log lines (`harness.progress`): each task its own loop,
-    the main process the tasks done out of `desc`'s total with an ETA.
+    the main process the tasks done out of `desc`'s total, with an ETA from the mean task time so far spread
+    over the processes.
     """
     if workers <= 1 or len(tasks) <= 1 or distributed.launched():
         results, seconds = {}, {}
@@ -51,18 +52,19 @@ def run_tasks(tasks: dict[Hashable, Task], workers: int, labels: Callable[[Hasha
     log.info("%d tasks in %d processes of %d thread(s) each: %s", len(tasks), processes, threads,
              ", ".join(labels(k) for k in tasks))
     futures = {pool.submit(_timed, fn, *args): key for key, (fn, args) in tasks.items()}
+    started, took = time.perf_counter(), []
     try:
         with progress.as_log_lines():
-            done_bar = progress.bar(desc=desc, total=len(tasks))
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     if future.exception() is not None:
                         raise future.exception()
-                    log.info("done: %s (%.0f s)", labels(futures[future]), future.result()[1])
-                    done_bar.update()
-            done_bar.close()
+                    took.append(future.result()[1])
+                    log.info("done: %s (%.0f s); %s", labels(futures[future]), took[-1],
+                             progress.tasks_line(desc, len(took), len(tasks), time.perf_counter() - started,
+                                                 sum(took) / len(took) * len(pending) / processes))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     results = {futures[f]: f.result() for f in futures}

@@ -36,6 +36,12 @@ class _LogStream:
         pass
 
 
+def tasks_line(desc: str, done: int, total: int, elapsed_s: float, remaining_s: float) -> str:
+    """A stage's tasks in the format of the loops' lines: `decoders: 2/4 (50%), 05:02 elapsed, ETA 04:10`."""
+    return (f"{desc}: {done}/{total} ({100 * done / total:.0f}%), {tqdm.format_interval(elapsed_s)} elapsed, "
+            f"ETA {tqdm.format_interval(remaining_s)}")
+
+
 def log_lines() -> None:
     """From now on this process reports progress as log lines (a worker process calls this when it starts)."""
     global _as_log_lines

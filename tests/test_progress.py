@@ -38,3 +38,7 @@ def test_a_worker_process_reports_in_log_lines_and_the_main_process_only_while_w
     assert not logs(progress.bar(range(2), desc="x"))
     progress.log_lines()  # what a worker process calls when it starts
     assert logs(progress.bar(range(2), desc="x"))
+
+
+def test_a_stage_of_tasks_reports_done_total_and_eta():
+    assert progress.tasks_line("decoders", 1, 4, 254.0, 381.0) == "decoders: 1/4 (25%), 04:14 elapsed, ETA 06:21"
