@@ -32,7 +32,6 @@ from harness.errors import ConfigError, HarnessError
 from harness.preflight import check_paths
 
 
-
 def _conf_dir() -> Path:
     """The config groups: inside the package when installed from a wheel (the build maps the repository's
     top-level conf/ to harness/conf), at the top of the repository in a source checkout or editable install."""
@@ -139,13 +138,11 @@ def task(cfg: DictConfig) -> None:
         # Relative to where the command ran, so every job shares one cache even with chdir.
         config.cache_dir = str(Path(hydra_cfg.runtime.cwd, config.cache_dir))
         check_device_available(config.device)
-        # One wandb group per invocation: every job of a multirun shares it, and its runs carry the job's overrides.
-        multirun = hydra_cfg.mode == RunMode.MULTIRUN
-        if not config.logger.group:
-            folder = Path(hydra_cfg.sweep.dir if multirun else hydra_cfg.run.dir).name
-            config.logger.group = f"{config.experiment_name}-{folder}"
-        if multirun and not config.logger.run_prefix:
-            config.logger.run_prefix = f"{hydra_cfg.job.override_dirname or hydra_cfg.job.num} "
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # one wandb group for all its jobs; runs named after their job
+            from harness.tracking import default_group
+
+            config.logger.group = config.logger.group or default_group(config, Path(hydra_cfg.sweep.dir))
+            config.logger.run_prefix = config.logger.run_prefix or f"job{hydra_cfg.job.num} "
         # Under torchrun the other ranks wait in `share` for this config and run folder (module docstring).
         pipeline.run(*distributed.share((config, Path(hydra_cfg.runtime.output_dir))))
 

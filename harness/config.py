@@ -267,7 +267,7 @@ class LoggerConfig:
     project: str = "unclip-harness"
     dir: str = param("", help="where wandb writes; empty: the run folder")
     group: str = param("", help="wandb group of every run; empty: one per invocation, <experiment>-<run folder>")
-    run_prefix: str = param("", help="prepended to run names; a multirun's job sets its own overrides here")
+    run_prefix: str = param("", help="prepended to run names; each job of a multirun sets `job<N> ` here")
 
 
 @dataclass

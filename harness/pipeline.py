@@ -92,7 +92,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     cache, device = cache_for(cfg), resolve_device(cfg.device)
     # Every trained stage logs its curves live to this tracker's group, in whichever process it trains.
-    tracker = Tracker(cfg.logger, cfg.logger.group or f"{cfg.experiment_name}-{run_dir.name}", run_dir, resolved,
+    tracker = Tracker(cfg.logger, cfg.logger.group or tracking.default_group(cfg, run_dir), run_dir, resolved,
                       prefix=cfg.logger.run_prefix)
     tracking.activate(tracker)
     clock = StageClock(["data", "clip", "decoder", "sweep", "report"])

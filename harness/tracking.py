@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
-from harness.config import LoggerConfig
+from harness.config import Config, LoggerConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -164,6 +164,11 @@ class Tracker:
             _open_runs -= 1
             if _open_runs == 0:
                 wandb.teardown()
+
+
+def default_group(cfg: Config, folder: Path) -> str:
+    """One wandb group per invocation: `<experiment>-<run folder>` (the sweep folder for a multirun)."""
+    return f"{cfg.experiment_name}-{Path(folder).name}"
 
 
 def activate(tracker: Tracker) -> None:

@@ -70,6 +70,9 @@ def test_parallel_jobs_build_the_shared_clip_once(tmp_path):
     cache = tmp_path / "cache"
     jobs = multirun(tmp_path, "hydra/launcher=parallel", f"cache_dir={cache}")
     assert_shared_stages_built_once(jobs, cache)
+    # One wandb group for the whole invocation (the sweep folder's name); each job's runs carry its number.
+    loggers = [OmegaConf.load(job / "config.yaml").logger for job in jobs]
+    assert [(lg.group, lg.run_prefix) for lg in loggers] == [("smoke-sweep", "job0 "), ("smoke-sweep", "job1 ")]
 
 
 @pytest.mark.slow
