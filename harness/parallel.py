@@ -37,12 +37,14 @@ def run_tasks(tasks: dict[Hashable, Task], workers: int, labels: Callable[[Hasha
     started, lets the running ones finish (their artifacts stay cached for the next run) and re-raises.
     While they run, every process reports progress as log lines (`harness.progress`): each task its own loop,
     the main process the tasks done out of `desc`'s total, with an ETA from the mean task time so far spread
-    over the processes.
+    over the processes (logged after each task in one process too).
     """
+    started = time.perf_counter()
     if workers <= 1 or len(tasks) <= 1 or distributed.launched():
         results, seconds = {}, {}
         for key, (fn, args) in tasks.items():
             results[key], seconds[key] = _timed(fn, *args)
+            _log_done(labels(key), list(seconds.values()), len(tasks), 1, started, desc)
         return results, seconds
 
     processes, threads = min(workers, len(tasks)), max(1, torch.get_num_threads() // workers)
@@ -52,7 +54,7 @@ def run_tasks(tasks: dict[Hashable, Task], workers: int, labels: Callable[[Hasha
     log.info("%d tasks in %d processes of %d thread(s) each: %s", len(tasks), processes, threads,
              ", ".join(labels(k) for k in tasks))
     futures = {pool.submit(_timed, fn, *args): key for key, (fn, args) in tasks.items()}
-    started, took = time.perf_counter(), []
+    took: list[float] = []
     try:
         with progress.as_log_lines():
             pending = set(futures)
@@ -62,13 +64,18 @@ def run_tasks(tasks: dict[Hashable, Task], workers: int, labels: Callable[[Hasha
                     if future.exception() is not None:
                         raise future.exception()
                     took.append(future.result()[1])
-                    log.info("done: %s (%.0f s); %s", labels(futures[future]), took[-1],
-                             progress.tasks_line(desc, len(took), len(tasks), time.perf_counter() - started,
-                                                 sum(took) / len(took) * len(pending) / processes))
+                    _log_done(labels(futures[future]), took, len(tasks), processes, started, desc)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     results = {futures[f]: f.result() for f in futures}
     return {k: results[k][0] for k in tasks}, {k: results[k][1] for k in tasks}
+
+
+def _log_done(label: str, took: list[float], total: int, processes: int, started: float, desc: str) -> None:
+    """`done: <task> (<s>); <desc>: k/n, elapsed, ETA`, the ETA from the mean task time over the processes."""
+    remaining = sum(took) / len(took) * (total - len(took)) / processes
+    log.info("done: %s (%.0f s); %s", label, took[-1],
+             progress.tasks_line(desc, len(took), total, time.perf_counter() - started, remaining))
 
 
 def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
