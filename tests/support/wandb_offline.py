@@ -58,23 +58,27 @@ def _records(path: Path) -> Iterator[bytes]:
             yield pending
 
 
+def _parent(target: dict, item: Any, create: bool) -> tuple[dict, str]:
+    """The dict that holds an item's value, and its key (`key`, or `nested_key` for values logged as nested
+    dicts); missing levels are made when `create`, else stand in as empty dicts."""
+    *parents, leaf = list(item.nested_key) or [item.key]
+    node = target
+    for part in parents:
+        node = node.setdefault(part, {}) if create else node.get(part, {})
+    return node, leaf
+
+
 def _apply(target: dict, items: Iterable[Any]) -> dict:
-    """Set each item's JSON value at its key path (`key`, or `nested_key` for values logged as nested dicts)."""
+    """Set each item's JSON value at its key path."""
     for item in items:
-        *parents, leaf = list(item.nested_key) or [item.key]
-        node = target
-        for part in parents:
-            node = node.setdefault(part, {})
+        node, leaf = _parent(target, item, create=True)
         node[leaf] = json.loads(item.value_json)
     return target
 
 
 def _remove(target: dict, items: Iterable[Any]) -> None:
     for item in items:
-        *parents, leaf = list(item.nested_key) or [item.key]
-        node = target
-        for part in parents:
-            node = node.get(part, {})
+        node, leaf = _parent(target, item, create=False)
         node.pop(leaf, None)
 
 
