@@ -10,9 +10,9 @@ noise (`paired_noise`), so the samplers are compared sample by sample. Per sampl
 - images/s of sampling alone (judging excluded), per wall-clock second and per CPU-second of this process
   (with one thread on a shared machine the second leaves out the time other jobs held the core);
 - attribute accuracy (probe, share of the caption's attributes a sample shows) and FID (probe features against
-  fresh real images of the same prompts), with 95% bootstrap intervals over prompts, as the sweep computes them;
-- against DDIM 100: the paired bootstrap interval of the accuracy and FID differences (prompts resampled
-  jointly, so prompt difficulty cancels), the pixel RMSE between paired samples, and the share of samples the
+  fresh real images of the same prompts), with 95% intervals over prompts, as the sweep computes them;
+- against DDIM 100: the paired interval of the accuracy and FID differences (per-prompt differences, so prompt
+  difficulty cancels), the pixel RMSE between paired samples, and the share of samples the
   probe reads identically.
 Any extra argument is a Hydra override of the composed config (e.g. `conditioning=[glide]`).
 """
@@ -32,9 +32,8 @@ from harness.config import Config
 from harness.data.world import Prompt, ShapesWorld
 from harness.decoder.diffusion import ModelFn, guided, make_sampler, make_train_scheduler, paired_noise, sample
 from harness.decoder.stage import Decoder
-from harness.metrics.bootstrap import bootstrap_ci, bootstrap_statistic, paired_difference_ci
-from harness.metrics.distribution import fid_kid
-from harness.metrics.table import Group, per_prompt_values, set_metric_intervals
+from harness.metrics.intervals import mean_interval
+from harness.metrics.table import Group, per_prompt_values, set_metric_contributions
 from harness.sweep import Judge, judge_images, real_references
 
 SAMPLERS = [("ddim", 100), ("dpmpp", 10), ("dpmpp", 20), ("dpmpp", 25)]  # the first is the reference
@@ -144,32 +143,23 @@ def judged_group(setup: Setup, label: str, images: np.ndarray) -> Group:
                  [readings[i:i + k] for i in range(0, len(readings), k)], None, np.full(len(images), np.nan), {})
 
 
-def interval(values: np.ndarray, resamples: int, seed: int) -> list[float]:
-    ci = bootstrap_ci(values, resamples=resamples, seed=seed)
+def interval(values: np.ndarray) -> list[float]:
+    ci = mean_interval(values)
     return [ci.value, ci.low, ci.high]
 
 
-def score(setup: Setup, group: Group, real: np.ndarray, resamples: int, seed: int) -> tuple[dict, dict]:
-    """(figures, per-prompt values) of one sampler's samples."""
+def score(setup: Setup, group: Group, real: np.ndarray) -> tuple[dict, dict]:
+    """(figures, per-prompt values) of one sampler's samples; FID enters as per-prompt pseudo-values."""
     values = per_prompt_values(group, setup.prompts, setup.world, None)
-    fid = set_metric_intervals(group.features, real, max(10, resamples // 10), seed)["fid"]
-    figures = {m: interval(values[m], resamples, seed) for m in ("attribute_accuracy", "binding_accuracy")}
-    figures["fid"] = list(fid)
+    values["fid"] = set_metric_contributions(group.features, real)["fid"]
+    figures = {m: interval(values[m]) for m in ("attribute_accuracy", "binding_accuracy", "fid")}
     return figures, values
 
 
-def versus_reference(ours: dict, ref: dict, real: np.ndarray, resamples: int, seed: int) -> dict:
-    """Paired comparisons of one sampler with the reference on the same prompts and noise."""
-    acc = paired_difference_ci(ours["values"]["attribute_accuracy"], ref["values"]["attribute_accuracy"],
-                               resamples=resamples, seed=seed)
-
-    def fid(group: Group, ids: np.ndarray) -> float:
-        flat = lambda f: torch.as_tensor(f[ids].reshape(-1, f.shape[-1]))  # noqa: E731
-        return fid_kid(flat(real), flat(group.features), kid_subsets=1, seed=seed)["fid"]
-
-    ids = np.arange(len(real))
-    fid_diff = bootstrap_statistic(ids, lambda i: fid(ours["group"], i) - fid(ref["group"], i),
-                                   resamples=max(10, resamples // 5), seed=seed)
+def versus_reference(ours: dict, ref: dict) -> dict:
+    """Paired comparisons of one sampler with the reference on the same prompts and noise: the mean of the
+    per-prompt differences (pseudo-value differences for FID) with its t interval."""
+    acc, fid_diff = (mean_interval(ours["values"][m] - ref["values"][m]) for m in ("attribute_accuracy", "fid"))
     a, b = ours["images"].astype(np.float64) / 127.5 - 1, ref["images"].astype(np.float64) / 127.5 - 1
     same = [x == y for x, y in zip(flat_readings(ours["group"]), flat_readings(ref["group"]))]
     return {"attribute_accuracy_difference": [acc.value, acc.low, acc.high],
@@ -200,7 +190,7 @@ def main() -> None:
     setup = load_setup([f"sweep.prompts_per_kind={args.prompts_per_kind}",
                         f"sweep.samples_per_prompt={args.samples_per_prompt}", *overrides], device, args.build)
     cfg = setup.cfg
-    resamples, seed = cfg.sweep.bootstrap_resamples, cfg.sweep.seed
+    seed = cfg.sweep.seed
     real = real_references(setup.world, setup.prompts, args.samples_per_prompt, seed, setup.judge)["features"]
     print(f"{len(setup.prompts)} prompts x {args.samples_per_prompt} samples, mode {next(iter(cfg.conditioning))}, "
           f"guidance {args.guidance:g}, {torch.get_num_threads()} thread(s)")
@@ -209,20 +199,20 @@ def main() -> None:
     for name, steps in SAMPLERS:
         run = run_sampler(setup, name, steps, args.guidance, device)
         run["group"] = judged_group(setup, f"{name}{steps}", run["images"])
-        run["figures"], run["values"] = score(setup, run["group"], real, resamples, seed)
+        run["figures"], run["values"] = score(setup, run["group"], real)
         run["figures"].update(sampler=name, steps=steps, model_evaluations_per_image=run["evaluations_per_image"],
                               sampling_seconds=run["seconds"], images_per_s=run["images_per_s"],
                               images_per_cpu_s=run["images_per_cpu_s"])
         runs.append(run)
     for run in runs[1:]:
-        run["figures"]["versus_" + "".join(map(str, SAMPLERS[0]))] = versus_reference(run, runs[0], real,
-                                                                                     resamples, seed)
+        run["figures"]["versus_" + "".join(map(str, SAMPLERS[0]))] = versus_reference(run, runs[0])
     for run in runs:
         print_figures(run["figures"])
     _common.write_result("samplers", {
         "mode": next(iter(cfg.conditioning)), "guidance": args.guidance, "prompts": len(setup.prompts),
         "samples_per_prompt": args.samples_per_prompt, "prompt_kinds": list(cfg.sweep.prompt_kinds),
-        "intervals": "95% percentile bootstrap over prompts; differences are paired (same prompts and noise)",
+        "intervals": "95% t intervals over prompts (FID: jackknife pseudo-values); differences are paired (same "
+                     "prompts and noise)",
         "results": [run["figures"] for run in runs]})
 
 

@@ -338,8 +338,8 @@ def train_and_score(which: str, size: str, config: dict, quick: QuickData, steps
 def quality(size: str, steps: int, n_eval: int, guidance: float, precision: str, device: torch.device,
             allow_build: bool) -> dict:
     """Both UNets trained and scored alike (module docstring); differences ours - diffusers, paired by image."""
-    from harness.metrics.bootstrap import bootstrap_statistic, paired_difference_ci
-    from harness.metrics.distribution import fid_kid
+    from harness.metrics.distribution import fid_kid, leave_one_prompt_out
+    from harness.metrics.intervals import mean_interval, pseudo_values
 
     quick = load_quick(device, allow_build)
     config = match_diffusers(size, quick.cfg.data.resolution)[0]
@@ -350,6 +350,12 @@ def quality(size: str, steps: int, n_eval: int, guidance: float, precision: str,
     def fid(which: str, ids: np.ndarray) -> float:
         return fid_kid(real_features[ids], scored[which]["features"][ids], kid_subsets=1)["fid"]
 
+    def fid_pseudo_values(which: str) -> np.ndarray:
+        # Each image is its own "prompt": FID without it, turned into per-image contributions.
+        value, loo = leave_one_prompt_out(real_features[:, None].numpy(),
+                                          scored[which]["features"][:, None].numpy())["fid"]
+        return pseudo_values(value, loo)
+
     ids = np.arange(n_eval)
     cfg = quick.cfg
     out = {"what": f"{steps} training steps each (quick decoder recipe, batch {cfg.decoder.train.batch_size}) "
@@ -359,15 +365,15 @@ def quality(size: str, steps: int, n_eval: int, guidance: float, precision: str,
                    f"noise per image; samples ({cfg.sweep.sampler} {cfg.sweep.sample_steps} steps, guidance "
                    f"{guidance:g}, paired noise) from each test image's CLIP vector, read by the probe "
                    f"(attribute agreement with the source image) and FID in probe features against the sources; "
-                   f"ours - diffusers differences with 95% paired bootstrap intervals over images; one training seed",
+                   f"ours - diffusers differences with 95% paired t intervals over images (FID: jackknife pseudo-values); one training seed",
            "models": {w: {"heldout_loss": float(m["loss"].mean()), "attribute_agreement": float(m["agreement"].mean()),
                           "fid": fid(w, ids), **{k: m[k] for k in ("train_wall_s", "train_images_per_s",
                                                                     "final_train_loss")}}
                       for w, m in scored.items()}}
     for metric, key in (("heldout_loss", "loss"), ("attribute_agreement", "agreement")):
-        d = paired_difference_ci(scored["ours"][key], scored["diffusers"][key])
+        d = mean_interval(np.asarray(scored["ours"][key]) - np.asarray(scored["diffusers"][key]))
         out[f"{metric}_difference"] = {"value": d.value, "ci95": [d.low, d.high]}
-    d = bootstrap_statistic(ids, lambda i: fid("ours", i) - fid("diffusers", i), resamples=200)
+    d = mean_interval(fid_pseudo_values("ours") - fid_pseudo_values("diffusers"))
     out["fid_difference"] = {"value": d.value, "ci95": [d.low, d.high]}
     return out
 

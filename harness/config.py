@@ -65,6 +65,10 @@ def _walk(obj: Any, prefix: str) -> Iterator[tuple[str, str]]:
     elif isinstance(obj, dict):
         for name, value in obj.items():
             yield from _walk(value, f"{prefix}{name}.")
+    elif isinstance(obj, list):
+        for index, value in enumerate(obj):
+            if dataclasses.is_dataclass(value):
+                yield from _walk(value, f"{prefix.rstrip('.')}[{index}].")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -91,8 +95,16 @@ class ShapesConfig:
     jitter: float = param(0.04, ge=0, le=0.1, help="position noise, as a fraction of the image side")
     p_two_objects: float = param(0.3, ge=0, le=1, help="share of images with two objects and a relation")
     p_all_mentioned: float = param(0.3, ge=0, le=1, help="share of single-object captions that name everything")
+    two_object_size: str = param("large", choices=("any", "small", "medium", "large"),
+                                 help="size of both objects in two-object scenes (any: drawn like one object's)")
     mention: MentionConfig = field(default_factory=MentionConfig)
     supersample: int = param(4, ge=1, le=8, help="anti-aliasing: render at this factor, then average")
+
+    def cross_checks(self) -> Iterator[tuple[str, str]]:
+        sizes = ("small", "large", "medium")[: self.num_sizes]  # the order of SIZES in harness/data/world.py
+        if self.two_object_size != "any" and self.two_object_size not in sizes:
+            yield "two_object_size", f"must be any or one of the world's sizes ({', '.join(sizes)}), got " \
+                                     f"{self.two_object_size!r}"
 
 
 @dataclass
@@ -184,6 +196,14 @@ class ProbeConfig:
 class EvaluatorConfig:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     clip_seed: int = param(1000, help="seed of the independent evaluation CLIP (never the conditioning one)")
+    clip_width_factor: float = param(0.75, gt=0, help="the evaluation CLIP's tower widths: the conditioning "
+                                                       "CLIP's times this, rounded to a multiple of its heads")
+    clip_extra_layers: int = param(1, ge=0, help="layers the evaluation CLIP has beyond the conditioning CLIP's")
+
+    def cross_checks(self) -> Iterator[tuple[str, str]]:
+        if self.clip_width_factor == 1 and self.clip_extra_layers == 0:
+            yield "clip_width_factor", ("the evaluation CLIP must differ from the conditioning CLIP in more than its "
+                                        "seed: set clip_width_factor != 1 or clip_extra_layers > 0")
 
 
 @dataclass
@@ -256,9 +276,67 @@ class SweepConfig:
     samples_per_prompt: int = param(8, ge=2)
     prompt_kinds: List[str] = param(["full", "free", "binding"], choices=("full", "free", "binding"), min_len=1)
     cells_per_chunk: int = param(16, gt=0, help="prompts per saved cell: the unit of resumption")
-    bootstrap_resamples: int = param(500, gt=0)
     grid_prompts: int = param(4, gt=0)
+    reliance_guidance: List[float] = param([3.0], gt=0, help="scales at which modes with two token groups are also "
+                                                             "sampled with each group hidden (Q4's reliance test)")
     seed: int = 0
+
+
+CONTRASTS = ("difference", "drop_difference", "matched_fidelity")
+QUESTIONS = ("q1", "q2", "q3", "q4", "q5")
+
+
+@dataclass
+class PrimaryContrast:
+    """One primary contrast of a research question (harness/report/primary.py): a - b, Holm-adjusted with the
+    other primary contrasts of the run."""
+    question: str = param("q1", choices=QUESTIONS)
+    contrast: str = param("difference", choices=CONTRASTS,
+                          help="difference: a - b at `guidance`; drop_difference: drop(a) - drop(b) between the "
+                               "lowest and highest guidance; matched_fidelity: a - b at matched diversity")
+    a: str = param("", help="a curve: mode, or mode/prior_draw (unclip/per_sample)")
+    b: str = param("", help="the other curve")
+    metric: str = "attribute_accuracy"
+    b_metric: str = param("", help="difference only: b's metric when it is not `metric` (attention per group)")
+    guidance: float = param(3.0, gt=0, help="difference only: the guidance scale compared at")
+    if_positive: str = param("", help="what a - b > 0 means, in words (default: a generic sentence)")
+    if_negative: str = param("", help="what a - b < 0 means, in words")
+
+    def cross_checks(self) -> Iterator[tuple[str, str]]:
+        for side in ("a", "b"):
+            if not getattr(self, side).strip():
+                yield side, "must name a curve (mode or mode/prior_draw)"
+
+
+def _default_primary() -> list[PrimaryContrast]:
+    return [
+        PrimaryContrast("q1", "matched_fidelity", "unclip/per_sample", "glide"),
+        PrimaryContrast("q2", "matched_fidelity", "clip_text", "glide"),
+        PrimaryContrast("q2", "matched_fidelity", "clip_text", "unclip/per_sample"),
+        PrimaryContrast("q3", "drop_difference", "glide", "unclip/per_sample", "free_entropy"),
+        PrimaryContrast("q3", "drop_difference", "unclip/fixed", "unclip/per_sample", "free_entropy"),
+        # Reliance: accuracy without the text tokens - without the CLIP tokens = drop(CLIP) - drop(text).
+        PrimaryContrast("q4", "difference", "combined-without_text/per_sample", "combined-without_clip/per_sample",
+                        if_positive="combined relies more on its CLIP tokens than on its text tokens",
+                        if_negative="combined relies more on its text tokens than on its CLIP tokens"),
+        PrimaryContrast("q5", "difference", "clip_text_seq", "clip_text", "binding_accuracy",
+                        if_positive="adding the token sequence to the CLIP vector improves binding",
+                        if_negative="adding the token sequence to the CLIP vector worsens binding"),
+        PrimaryContrast("q5", "difference", "glide", "glide_seq", "binding_accuracy",
+                        if_positive="GLIDE's pooled token improves binding",
+                        if_negative="GLIDE's pooled token worsens binding"),
+    ]
+
+
+@dataclass
+class ReportConfig:
+    confidence: float = param(0.95, gt=0.5, le=0.999, help="interval level, and 1 - the family-wise error rate")
+    matched_diversity: float = param(0.75, gt=0, le=1.5, help="Q1: fidelity read where diversity is this "
+                                                                "fraction of the real images'")
+    binding_margin: float = param(0.1, gt=0, le=1, help="'the GLIDE pathway adds little to binding': the "
+                                                          "combined - unclip difference must lie within this")
+    binding_guidance: float = param(3.0, gt=0, help="the guidance scale binding claims are read at")
+    primary: List[PrimaryContrast] = field(default_factory=_default_primary)
 
 
 @dataclass
@@ -286,6 +364,7 @@ class Config:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     conditioning: Dict[str, ConditioningConfig] = field(default_factory=dict)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
     def seeds_for(self, mode: str) -> list[int]:

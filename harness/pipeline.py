@@ -71,6 +71,8 @@ class StageClock:
 def run(cfg: Config, run_dir: Path) -> dict:
     """Run every stage of `cfg` and write the report into `run_dir`; returns the summary (an empty dict on
     torchrun ranks other than 0, which return after the decoders)."""
+    import pandas as pd
+
     from harness import sweep as sweep_stage
     from harness.clip import embeddings as embeddings_stage
     from harness.conditioning.base import mode_class
@@ -79,7 +81,9 @@ def run(cfg: Config, run_dir: Path) -> dict:
     from harness.decoder import stage as decoder_stage
     from harness.evaluator import eval_clip as eval_clip_stage, probe as probe_stage
     from harness.metrics import table as metrics_table
-    from harness.report.render import write_report
+    from harness.report import figures
+    from harness.report.estimate import Sweep
+    from harness.report.write import write_report
     from harness.sweep_inputs import SweepInputs
 
     if cfg.data.source != "shapes":
@@ -128,11 +132,12 @@ def run(cfg: Config, run_dir: Path) -> dict:
                               avoid=train_captions)
     unseen = sum(p.caption not in train_captions for p in prompts)
     inputs = SweepInputs(cfg, prompts, clip, embeddings, probe, eval_clip, priors, decoders)
-    policies = {}
+    policies, token_groups = {}, {}
     for mode in cfg.conditioning:
         mode_cls = mode_class(cfg.conditioning[mode].module)
         is_prior_mode = mode_cls.vector_source == "image" and mode_cls.sampling_vector == "prior"
         policies[mode] = list(cfg.conditioning[mode].prior_draws) if is_prior_mode else ["-"]
+        token_groups[mode] = mode_cls.token_group_names(cfg.conditioning[mode])
 
     def finish(workdir: Path) -> dict:
         cells = list(sweep_stage.load_cells(workdir / "cells"))
@@ -140,23 +145,21 @@ def run(cfg: Config, run_dir: Path) -> dict:
         with np.load(workdir / f"{sweep_stage.REAL}.npz") as raw:
             real = metrics_table.real_group(dict(raw))
         text_embeddings = inputs.judge().embed_texts([p.caption for p in prompts]).cpu().numpy()
-        table, per_prompt = metrics_table.build_table(groups, real, prompts, world, text_embeddings,
-                                                      cfg.sweep.bootstrap_resamples, cfg.sweep.seed, cfg.workers)
+        per_prompt = metrics_table.build_table(groups, real, prompts, world, text_embeddings, cfg.workers)
+        table = Sweep(per_prompt, cfg.report.confidence).rows(cfg.sweep.samples_per_prompt)
         table.to_csv(workdir / "metrics.csv", index=False)
         table.to_parquet(workdir / "metrics.parquet", index=False)
         per_prompt.to_csv(workdir / "per_prompt.csv", index=False)
-        sweep_stage.write_grids(cells, prompts, cfg, workdir)
-        sweep_stage.write_mode_sheets(cells, prompts, cfg, workdir)
+        figures.write_grids(cells, prompts, cfg, workdir)
+        figures.write_mode_sheets(cells, prompts, cfg, workdir)
         return {"prompts": len(prompts), "unseen_prompts": unseen}
 
     with clock.stage("sweep"):
         swept = sweep_stage.run(cfg, cache, inputs.runner, policies, len(prompts),
-                                [data, clip, probe, eval_clip, priors, *decoders.values()], finish)
+                                [data, clip, probe, eval_clip, priors, *decoders.values()], finish, token_groups)
     for name in ("metrics.csv", "metrics.parquet", "per_prompt.csv", *[p.name for p in swept.path.glob("grid_*.png")],
                  *[p.name for p in swept.path.glob("sheet_*.png")]):
         shutil.copy2(swept.file(name), run_dir / name)
-
-    import pandas as pd
 
     metrics = pd.read_csv(run_dir / "metrics.csv")
 
@@ -180,8 +183,8 @@ def run(cfg: Config, run_dir: Path) -> dict:
         summary["wall_time_total_s"] = clock.wall()  # less than the stages' sum when tasks ran side by side
         grids = {p.stem.removeprefix("grid_"): p for p in sorted(run_dir.glob("grid_*.png"))}
         sheets = {p.stem.removeprefix("sheet_"): p for p in sorted(run_dir.glob("sheet_*.png"))}
-        write_report(metrics, summary, run_dir, per_prompt=pd.read_csv(run_dir / "per_prompt.csv"), grids=grids,
-                     sheets=sheets)
+        write_report(metrics, summary, run_dir, pd.read_csv(run_dir / "per_prompt.csv"), grids=grids,
+                     sheets=sheets, settings=cfg.report)
     summary = json.loads((run_dir / "summary.json").read_text())
     _track_report(tracker, run_dir, metrics, summary)
     log.info("report: %s", run_dir / "report.md")

@@ -31,10 +31,13 @@ from harness.decoder.diffusion import guided, make_sampler, make_train_scheduler
     step_generators
 from harness.decoder.stage import Decoder
 from harness.decoder.unet import record_attention
+from harness.metrics.table import NO_ABLATION, WITHOUT
 from harness.device import effective_precision, resolve_device
 
 log = logging.getLogger(__name__)
-VERSION = "4"  # 2: DPM-Solver++ thresholds its x0 predictions; 3: attention mass per prompt; 4: prompts drawn right
+PER_TOKEN = "_per_token"  # attention group name suffix: mean mass per attendable token of the group
+VERSION = "5"  # 2: DPM-Solver++ thresholds its x0 predictions; 3: attention mass per prompt; 4: prompts drawn right;
+# 5: attention at every guidance scale, per token too
 REAL = "real"  # the pseudo-mode holding real reference images: the ceiling every mode is read against
 
 
@@ -55,6 +58,8 @@ class Judge:
     embed_texts: Callable[[list[str]], torch.Tensor] | None
 
 
+
+
 @dataclass(frozen=True)
 class Cell:
     mode: str
@@ -62,21 +67,36 @@ class Cell:
     guidance: float
     policy: str
     chunk: int
+    ablation: str = NO_ABLATION  # a token group hidden from attention at sampling (the reliance test)
 
     @property
     def name(self) -> str:
-        return f"{self.mode}__s{self.seed}__g{self.guidance:g}__{self.policy}__c{self.chunk}"
+        name = f"{self.mode}__s{self.seed}__g{self.guidance:g}__{self.policy}__c{self.chunk}"
+        return name if self.ablation == NO_ABLATION else f"{name}__{self.ablation}"
+
+    @property
+    def label(self) -> str:
+        """The line this cell belongs to in the tables: the mode, or the mode without a token group."""
+        return self.mode if self.ablation == NO_ABLATION else f"{self.mode}{WITHOUT}{self.ablation}"
 
 
 def chunks(n: int, size: int) -> list[range]:
     return [range(start, min(n, start + size)) for start in range(0, n, size)]
 
 
-def plan(cfg: Config, policies: dict[str, list[str]], n_prompts: int) -> list[Cell]:
-    """Every cell of the sweep, in a fixed order (modes, seeds, guidance, policies, chunks)."""
-    return [Cell(mode, seed, float(g), policy, c)
-            for mode in policies for seed in cfg.seeds_for(mode) for g in cfg.sweep.guidance
-            for policy in policies[mode] for c in range(len(chunks(n_prompts, cfg.sweep.cells_per_chunk)))]
+def plan(cfg: Config, policies: dict[str, list[str]], n_prompts: int,
+         token_groups: dict[str, tuple[str, ...]] | None = None) -> list[Cell]:
+    """Every cell of the sweep, in a fixed order (modes, seeds, guidance, policies, chunks), then the reliance
+    cells: for modes with two token groups, each group hidden in turn at `sweep.reliance_guidance`."""
+    n_chunks = len(chunks(n_prompts, cfg.sweep.cells_per_chunk))
+    cells = [Cell(mode, seed, float(g), policy, c)
+             for mode in policies for seed in cfg.seeds_for(mode) for g in cfg.sweep.guidance
+             for policy in policies[mode] for c in range(n_chunks)]
+    groups = {mode: names for mode, names in (token_groups or {}).items() if mode in policies and len(names) > 1}
+    cells += [Cell(mode, seed, float(g), policy, c, group)
+              for mode, names in groups.items() for seed in cfg.seeds_for(mode) for g in cfg.sweep.reliance_guidance
+              for policy in policies[mode] for group in names for c in range(n_chunks)]
+    return cells
 
 
 def save_npz(path: Path, **arrays) -> None:
@@ -141,14 +161,20 @@ class SweepRunner:
         noise = paired_noise(self.cfg.sweep.seed, rows, samples, (3, res, res), device=self.device)
         generators = step_generators(self.cfg.sweep.seed, rows, samples) if self.cfg.sweep.sampler == "ddpm" else None
         with torch.no_grad():
-            model_fn = guided(decoder, *decoder.mode.guidance_branches(inputs, cell.guidance))
-            # Attention mass is recorded where the forward pass is purely conditional (guidance 1).
-            if cell.guidance == 1.0 and decoder.mode.has_tokens:
+            branches, weights = decoder.mode.guidance_branches(inputs, cell.guidance)
+            if cell.ablation != NO_ABLATION:
+                branches = [branch.without(cell.ablation) for branch in branches]
+            model_fn = guided(decoder, branches, weights)
+            # Attention mass at every guidance scale, of the conditional branch: it comes first in the guided
+            # batch (`guidance_branches`), so its rows are the first len(rows) of each recorded forward.
+            if decoder.mode.has_tokens:
                 with record_attention(decoder.unet) as recorder:
                     x0 = sample(model_fn, noise, self.sampler, generators, precision=self.cfg.precision)
                 # layer -> token group -> per-prompt mass (mean over the prompt's K samples)
-                attention = {layer: {name: values.reshape(len(ids), k).mean(dim=1).tolist()
-                                     for name, values in groups.items()}
+                per_token = recorder.per_token()
+                attention = {layer: {name + suffix: values[:len(rows)].reshape(len(ids), k).mean(dim=1).tolist()
+                                     for suffix, source in (("", groups), (PER_TOKEN, per_token[layer]))
+                                     for name, values in source.items()}
                              for layer, groups in recorder.per_sample().items()}
             else:
                 x0 = sample(model_fn, noise, self.sampler, generators, precision=self.cfg.precision)
@@ -198,26 +224,29 @@ def load_cells(cell_dir: Path) -> Iterator[tuple[Cell, dict]]:
     for path in sorted(cell_dir.glob("*.npz")):
         if path.name.endswith(".tmp.npz"):
             continue
-        mode, seed, guidance, policy, chunk = path.stem.split("__")
+        mode, seed, guidance, policy, chunk, *ablation = path.stem.split("__")
         with np.load(path) as data:
-            yield Cell(mode, int(seed[1:]), float(guidance[1:]), policy, int(chunk[1:])), dict(data)
+            yield Cell(mode, int(seed[1:]), float(guidance[1:]), policy, int(chunk[1:]),
+                       *ablation), dict(data)
 
 
 def sweep_config(cfg: Config, modes: list[str]) -> dict:
     return {"sweep": dataclasses.asdict(cfg.sweep), "train_seeds": {m: cfg.seeds_for(m) for m in modes},
             "precision": effective_precision(cfg.device, cfg.precision),
-            "modes": {m: dataclasses.asdict(cfg.conditioning[m]) for m in modes}}
+            "modes": {m: dataclasses.asdict(cfg.conditioning[m]) for m in modes},
+            "confidence": cfg.report.confidence}  # the metrics table's pooled intervals
 
 
 def run(cfg: Config, cache: ArtifactCache, runner_factory: Callable[[], SweepRunner], policies: dict[str, list[str]],
-        n_prompts: int, upstream: list[Artifact], finish: Callable[[Path], dict]) -> Artifact:
+        n_prompts: int, upstream: list[Artifact], finish: Callable[[Path], dict],
+        token_groups: dict[str, tuple[str, ...]] | None = None) -> Artifact:
     """The sweep artifact: all cells, then `finish(workdir)` (the metrics) once they are complete.
 
     The missing cells are sampled in one task per decoder, the longest first, in `cfg.workers` processes
     (`harness.parallel`); so `runner_factory` must pickle, and each task builds its own runner. A cell is
     written when it is done, so a killed sweep keeps every finished cell whichever worker made it.
     """
-    cells = plan(cfg, policies, n_prompts)
+    cells = plan(cfg, policies, n_prompts, token_groups)
 
     def build(workdir: Path) -> dict:
         started = time.perf_counter()
@@ -252,105 +281,3 @@ def _sample_references(runner_factory: Callable[[], SweepRunner], path: Path) ->
 
 def _task_label(key: tuple[str, int] | str) -> str:
     return f"sweep[{key}]" if isinstance(key, str) else f"sweep[{key[0]} seed {key[1]}]"
-
-
-def _sample_images(cells: list[tuple[Cell, dict]], cfg: Config) -> dict[tuple[str, str, float], dict[int, np.ndarray]]:
-    """(mode, policy, guidance) -> prompt id -> the prompt's K samples [K, H, W, 3], from each mode's first
-    training seed."""
-    images: dict[tuple[str, str, float], dict[int, np.ndarray]] = {}
-    for cell, data in cells:
-        if cell.seed == cfg.seeds_for(cell.mode)[0]:
-            bucket = images.setdefault((cell.mode, cell.policy, cell.guidance), {})
-            bucket.update({int(pid): data["images"][row] for row, pid in enumerate(data["prompt_ids"])})
-    return images
-
-
-def _curves_in_order(images: dict, cfg: Config) -> list[tuple[str, str]]:
-    return sorted({(m, p) for m, p, _ in images}, key=lambda mp: (list(cfg.conditioning).index(mp[0]), mp[1]))
-
-
-def _label(mode: str, policy: str, sep: str = "\n") -> str:
-    return mode if policy == "-" else f"{mode}{sep}({policy})"
-
-
-def _save(fig, path: Path, dpi: int) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
-
-
-def _grid_prompt_ids(prompts: list[Prompt], cfg: Config, kind: str) -> list[int]:
-    return [i for i, p in enumerate(prompts) if p.kind == kind][: cfg.sweep.grid_prompts]
-
-
-def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Config, out_dir: Path) -> list[Path]:
-    """One sheet per prompt kind: rows are modes (and draw policies), columns guidance scales; each cell
-    shows the same prompts' first sample from the same noise, like the DALL-E 2 paper's vase figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    images = _sample_images(cells, cfg)
-    rows = _curves_in_order(images, cfg)
-    scales = sorted({g for _, _, g in images})
-    written = []
-    for kind in cfg.sweep.prompt_kinds:
-        ids = _grid_prompt_ids(prompts, cfg, kind)
-        if not ids or not rows:
-            continue
-        fig, axes = plt.subplots(len(rows), len(scales), figsize=(1.1 * len(ids) * len(scales) + 1.2,
-                                                                  1.25 * len(rows) + 1.2), squeeze=False)
-        for r, (mode, policy) in enumerate(rows):
-            for c, g in enumerate(scales):
-                tiles = images.get((mode, policy, g), {})
-                blank = np.zeros_like(next(iter(tiles.values()))[0])
-                strip = np.concatenate([tiles[i][0] if i in tiles else blank for i in ids], axis=1)
-                ax = axes[r][c]
-                ax.imshow(strip, interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title(f"guidance {g:g}", fontsize=8)
-                if c == 0:
-                    ax.set_ylabel(_label(mode, policy), fontsize=7)
-        captions = "; ".join(f"{n + 1}: {prompts[i].caption}" for n, i in enumerate(ids))
-        fig.suptitle(f"{kind} prompts (left to right) - {captions}", fontsize=7, wrap=True)
-        written.append(_save(fig, out_dir / f"grid_{kind}.png", dpi=120))
-    return written
-
-
-def write_mode_sheets(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Config,
-                      out_dir: Path) -> list[Path]:
-    """One contact sheet per mode (and draw policy): a row per prompt (the grid prompts of every kind), and
-    for each guidance scale all K samples of that prompt, so the reader sees both what guidance fixes and
-    what diversity it costs. Same prompts and noise on every sheet."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    images = _sample_images(cells, cfg)
-    scales = sorted({g for _, _, g in images})
-    ids = [i for kind in cfg.sweep.prompt_kinds for i in _grid_prompt_ids(prompts, cfg, kind)]
-    written = []
-    for mode, policy in _curves_in_order(images, cfg):
-        fig, axes = plt.subplots(1, len(scales), figsize=(0.2 * cfg.sweep.samples_per_prompt * len(scales) + 3.5,
-                                                          0.22 * len(ids) + 0.9), squeeze=False)
-        for c, g in enumerate(scales):
-            tiles = images[(mode, policy, g)]
-            # rows: prompts; columns: the prompt's K samples
-            mosaic = np.concatenate([np.concatenate(list(tiles[i]), axis=1) for i in ids if i in tiles], axis=0)
-            ax = axes[0][c]
-            ax.imshow(mosaic, interpolation="nearest")
-            ax.set_title(f"guidance {g:g}", fontsize=7)
-            ax.set_xticks([])
-            tile = mosaic.shape[0] // len(ids)
-            ax.set_yticks([tile * (n + 0.5) for n in range(len(ids))])
-            ax.set_yticklabels([prompts[i].caption for i in ids] if c == 0 else [], fontsize=4)
-        fig.suptitle(f"{_label(mode, policy, ' ')}: {cfg.sweep.samples_per_prompt} samples per prompt", fontsize=8)
-        written.append(_save(fig, out_dir / f"sheet_{mode}{'' if policy == '-' else '_' + policy}.png", dpi=150))
-    return written

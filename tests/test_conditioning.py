@@ -100,6 +100,22 @@ def test_token_groups_name_clip_and_text_tokens():
     assert decoder_for("clip_text_k1").mode(inputs()).token_groups == (("clip", 1),)
 
 
+def test_a_hidden_token_group_changes_the_prediction_and_nothing_else():
+    """The reliance test hides one group from attention: its mask goes False, the other group and the vector stay."""
+    model = decoder_for("combined")
+    cond = model.mode(inputs())
+    without_clip = cond.without("clip")
+    assert not without_clip.mask[:, :4].any() and torch.equal(without_clip.mask[:, 4:], cond.mask[:, 4:])
+    assert torch.equal(without_clip.vector, cond.vector) and torch.equal(without_clip.tokens, cond.tokens)
+    assert cond.mask[:, :4].all()  # the original is untouched
+    x, t = torch.randn(4, 3, 16, 16), torch.full((4,), 500)
+    with torch.no_grad():
+        assert not torch.allclose(model(x, t, cond), model(x, t, without_clip))
+    assert type(model.mode).token_group_names(model.mode.cfg) == ("clip", "text")
+    with pytest.raises(ValueError, match="no token group 'image'.*clip, text"):
+        cond.without("image")
+
+
 def test_draw_policies():
     assert decoder_for("unclip").mode.draw_policies() == ["fixed", "per_sample"]
     assert decoder_for("clip_text").mode.draw_policies() == ["-"]

@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import stats
 import pytest
 import torch
 from scipy import linalg
 from torch import nn
 
-from harness.metrics.bootstrap import bootstrap_ci, bootstrap_statistic, paired_difference_ci
 from harness.metrics.clip_score import clip_score
-from harness.metrics.distribution import fid_kid, prdc
+from harness.metrics.distribution import fid_kid, leave_one_prompt_out, prdc
+from harness.metrics.intervals import Interval, combine, crossed_interval, fill_absent, holm, mean_interval, pseudo_values
 from harness.metrics.diversity import (
     expected_normalised_entropy,
     mean_pairwise_distance,
@@ -119,35 +120,48 @@ def test_expected_normalised_entropy_matches_simulation_and_grows_with_k():
     assert expected_normalised_entropy(8, 4) < expected_normalised_entropy(64, 4) < 1.0
 
 
-# ---------------------------------------------------------------- bootstrap
+# ---------------------------------------------------------------- intervals
 
 
-def test_bootstrap_ci_contains_mean_narrows_and_is_deterministic():
+def test_mean_interval_is_the_student_t_interval_and_skips_nan():
+    values = np.array([0.2, 0.5, np.nan, 0.9, 0.4, 0.6])
+    finite = values[~np.isnan(values)]
+    interval = mean_interval(values)
+    expected = stats.t.interval(0.95, len(finite) - 1, loc=finite.mean(), scale=stats.sem(finite))
+    assert interval.value == pytest.approx(finite.mean())
+    assert (interval.low, interval.high) == pytest.approx(expected)
+    assert (interval.prompts, interval.seeds) == (5, 1)
+    assert math.isnan(mean_interval(np.full(3, np.nan)).value)
+    # Cut to the metric's range: an accuracy interval never leaves [0, 1].
+    assert mean_interval(np.array([0.0, 0.0, 0.1, 0.0]), bounds=(0.0, 1.0)).low == 0.0
+
+
+def test_pseudo_values_of_a_mean_are_the_values_and_centre_on_the_estimate():
+    values = np.array([1.0, 4.0, 2.0, 7.0])
+    loo = np.array([(values.sum() - v) / 3 for v in values])
+    np.testing.assert_allclose(pseudo_values(values.mean(), loo), values)
+    # A nonlinear statistic (the variance): pseudo-values average to the statistic itself.
+    loo_var = np.array([np.delete(values, i).var() for i in range(4)])
+    assert pseudo_values(values.var(), loo_var).mean() == pytest.approx(values.var())
+
+
+def test_crossed_interval_reads_seed_and_prompt_variance():
     rng = np.random.default_rng(0)
-    few, many = rng.normal(1.0, 1.0, 20), rng.normal(1.0, 1.0, 500)
-    value, low, high = bootstrap_ci(few, resamples=500)
-    assert value == pytest.approx(few.mean()) and low < value < high
-    _, low_many, high_many = bootstrap_ci(many, resamples=500)
-    assert high_many - low_many < 0.5 * (high - low)
-    assert bootstrap_ci(few, resamples=500, seed=3) == bootstrap_ci(few, resamples=500, seed=3)
-    assert bootstrap_ci(few, resamples=500, seed=3) != bootstrap_ci(few, resamples=500, seed=4)
+    prompts_only = rng.normal(0, 1, (1, 40))
+    assert crossed_interval(prompts_only).se == pytest.approx(mean_interval(prompts_only[0]).se)
+    # Seeds shifted far apart: the interval must widen to their spread, which a prompt-only interval ignores.
+    shifted = rng.normal(0, 0.1, (4, 40)) + np.array([[-1.0], [0.0], [1.0], [2.0]])
+    wide = crossed_interval(shifted)
+    assert wide.seeds == 4 and wide.se == pytest.approx(np.std([-1, 0, 1, 2], ddof=1) / 2, rel=0.1)
+    assert wide.se > 10 * mean_interval(shifted.mean(axis=0)).se
 
 
-def test_bootstrap_ci_ignores_nan_prompts_and_handles_vectors():
-    values = np.array([1.0, np.nan, 3.0, 2.0])
-    assert bootstrap_ci(values, resamples=200).value == pytest.approx(2.0)
-    assert all(math.isnan(x) for x in bootstrap_ci(np.full(3, np.nan), resamples=200))
-    per_scale = np.stack([np.arange(10.0), 10 + np.arange(10.0)], axis=1)  # [prompts, guidance scales]
-    interval = bootstrap_ci(per_scale, resamples=200)
-    np.testing.assert_allclose(interval.value, [4.5, 14.5])
-    assert np.all(interval.low < interval.value) and np.all(interval.value < interval.high)
-
-
-def test_bootstrap_statistic_resamples_prompt_sets():
-    per_prompt_samples = {p: np.full(3, float(p)) for p in range(30)}  # stand-in for a set-level metric
-    pooled_mean = lambda ids: np.concatenate([per_prompt_samples[p] for p in ids]).mean()  # noqa: E731
-    value, low, high = bootstrap_statistic(np.arange(30), pooled_mean, resamples=300)
-    assert value == pytest.approx(14.5) and low < value < high
+def test_fill_absent_keeps_each_seeds_mean_and_fills_a_missing_seed_with_column_means():
+    table = np.array([[1.0, np.nan, 3.0, 5.0], [np.nan, np.nan, np.nan, np.nan], [2.0, 2.0, 2.0, 6.0]])
+    filled = fill_absent(table)
+    assert not np.isnan(filled).any()
+    np.testing.assert_allclose(filled.mean(axis=1)[[0, 2]], [3.0, 3.0])
+    np.testing.assert_allclose(filled[1], filled[[0, 2]].mean(axis=0))
 
 
 def test_paired_difference_detects_shift_but_not_noise():
@@ -156,10 +170,36 @@ def test_paired_difference_detects_shift_but_not_noise():
     a = difficulty + rng.normal(0, 0.3, 60)
     shifted = difficulty + 1.0 + rng.normal(0, 0.3, 60)
     same = difficulty + rng.normal(0, 0.3, 60)
-    _, low, high = paired_difference_ci(shifted, a, resamples=500)
-    assert low > 0
-    _, low, high = paired_difference_ci(same, a, resamples=500)
-    assert low < 0 < high
+    _, shifted_diff = combine([shifted[None], a[None]], lambda x: x[0] - x[1])
+    assert crossed_interval(shifted_diff).low > 0
+    _, same_diff = combine([same[None], a[None]], lambda x: x[0] - x[1])
+    assert not crossed_interval(same_diff).excludes(0.0)
+
+
+def test_holm_adjusts_step_down_and_keeps_order():
+    # Sorted p 0.01, 0.02, 0.04 with m = 3: 0.03, 0.04, 0.04 (monotone), NaN stays out of the family.
+    assert holm([0.04, 0.01, np.nan, 0.02]) == pytest.approx([0.04, 0.03, np.nan, 0.04], nan_ok=True)
+
+
+def test_detectable_difference_is_the_power_formula():
+    e = Interval(0.1, 0.0, 0.2, se=0.05, df=1e6)
+    assert e.detectable() == pytest.approx((1.959964 + 0.841621) * 0.05, rel=1e-4)
+    assert Interval(0.1, 0.05, 0.15, se=0.01, df=1e6).p_value() < 1e-6
+
+
+def test_leave_one_prompt_out_matches_recomputing_without_each_prompt():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(6, 5, 8)), rng.normal(0.3, 1.2, size=(6, 5, 8))
+    out = leave_one_prompt_out(real, fake)
+    keep = np.arange(6) != 2
+    flat = lambda x: torch.as_tensor(x.reshape(-1, 8))  # noqa: E731
+    full, without = fid_kid(flat(real), flat(fake), kid_subsets=1), fid_kid(flat(real[keep]), flat(fake[keep]),
+                                                                             kid_subsets=1)
+    assert out["fid"][0] == pytest.approx(full["fid"], rel=1e-6)
+    assert out["fid"][1][2] == pytest.approx(without["fid"], rel=1e-6)
+    assert out["kid"][0] == pytest.approx(full["kid"], rel=1e-9)  # all pairs, equal sizes: torchmetrics' KID
+    for name, value in prdc(flat(real[keep]), flat(fake[keep])).items():
+        assert out[name][1][2] == pytest.approx(value)
 
 
 # ---------------------------------------------------------------- CLIP score

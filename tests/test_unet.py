@@ -141,9 +141,12 @@ def test_recorder_keeps_each_samples_mass_for_per_prompt_intervals():
     with torch.no_grad(), record_attention(unet) as rec:
         for _ in range(3):  # three sampling steps of the same batch
             unet(x, t, cond)
-    per_sample, mass = rec.per_sample(), rec.mass()
+    per_sample, mass, per_token = rec.per_sample(), rec.mass(), rec.per_token()
     for layer, groups in per_sample.items():
         assert groups["text"][1] == 0.0 < groups["text"][0], layer
+        # Two CLIP tokens always; sample 0 attends to its text tokens, sample 1 to none of them.
+        torch.testing.assert_close(per_token[layer]["clip"], groups["clip"] / 2)
+        torch.testing.assert_close(per_token[layer]["text"], groups["text"] / torch.tensor([3.0, 1.0]))
         assert sum(groups.values()) == pytest.approx(torch.ones(2), abs=1e-5)
         assert mass[layer]["clip"] == pytest.approx(groups["clip"].mean().item())
     with pytest.raises(ValueError, match="record one batch per recorder"), torch.no_grad(), \

@@ -73,6 +73,12 @@ class ConditioningMode(nn.Module):
                           if self.uses_text_sequence else None)
 
     @classmethod
+    def token_group_names(cls, cfg: ConditioningConfig) -> tuple[str, ...]:
+        """The named token groups the decoder's attention sees under this mode (what reliance removes)."""
+        return ((("clip",) if cls.vector_source is not None and cfg.clip_tokens > 0 else ())
+                + (("text",) if cls.uses_text_sequence else ()))
+
+    @classmethod
     def training_identity(cls) -> str:
         """Modes that train the same decoder share its artifact (the oracle only samples differently)."""
         return cls.module_name

@@ -63,3 +63,16 @@ class Condition:
             mask=join([c.mask for c in conditions]),
             token_groups=first.token_groups,
         )
+
+    def without(self, group: str) -> "Condition":
+        """The same condition with one named token group hidden from attention (its mask set to False): what
+        the decoder does without those tokens, the rest of the condition (its vector included) unchanged."""
+        if self.tokens is None or group not in {name for name, _ in self.token_groups}:
+            raise ValueError(f"no token group {group!r} to remove; groups: "
+                             f"{', '.join(name for name, _ in self.token_groups) or 'none'}")
+        mask, start = self.mask.clone(), 0
+        for name, length in self.token_groups:
+            if name == group:
+                mask[:, start:start + length] = False
+            start += length
+        return replace(self, mask=mask)

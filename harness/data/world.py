@@ -209,9 +209,22 @@ class ShapesWorld:
             jitter = rng.uniform(-self.cfg.jitter, self.cfg.jitter, size=2)
             objects.append(ObjectAttrs(
                 shape=spec.shape or _pick(rng, v.shapes), color=spec.color or _pick(rng, v.colors),
-                size=spec.size or _pick(rng, v.sizes), row=row, col=col,
+                size=spec.size or self._fixed_size(prompt) or _pick(rng, v.sizes), row=row, col=col,
                 cx=float(cell_centre(col, g) + jitter[0]), cy=float(cell_centre(row, g) + jitter[1])))
         return Scene(prompt.background or _pick(rng, v.backgrounds), tuple(objects))
+
+    def _fixed_size(self, prompt: Prompt) -> str | None:
+        # Two objects share a 16 px picture: drawn large, each shape keeps enough pixels to be told apart.
+        size = self.cfg.two_object_size
+        return size if len(prompt.objects) == 2 and size != "any" else None
+
+    def free_attributes(self, prompt: Prompt) -> dict[str, int]:
+        """What the prompt leaves free in this world's pictures (`Prompt.free_attributes`, less the sizes the
+        world fixes in two-object scenes), with how many values each can take."""
+        free = prompt.free_attributes(self.vocab)
+        if self._fixed_size(prompt):
+            free = {key: n for key, n in free.items() if not key.endswith(".size")}
+        return free
 
     def _cells_for(self, prompt: Prompt, rng: np.random.Generator) -> list[tuple[int, int]]:
         g = self.vocab.grid
@@ -292,6 +305,23 @@ class ShapesWorld:
                 obj = matched[int(index)]
                 result[key] = obj is not None and obj.get(attribute) == value
         return result
+
+
+def paired_correctly(prompt: Prompt, record: dict) -> bool | None:
+    """Swap binding: for a two-object prompt, whether a picture that shows both named shapes in the two named
+    colours gives each shape its own colour (True) or the other's (False); None when it does not show both
+    shapes in both colours (nothing to pair). By chance, half the eligible pictures are paired correctly."""
+    if len(prompt.objects) != 2:
+        return None
+    objects = record.get("objects", [])
+    found = [next((o for o in objects if o.get("shape") == spec.shape), None) for spec in prompt.objects]
+    if any(o is None for o in found) or found[0] is found[1]:
+        return None
+    shown = [o.get("color") for o in found]
+    named = [spec.color for spec in prompt.objects]
+    if sorted(map(str, shown)) != sorted(map(str, named)):
+        return None
+    return shown == named
 
 
 def attribute_value(prompt: Prompt, record: dict, key: str) -> str | None:

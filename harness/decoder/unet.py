@@ -277,15 +277,16 @@ class AttentionRecorder:
 
     Masses are averaged over heads and queries within a sample, then over every recorded forward pass (the
     sampling steps), so each sample of the batch keeps its own value: the sweep turns them into per-prompt
-    values with bootstrap intervals. All rows of a forward are counted, so under classifier-free guidance the
-    unconditional branch is included; record a single-branch forward (guidance scale 1) to measure the
-    conditional model.
+    values; `per_token` divides each group's mass by its attendable tokens. Every row of a
+    forward is recorded; under classifier-free guidance the batch holds each branch in turn, and the sweep keeps
+    the conditional branch's rows.
     """
 
     SPATIAL = "spatial"
 
     def __init__(self) -> None:
         self._sums: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
+        self._token_sums: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
         self._passes: dict[str, int] = defaultdict(int)
 
     def add(self, layer: str, weights: torch.Tensor, *, spatial: int,
@@ -294,22 +295,33 @@ class AttentionRecorder:
         if any(name == self.SPATIAL for name, _ in token_groups):
             raise ValueError(f"token group name {self.SPATIAL!r} is reserved for spatial positions")
         per_key = weights.detach().float().mean(dim=(1, 2)).cpu()  # [B, keys]: each sample's mass per key
-        start = 0
+        start, masses, counts = 0, {}, {}
         for name, length in ((self.SPATIAL, spatial), *token_groups):
-            mass = per_key[:, start:start + length].sum(dim=1)
+            keys = per_key[:, start:start + length]
             # Repeated group names (two "text" runs) pool into one group.
+            masses[name] = masses.get(name, 0.0) + keys.sum(dim=1)
+            counts[name] = counts.get(name, 0) + (keys > 0).sum(dim=1)  # masked keys get exactly 0 weight
+            start += length
+        for name, mass in masses.items():
             previous = self._sums[layer].get(name)
             if previous is not None and previous.shape != mass.shape:
                 raise ValueError(f"attention recorded for {len(mass)} samples after {len(previous)} in {layer}: "
                                  "record one batch per recorder")
             self._sums[layer][name] = mass if previous is None else previous + mass
-            start += length
+            per_token = mass / counts[name].clamp(min=1)
+            self._token_sums[layer][name] = per_token + self._token_sums[layer].get(name, 0.0)
         self._passes[layer] += 1
 
     def per_sample(self) -> dict[str, dict[str, torch.Tensor]]:
         """layer -> group -> [B] mean mass per sample; each sample's groups sum to 1 within a layer."""
         return {layer: {name: total / self._passes[layer] for name, total in groups.items()}
                 for layer, groups in self._sums.items()}
+
+    def per_token(self) -> dict[str, dict[str, torch.Tensor]]:
+        """layer -> group -> [B] mean mass per attendable token of the group. Groups differ in size (4 CLIP
+        tokens, up to ~15 text tokens), so a group's total mass alone favours the larger group."""
+        return {layer: {name: total / self._passes[layer] for name, total in groups.items()}
+                for layer, groups in self._token_sums.items()}
 
     def mass(self) -> dict[str, dict[str, float]]:
         """layer -> group -> mean mass over samples; each layer's groups sum to 1."""

@@ -1,7 +1,8 @@
 """The `eval_clip` stage: an evaluation CLIP, independent of the conditioning one (docs/design.md, section 5).
 
-Same architecture and recipe as the conditioning CLIP (`harness.clip.train.train_clip`), but a different seed
-(`evaluator.clip_seed`, for the initial weights and the data order) and different images:
+The conditioning CLIP's recipe (`harness.clip.train.train_clip`), but another architecture (towers
+`evaluator.clip_width_factor` as wide and `evaluator.clip_extra_layers` deeper), another seed
+(`evaluator.clip_seed`, for the initial weights and the data order) and other images:
 - shapes: a fresh set rendered by the world with a seed derived from `evaluator.clip_seed`, as large as the
   train split; its quality is measured on the dataset's val split, which it never saw;
 - any other dataset: the val and test splits; its quality is measured on the train split, which it never saw.
@@ -10,6 +11,7 @@ It never uses hard negatives, so the judge stays the same when question 5 toggle
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import numpy as np
 from harness.cache import Artifact, ArtifactCache
 from harness.clip.quality import split_quality, summary_line
 from harness.clip.train import CaptionedImages, recipe_config, train_clip
-from harness.config import Config
+from harness.config import ClipConfig, Config
 from harness.data.build import load_split
 from harness.data.world import ShapesWorld
 from harness.device import effective_precision, resolve_device
@@ -39,11 +41,24 @@ def training_set(cfg: Config, data: Artifact) -> CaptionedImages:
                            [c for s in splits for c in s.captions])
 
 
+def architecture(cfg: Config) -> ClipConfig:
+    """The evaluation CLIP's config: the conditioning CLIP's, resized, and never with hard negatives."""
+    def width(tower: str) -> int:
+        heads = getattr(cfg.clip, f"{tower}_heads")
+        return heads * max(1, round(getattr(cfg.clip, f"{tower}_width") * cfg.evaluator.clip_width_factor / heads))
+
+    extra = cfg.evaluator.clip_extra_layers
+    return dataclasses.replace(cfg.clip, vision_width=width("vision"), text_width=width("text"),
+                               vision_layers=cfg.clip.vision_layers + extra, text_layers=cfg.clip.text_layers + extra,
+                               hard_negatives=False)
+
+
 def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
     """Build (or reuse) the evaluation CLIP; load it with `harness.clip.load_clip`."""
+    clip_cfg = architecture(cfg)
 
     def build(workdir: Path) -> dict:
-        model, tokenizer, result = train_clip(workdir, training_set(cfg, data), cfg.clip,
+        model, tokenizer, result = train_clip(workdir, training_set(cfg, data), clip_cfg,
                                               seed=cfg.evaluator.clip_seed, device=resolve_device(cfg.device),
                                               precision=cfg.precision, progress=cfg.progress, desc="eval_clip")
         held_out = load_split(data, "val" if cfg.data.source == "shapes" else "train")
@@ -52,5 +67,5 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
         return meta
 
     config = {"clip_seed": cfg.evaluator.clip_seed, "precision": effective_precision(cfg.device, cfg.precision),
-              **recipe_config(cfg.clip)}
+              **recipe_config(clip_cfg)}
     return cache.build("eval_clip", VERSION, config, [data], build, every_rank=True)

@@ -1,13 +1,19 @@
-"""From sweep cells to the long-form results table (docs/design.md, section 5; the columns are listed in docs/reading-the-report.md).
+"""From sweep cells to the per-prompt table behind every number (docs/design.md, section 5; the columns are
+listed in docs/reading-the-report.md).
 
-Per group (mode, guidance, prior draw, train seed) and prompt kind:
-- per-prompt metrics (a mean over the prompt's K samples) get a percentile-bootstrap interval over prompts:
-  attribute and binding accuracy, shape-and-colour accuracy and whether most samples show them (whose mean is
-  the share of prompts drawn right), CLIP score, free-attribute entropy, pairwise distance, Vendi, prior spread;
+Per group (mode, guidance, prior draw, train seed), each prompt's contribution to every metric (the metrics
+table and the report are built from these by `harness.report.estimate.Sweep`, which gives each number its
+interval over prompts and training seeds):
+- per-prompt metrics (a mean over the prompt's K samples): attribute accuracy, shape-and-colour accuracy and
+  whether most samples show them (whose mean is the share of prompts drawn right), on two-object prompts
+  binding (each object with its own shape and colour), relation and swap-binding accuracy, CLIP score,
+  free-attribute entropy, pairwise distance, Vendi, prior spread;
 - set metrics compare the group's samples with real images of the same prompts (FID, KID, precision,
-  recall, density, coverage) and get their interval by resampling prompts and recomputing;
-- attention mass (recorded at guidance 1) is a per-prompt metric too, per layer (`attention_clip@mid.0.attn`)
-  and averaged over layers (`attention_clip`).
+  recall, density, coverage); a prompt's contribution is its jackknife pseudo-value (the metric recomputed
+  without that prompt), so no sample is ever duplicated;
+- attention mass (of the conditional branch, at every guidance scale) is a per-prompt metric too, per layer
+  (`attention_clip@mid.0.attn`) and averaged over layers (`attention_clip`), per group and per attendable token
+  (`attention_clip_per_token`).
 The pseudo-mode `real` scores the real reference images the same way: the ceiling for every column.
 """
 
@@ -20,17 +26,23 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
-from harness.data.world import Prompt, ShapesWorld, attribute_value
-from harness.metrics.bootstrap import bootstrap_ci, bootstrap_statistic
+from harness.data.world import Prompt, ShapesWorld, attribute_value, paired_correctly
 from harness.metrics.clip_score import clip_score
-from harness.metrics.distribution import SetMetrics
+from harness.metrics.distribution import leave_one_prompt_out
 from harness.metrics.diversity import mean_pairwise_distance, normalised_entropy, vendi_score
+from harness.metrics.intervals import pseudo_values
 
+POOLED_KIND = "all"  # prompt_kind of a set metric computed on every prompt at once
+NO_ABLATION = "-"
+WITHOUT = "-without_"  # mode label of a reliance line: `combined-without_clip` is combined without its CLIP tokens
 COLUMNS = ["mode", "guidance", "prior_draw", "train_seed", "prompt_kind", "metric", "value", "ci_low", "ci_high",
-           "n_prompts", "n_samples"]
+           "n_prompts", "n_samples", "n_seeds"]
 PER_PROMPT_COLUMNS = ["mode", "guidance", "prior_draw", "train_seed", "prompt_kind", "prompt_id", "metric", "value"]
-SET_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
+UNIT_METRICS = frozenset({"attribute_accuracy", "shape_color_accuracy", "shape_color_majority", "binding_accuracy",
+                          "relation_accuracy", "all_attributes", "clip_retrieval", "judge_agreement", "swap_binding",
+                          "swap_eligible", "free_entropy", "precision", "recall", "coverage"})
 
 
 @dataclass
@@ -53,7 +65,10 @@ def per_prompt_values(group: Group, prompts: list[Prompt], world: ShapesWorld,
     """metric -> [P] values (NaN where a metric does not apply to a prompt)."""
     n = len(group.prompt_ids)
     out = {name: np.full(n, np.nan) for name in ("attribute_accuracy", "shape_color_accuracy", "shape_color_majority",
-                                                  "binding_accuracy", "free_entropy",
+                                                  "binding_accuracy", "relation_accuracy", "swap_binding",
+                                                  "swap_eligible",
+                                                  "all_attributes", "clip_retrieval", "judge_agreement",
+                                                  "free_entropy",
                                                   "pairwise_distance", "vendi", "clip_score", "prior_spread")}
     for row, pid in enumerate(group.prompt_ids):
         prompt, readings = prompts[pid], group.readings[row]
@@ -66,8 +81,14 @@ def per_prompt_values(group: Group, prompts: list[Prompt], world: ShapesWorld,
             # 1 when most samples show them: its mean is the share of prompts a reader of the sheets sees drawn.
             out["shape_color_majority"][row] = float(out["shape_color_accuracy"][row] > 0.5)
         if prompt.kind == "binding":
-            out["binding_accuracy"][row] = np.mean([all(c.values()) for c in checks])
-        free = prompt.free_attributes(world.vocab)
+            # Attribute binding: each named object shows its own shape and colour. The spatial relation is a
+            # different skill, scored on its own.
+            out["binding_accuracy"][row] = out["shape_color_accuracy"][row]
+            out["relation_accuracy"][row] = np.mean([c["relation"] for c in checks])
+            pairings = [p for r in readings if (p := paired_correctly(prompt, r)) is not None]
+            out["swap_eligible"][row] = len(pairings) / len(readings)
+            out["swap_binding"][row] = np.mean(pairings) if pairings else np.nan
+        free = world.free_attributes(prompt)
         if free:
             # A sample where the probe finds no object for a key shows no value for it: it is left out.
             values = {key: [v for r in readings if (v := attribute_value(prompt, r, key)) is not None]
@@ -77,9 +98,18 @@ def per_prompt_values(group: Group, prompts: list[Prompt], world: ShapesWorld,
         feats = torch.as_tensor(group.features[row])
         out["pairwise_distance"][row] = mean_pairwise_distance(feats)
         out["vendi"][row] = vendi_score(feats)
+        all_right = np.array([all(c.values()) for c in checks])
+        out["all_attributes"][row] = all_right.mean()
         if group.clip is not None and text_embeddings is not None:
+            images = torch.as_tensor(group.clip[row])
             texts = torch.as_tensor(text_embeddings[pid]).expand(len(readings), -1)
-            out["clip_score"][row] = clip_score(torch.as_tensor(group.clip[row]), texts).mean().item()
+            out["clip_score"][row] = clip_score(images, texts).mean().item()
+            # The two judges side by side: does the evaluation CLIP pick the sample's own caption among the
+            # sweep's prompts exactly when the probe finds every named attribute?
+            similarity = F.cosine_similarity(images[:, None].float(), torch.as_tensor(text_embeddings)[None].float(), dim=-1)
+            retrieved = similarity.argmax(dim=1).numpy() == pid
+            out["clip_retrieval"][row] = retrieved.mean()
+            out["judge_agreement"][row] = (retrieved == all_right).mean()
         out["prior_spread"][row] = group.prior_spread[row]
     for layer, masses in group.attention.items():
         for name, mass in masses.items():
@@ -91,93 +121,89 @@ def per_prompt_values(group: Group, prompts: list[Prompt], world: ShapesWorld,
     return out
 
 
-def set_metric_intervals(fake: np.ndarray, real: np.ndarray, resamples: int, seed: int) -> dict[str, tuple]:
-    """FID/KID and PRDC of fake vs real features ([P, K, F] and [P, K_real, F]), with intervals from
-    resampling prompts."""
-    metrics = SetMetrics(torch.as_tensor(real.reshape(-1, real.shape[-1])),
-                         torch.as_tensor(fake.reshape(-1, fake.shape[-1])), k=3, kid_subset_size=1000,
-                         kid_subsets=10, seed=seed)
-
-    def compute(ids: np.ndarray) -> np.ndarray:
-        # A drawn prompt brings all its samples (twice if drawn twice).
-        real_rows, fake_rows = (torch.as_tensor((ids[:, None] * x.shape[1] + np.arange(x.shape[1])).ravel())
-                                for x in (real, fake))
-        dist, pr = metrics.fid_kid(real_rows, fake_rows), metrics.prdc(real_rows, fake_rows)
-        return np.array([dist["fid"], dist["kid"], pr["precision"], pr["recall"], pr["density"], pr["coverage"]])
-
-    interval = bootstrap_statistic(np.arange(len(fake)), compute, resamples=resamples, seed=seed)
-    return {name: (float(interval.value[i]), float(interval.low[i]), float(interval.high[i]))
-            for i, name in enumerate(SET_METRICS)}
+def metric_range(metric: str) -> tuple[float, float] | None:
+    """The values a metric can take, where known: its intervals are cut to them."""
+    base = metric.split("@", 1)[0]
+    if base in UNIT_METRICS or base.startswith("attention_"):
+        return 0.0, 1.0
+    if base in ("fid", "density", "pairwise_distance"):
+        return 0.0, math.inf
+    if base == "vendi":
+        return 1.0, math.inf
+    if base == "clip_score":
+        return 0.0, 100.0
+    return None
 
 
-def group_rows(group: Group, prompts: list[Prompt], world: ShapesWorld, real_features: np.ndarray,
-               text_embeddings: np.ndarray | None, resamples: int, seed: int) -> tuple[list[dict], list[dict]]:
-    """Table rows and per-prompt rows of one group, for each prompt kind and for all kinds pooled."""
+def set_metric_contributions(fake: np.ndarray, real: np.ndarray) -> dict[str, np.ndarray]:
+    """Each set metric's per-prompt contributions (centred jackknife pseudo-values, whose mean is the metric on
+    all prompts) for fake vs real features ([P, K, F] and [P, K_real, F])."""
+    return {name: pseudo_values(value, loo) for name, (value, loo) in leave_one_prompt_out(real, fake).items()}
+
+
+def group_contributions(group: Group, prompts: list[Prompt], world: ShapesWorld, real_features: np.ndarray,
+                        text_embeddings: np.ndarray | None) -> list[dict]:
+    """The per-prompt rows of one group: each prompt's contribution to each metric.
+
+    For a mean metric it is the prompt's own value (rows of each prompt kind; the kind `all` is their union);
+    for a set metric, the prompt's jackknife pseudo-value (rows of each kind and of the kind `all`, a statistic
+    of its own). The metrics table and the report read every number from these rows
+    (`harness.report.estimate.Sweep`)."""
     values = per_prompt_values(group, prompts, world, text_embeddings)
     kinds = np.array([prompts[pid].kind for pid in group.prompt_ids])
-    k = group.features.shape[1]
     key = {"mode": group.mode, "guidance": group.guidance, "prior_draw": group.policy, "train_seed": group.seed}
-    rows, per_prompt = [], []
-    for kind in [*sorted(set(kinds)), "all"]:
-        select = np.ones(len(kinds), bool) if kind == "all" else kinds == kind
-        base = {**key, "prompt_kind": kind, "n_prompts": int(select.sum()), "n_samples": int(select.sum()) * k}
+    rows = []
+
+    def add(kind: str, metric: str, ids: np.ndarray, contributions: np.ndarray) -> None:
+        keep = ~np.isnan(contributions)
+        rows.extend({**key, "prompt_kind": kind, "prompt_id": int(pid), "metric": metric, "value": float(v)}
+                    for pid, v in zip(ids[keep], contributions[keep]))
+
+    for kind in sorted(set(kinds)):
+        select = kinds == kind
         for metric, per in values.items():
-            chosen = per[select]
-            if np.all(np.isnan(chosen)):
-                continue
-            interval = bootstrap_ci(chosen, resamples=resamples, seed=seed)
-            rows.append({**base, "metric": metric, "value": interval.value, "ci_low": interval.low,
-                         "ci_high": interval.high})
-            if kind != "all":
-                per_prompt += [{**key, "prompt_kind": kind, "prompt_id": int(pid), "metric": metric, "value": v}
-                               for pid, v in zip(group.prompt_ids[select], chosen) if not math.isnan(v)]
-        if select.sum() >= 2:
-            fake = group.features[select]
-            real = real_features[group.prompt_ids[select]]
-            for metric, (v, lo, hi) in set_metric_intervals(fake, real, max(10, resamples // 10), seed).items():
-                rows.append({**base, "metric": metric, "value": v, "ci_low": lo, "ci_high": hi})
-    return rows, per_prompt
+            add(kind, metric, group.prompt_ids[select], per[select])
+    if group.mode != "real":  # real against itself would be trivial
+        for kind in [*sorted(set(kinds)), POOLED_KIND]:
+            select = np.ones(len(kinds), bool) if kind == POOLED_KIND else kinds == kind
+            ids = group.prompt_ids[select]
+            if len(ids) >= 2:
+                for metric, per in set_metric_contributions(group.features[select], real_features[ids]).items():
+                    add(kind, metric, ids, per)
+    return rows
 
 
 def build_table(groups: list[Group], real: Group, prompts: list[Prompt], world: ShapesWorld,
-                text_embeddings: np.ndarray | None, resamples: int, seed: int,
-                workers: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The long-form metrics table and the per-prompt table, `real` ceiling rows included.
+                text_embeddings: np.ndarray | None, workers: int = 1) -> pd.DataFrame:
+    """The per-prompt table of every group, `real` ceiling rows included.
 
-    Groups are scored independently (their bootstraps are most of the sweep's metrics time), so with `workers`
-    > 1 they are cut into contiguous batches scored in that many processes; the rows come back in group order,
-    so the table does not depend on `workers`."""
+    Groups are scored independently (their set metrics' jackknives are most of the sweep's metrics time), so
+    with `workers` > 1 they are cut into contiguous batches scored in that many processes; the rows come back
+    in group order, so the table does not depend on `workers`."""
     from harness import parallel
 
     ordered = [real, *groups]
     size = max(1, math.ceil(len(ordered) / (2 * max(workers, 1))))  # two batches a worker evens out the load
     batches = {f"metrics[groups {i + 1}-{min(i + size, len(ordered))} of {len(ordered)}]":
-               (_batch_rows, (ordered[i:i + size], prompts, world, real.features, text_embeddings, resamples, seed))
+               (_batch_rows, (ordered[i:i + size], prompts, world, real.features, text_embeddings))
                for i in range(0, len(ordered), size)}
     scored, _ = parallel.run_tasks(batches, workers, desc="metrics batches")
-    rows = [row for batch_rows, _ in scored.values() for row in batch_rows]
-    per_prompt = [row for _, batch_per_prompt in scored.values() for row in batch_per_prompt]
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    table = table[~((table["mode"] == "real") & table["metric"].isin(SET_METRICS))]  # real vs itself: trivial
+    table = pd.DataFrame([row for rows in scored.values() for row in rows], columns=PER_PROMPT_COLUMNS)
     table["train_seed"] = table["train_seed"].astype(str)  # seeds and "-" (the real ceiling) in one column
-    return table.reset_index(drop=True), pd.DataFrame(per_prompt, columns=PER_PROMPT_COLUMNS)
+    return table
 
 
 def _batch_rows(groups: list[Group], prompts: list[Prompt], world: ShapesWorld, real_features: np.ndarray,
-                text_embeddings: np.ndarray | None, resamples: int, seed: int) -> tuple[list[dict], list[dict]]:
-    rows, per_prompt = [], []
-    for group in groups:
-        r, p = group_rows(group, prompts, world, real_features, text_embeddings, resamples, seed)
-        rows += r
-        per_prompt += p
-    return rows, per_prompt
+                text_embeddings: np.ndarray | None) -> list[dict]:
+    return [row for group in groups
+            for row in group_contributions(group, prompts, world, real_features, text_embeddings)]
 
 
 def assemble_groups(cells, n_prompts: int) -> list[Group]:
     """Join the chunks of each (mode, seed, guidance, policy) back into one group in prompt order."""
     by_key: dict[tuple, list[tuple]] = {}
-    for cell, data in cells:
-        by_key.setdefault((cell.mode, cell.seed, cell.guidance, cell.policy), []).append((cell.chunk, data))
+    for cell, data in cells:  # a reliance cell (a token group hidden) is a line of its own: `cell.label`
+        by_key.setdefault((cell.label, cell.seed, cell.guidance, cell.policy), []).append((cell.chunk, data))
     groups = []
     for (mode, seed, guidance, policy), parts in sorted(by_key.items()):
         parts = [d for _, d in sorted(parts, key=lambda x: x[0])]
@@ -205,7 +231,7 @@ def _split_readings(data: dict) -> list[list[dict]]:
 def _join_attention(parts: list[dict]) -> dict[str, dict[str, np.ndarray]]:
     """Per-prompt attention masses of a group's chunks, concatenated in prompt order."""
     if not all(parts):
-        return {}  # recorded at guidance 1 only: every chunk of a group has it or none does
+        return {}  # recorded for modes with tokens only: every chunk of a group has it or none does
     return {layer: {name: np.concatenate([np.asarray(part[layer][name], dtype=float) for part in parts])
                     for name in groups}
             for layer, groups in parts[0].items()}

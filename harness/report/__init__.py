@@ -1,38 +1,16 @@
-"""The report stage: analysis of the sweep's metrics table (`frontier`) and its rendering (`render`); `join` makes
-one report of several jobs' run folders (CLIP variants), `multirun` does so after a Hydra multirun.
+"""The report stage, split by job:
 
-`join` is not imported here: `python -m harness.report.join` runs it as a script."""
+- `estimate`: the estimation engine (cells of the sweep and any function of them, with intervals);
+- `contrasts`: comparisons the questions share (differences, drops, fidelity at matched diversity);
+- `q1_frontier` ... `q5_binding`: one module per research question (docs/questions.md);
+- `primary`: Key findings, the primary contrasts Holm-adjusted as one family, and the paper's claims;
+- `figures`: the curves, the image grids and the per-mode sheets;
+- `markdown`: formatting; `write`: report.md and summary.json;
+- `join` makes one report of several jobs' run folders (CLIP variants), `multirun` does so after a Hydra
+  multirun. `join` is not imported here: `python -m harness.report.join` runs it as a script.
+"""
 
-from harness.report.frontier import (
-    Comparison,
-    Curve,
-    Estimate,
-    Sweep,
-    area_difference,
-    attention_split,
-    compare,
-    diversity_drop,
-    drop_gap,
-    frontier,
-    frontier_area,
-    group_contrast,
-    hypervolume,
-)
-from harness.report.render import write_report
+from harness.report.estimate import Curve, Estimate, Sweep
+from harness.report.write import write_report
 
-__all__ = [
-    "Comparison",
-    "Curve",
-    "Estimate",
-    "Sweep",
-    "area_difference",
-    "attention_split",
-    "compare",
-    "diversity_drop",
-    "drop_gap",
-    "frontier",
-    "frontier_area",
-    "group_contrast",
-    "hypervolume",
-    "write_report",
-]
+__all__ = ["Curve", "Estimate", "Sweep", "write_report"]

@@ -3,7 +3,7 @@
 A run trains one conditioning CLIP, so "does a CLIP trained with hard-negative captions bind better?" is answered
 by two jobs of a multirun (`clip.hard_negatives=false,true`), each with its own run folder and report. This
 module joins their folders into one: the jobs' metrics.csv and per_prompt.csv stacked with a `clip` column per
-job, which `frontier._normalise` folds into the mode name (`clip_text@hard_negatives`), so that `render.q5_binding`
+job, which `estimate.normalise` folds into the mode name (`clip_text@hard_negatives`), so that `q5_binding`
 compares each hard-negative line with the same mode under the standard CLIP. The real-image ceiling is kept once.
 
 Jobs join only when they were scored on the same prompts by the same evaluator (`PROMPT_KEYS`) and no two of
@@ -28,13 +28,15 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import HarnessError
-from harness.report.frontier import REAL
-from harness.report.render import write_report
+from harness.config import ReportConfig
+from harness.metrics.table import WITHOUT
+from harness.report.estimate import REAL
+from harness.report.write import write_report
 
 STANDARD, HARD_NEGATIVES = "standard", "hard_negatives"
 NO_CLIP = "-"  # `clip` of the real ceiling rows: real images are not generated through any CLIP
 CONFIG = "config.yaml"  # the resolved config the pipeline writes into each run folder
-REQUIRED = ("metrics.csv", "summary.json", CONFIG)
+REQUIRED = ("metrics.csv", "per_prompt.csv", "summary.json", CONFIG)
 # The settings that choose the evaluation prompts and score their real images: jobs that differ in any of them
 # were measured on different prompts (or against a different ceiling), and their numbers do not compare.
 PROMPT_KEYS = ("data", "evaluator", "sweep.prompt_kinds", "sweep.prompts_per_kind", "sweep.samples_per_prompt",
@@ -60,7 +62,7 @@ class Job:
     config: DictConfig
     summary: dict
     metrics: pd.DataFrame
-    per_prompt: pd.DataFrame | None
+    per_prompt: pd.DataFrame
 
     @property
     def variant(self) -> str:
@@ -72,9 +74,10 @@ class Job:
 
     @property
     def modes(self) -> list[str]:
-        """The modes the job measured, in the order of its table (the real ceiling is no mode)."""
+        """The modes the job measured, in the order of its table (the real ceiling and the reliance lines, a mode
+        with a token group hidden, are no modes)."""
         modes = self.metrics["mode"].astype(str)
-        return list(dict.fromkeys(modes[modes != REAL]))
+        return list(dict.fromkeys(modes[(modes != REAL) & ~modes.str.contains(WITHOUT, regex=False)]))
 
 
 def load_job(index: int, folder: Path) -> Job:
@@ -83,9 +86,14 @@ def load_job(index: int, folder: Path) -> Job:
     if missing:
         raise HarnessError(f"{folder / missing}: not found; a job folder needs {', '.join(REQUIRED)} "
                            "(did the job finish?)")
-    per_prompt = folder / "per_prompt.csv"
     return Job(index, folder, OmegaConf.load(folder / CONFIG), json.loads((folder / "summary.json").read_text()),
-               pd.read_csv(folder / "metrics.csv"), pd.read_csv(per_prompt) if per_prompt.is_file() else None)
+               pd.read_csv(folder / "metrics.csv"), pd.read_csv(folder / "per_prompt.csv"))
+
+
+def report_settings(config: DictConfig) -> ReportConfig:
+    """The job's `report` settings (primary contrasts, confidence...), defaults where its config has none."""
+    merged = OmegaConf.merge(OmegaConf.structured(ReportConfig), OmegaConf.select(config, "report") or {})
+    return OmegaConf.to_object(merged)
 
 
 # ---------------------------------------------------------------- checks
@@ -119,18 +127,16 @@ def check_joinable(jobs: Sequence[Job]) -> None:
 # ---------------------------------------------------------------- the joint tables, summary and images
 
 
-def stack(tables: Sequence[pd.DataFrame | None], variants: Sequence[str]) -> pd.DataFrame | None:
+def stack(tables: Sequence[pd.DataFrame], variants: Sequence[str]) -> pd.DataFrame:
     """The jobs' rows with their CLIP variant in a `clip` column, the real ceiling once (from the first table that
     has it): jobs scored on the same prompts by the same evaluator have identical real rows."""
     parts, have_real = [], False
     for table, variant in zip(tables, variants):
-        if table is None:
-            continue
         real = table["mode"].astype(str) == REAL
         part = table[~real] if have_real else table
         parts.append(part.assign(clip=np.where(part["mode"].astype(str) == REAL, NO_CLIP, variant)))
         have_real = have_real or bool(real.any())
-    return pd.concat(parts, ignore_index=True) if parts else None
+    return pd.concat(parts, ignore_index=True)
 
 
 def joint_setup(jobs: Sequence[Job]) -> dict[str, Any]:
@@ -179,7 +185,7 @@ def copy_images(jobs: Sequence[Job], out_dir: Path, prefix: str) -> dict[str, Pa
     return copies
 
 
-def join_runs(run_dirs: Sequence[Path], out_dir: Path, resamples: int = 1000) -> Path:
+def join_runs(run_dirs: Sequence[Path], out_dir: Path) -> Path:
     """Write one report for the jobs in `run_dirs` into `out_dir` (report.md, curves.png, summary.json, the joint
     metrics.csv and per_prompt.csv, the jobs' grids and sheets renamed by job); returns the path of report.md.
 
@@ -199,11 +205,10 @@ def join_runs(run_dirs: Sequence[Path], out_dir: Path, resamples: int = 1000) ->
     per_prompt = stack([job.per_prompt for job in jobs], variants)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics.to_csv(out_dir / "metrics.csv", index=False)
-    if per_prompt is not None:
-        per_prompt.to_csv(out_dir / "per_prompt.csv", index=False)
-    return write_report(metrics, joint_summary(jobs), out_dir, per_prompt=per_prompt,
+    per_prompt.to_csv(out_dir / "per_prompt.csv", index=False)
+    return write_report(metrics, joint_summary(jobs), out_dir, per_prompt,
                         grids=copy_images(jobs, out_dir, "grid_"), sheets=copy_images(jobs, out_dir, "sheet_"),
-                        resamples=resamples)
+                        settings=report_settings(jobs[0].config))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

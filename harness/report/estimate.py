@@ -1,0 +1,272 @@
+"""The report's estimation engine: cells of the sweep and any function of them, with intervals.
+
+Input: the per-prompt table the sweep writes (`mode, guidance, prior_draw, train_seed, prompt_kind, prompt_id,
+metric, value`, and optionally `clip`, the CLIP variant of a joint report). Each row is a prompt's contribution
+to a metric for one training seed: the prompt's own value for a mean metric, its jackknife pseudo-value for a
+set metric (harness/metrics/table.py). A *cell* is one (mode, prior draw, guidance, metric, prompt kind); a
+*curve* is one line of the figure: a mode with one prior-draw policy, its cells over guidance scales.
+
+A cell's estimate is the mean over training seeds of each seed's mean over prompts. Its interval, and that of
+any function of cells (a difference, a drop, a ratio, a frontier area), comes from
+`harness.metrics.intervals`: a crossed seeds x prompts variance with a t interval, the function linearised so
+that cells scored on the same prompts are compared prompt by prompt (paired). A cell or comparison resting on
+one training seed says so (`Estimate.seeds == 1`): its interval covers prompt variation only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness.metrics.intervals import CONFIDENCE, Interval, combine, crossed_interval, fill_absent
+from harness.metrics.table import COLUMNS, WITHOUT, metric_range
+
+Estimate = Interval  # a number with its interval, standard error, degrees of freedom, prompts and seeds
+
+REAL = "real"  # pseudo-mode: real reference images of the same prompts, the ceiling
+NO_DRAW = "-"  # prior_draw of modes that use no prior
+POOLED = "all"  # train_seed of rows that pool seeds; prompt_kind of rows over every prompt
+NO_SEED = "-"  # train_seed of the real ceiling
+
+# Higher is better for every fidelity measure listed here (FID and KID are lower-is-better distances and are
+# compared, never used as a frontier axis).
+FIDELITY = ("attribute_accuracy", "binding_accuracy", "clip_score", "precision")
+DIVERSITY = ("free_entropy", "pairwise_distance", "vendi", "recall", "coverage")
+LOWER_IS_BETTER = frozenset({"fid", "kid"})
+
+# Display order: the modes of docs/design.md's table, ablations beside their parent; unknown modes follow by name.
+MODE_ORDER = ("glide", "glide_seq", "clip_text", "clip_text_k1", "clip_text_seq", "unclip", "combined",
+              "unclip_oracle")
+DRAW_ORDER = (NO_DRAW, "per_sample", "fixed")
+
+_CELL_KEYS = ["mode", "prior_draw", "guidance", "metric"]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One line of the figure: a mode and, for modes with a prior, its draw policy."""
+
+    mode: str
+    prior_draw: str = NO_DRAW
+
+    @property
+    def label(self) -> str:
+        return self.mode if self.prior_draw == NO_DRAW else f"{self.mode} ({self.prior_draw})"
+
+    @property
+    def base_mode(self) -> str:
+        """The mode without its CLIP-variant or reliance suffix: `clip_text@hardneg` -> `clip_text`,
+        `combined-without_clip` -> `combined`."""
+        return self.mode.split("@", 1)[0].split(WITHOUT, 1)[0]
+
+    @property
+    def without(self) -> str | None:
+        """The token group a reliance line hides from attention (`combined-without_clip` -> `clip`), else None."""
+        return self.mode.partition(WITHOUT)[2].split("@", 1)[0] or None
+
+    @property
+    def intact(self) -> Curve:
+        """The line with every token group: `combined-without_clip (per_sample)` -> `combined (per_sample)`."""
+        mode, _, rest = self.mode.partition(WITHOUT)
+        variant = rest.partition("@")[2]
+        return Curve(mode + (f"@{variant}" if variant else ""), self.prior_draw)
+
+    @property
+    def hard_negative(self) -> bool:
+        return "hard" in self.mode.partition("@")[2].lower()
+
+    def sort_key(self) -> tuple:
+        base = self.base_mode
+        rank = MODE_ORDER.index(base) if base in MODE_ORDER else len(MODE_ORDER)
+        draw = DRAW_ORDER.index(self.prior_draw) if self.prior_draw in DRAW_ORDER else len(DRAW_ORDER)
+        return rank, base, self.mode, draw, self.prior_draw
+
+    @classmethod
+    def parse(cls, text: str) -> Curve:
+        """`unclip (per_sample)` or `unclip/per_sample` -> Curve("unclip", "per_sample"); `glide` -> Curve("glide")."""
+        text = text.strip()
+        if text.endswith(")") and " (" in text:
+            mode, _, draw = text[:-1].partition(" (")
+            return cls(mode.strip(), draw.strip())
+        mode, _, draw = text.partition("/")
+        return cls(mode.strip(), draw.strip() or NO_DRAW)
+
+
+REAL_CURVE = Curve(REAL)
+
+
+@dataclass(frozen=True)
+class Cell:
+    curve: Curve
+    guidance: float  # NaN for the real ceiling
+    metric: str
+    prompt_kind: str = POOLED
+
+
+def _guidance_key(g: float | None) -> float | None:
+    return None if g is None or math.isnan(g) else round(float(g), 6)
+
+
+def normalise(table: pd.DataFrame) -> pd.DataFrame:
+    """Uniform dtypes, the real ceiling outside the guidance axis, and a CLIP variant column folded into the mode
+    name (`clip_text` with `clip=hard_negatives` becomes `clip_text@hard_negatives`) so that the variant is a
+    curve of its own."""
+    t = table.copy()
+    t["mode"] = t["mode"].astype(str)
+    if "clip" in t.columns:
+        variant = t["clip"].fillna("").astype(str)
+        fold = variant.str.contains("hard", case=False) & ~t["mode"].str.contains("@")
+        t.loc[fold, "mode"] = t.loc[fold, "mode"] + "@" + variant[fold]
+    t["prior_draw"] = t["prior_draw"].fillna(NO_DRAW).astype(str)
+    t["train_seed"] = t["train_seed"].astype(str)
+    t["prompt_kind"] = t["prompt_kind"].astype(str)
+    t["guidance"] = pd.to_numeric(t["guidance"], errors="coerce").round(6)
+    real = t["mode"] == REAL
+    t.loc[real, "guidance"] = np.nan
+    t.loc[real, "prior_draw"] = NO_DRAW
+    t.loc[real, "train_seed"] = NO_SEED
+    return t
+
+
+class Sweep:
+    """The per-prompt contributions of every cell, with lookups by cell and the interval engine."""
+
+    def __init__(self, per_prompt: pd.DataFrame, confidence: float = CONFIDENCE) -> None:
+        if per_prompt is None or per_prompt.empty:
+            raise ValueError("the report needs the sweep's per-prompt table (per_prompt.csv); it is empty")
+        self.per_prompt = normalise(per_prompt)
+        self.confidence = confidence
+        # (mode, draw, guidance, metric) -> {kind: [seeds x prompts] contributions, NaN where absent}
+        self._tables: dict[tuple, dict[str, pd.DataFrame]] = {}
+        for (mode, draw, g, metric), rows in self.per_prompt.groupby(_CELL_KEYS, dropna=False, sort=False):
+            by_kind = {kind: part.pivot_table(index="train_seed", columns="prompt_id", values="value",
+                                              aggfunc="mean")
+                       for kind, part in rows.groupby("prompt_kind")}
+            if POOLED not in by_kind:  # a mean metric: every prompt of every kind
+                by_kind[POOLED] = rows.pivot_table(index="train_seed", columns="prompt_id", values="value",
+                                                   aggfunc="mean")
+            self._tables[(mode, draw, _guidance_key(g), metric)] = by_kind
+        self._cache: dict[tuple, Estimate | None] = {}
+
+    # -- what was measured
+
+    def has(self, metric: str) -> bool:
+        return any(key[3] == metric for key in self._tables)
+
+    def metrics_named(self, prefix: str) -> list[str]:
+        return sorted({key[3] for key in self._tables if key[3].startswith(prefix)})
+
+    def curves(self, *metrics: str, reliance: bool = False) -> list[Curve]:
+        """Curves (never the real ceiling) with a guidance scale where every given metric exists (any metric when
+        none is given); the reliance lines (a token group hidden) only with `reliance`, and then only them."""
+        found = {curve for curve, _ in self._points(metrics)} - {REAL_CURVE}
+        return sorted((c for c in found if (c.without is not None) == reliance), key=Curve.sort_key)
+
+    def guidances(self, curve: Curve, *metrics: str) -> list[float]:
+        """Guidance scales where the curve has every given metric (any metric when none is given), ascending."""
+        return sorted(g for c, g in self._points(metrics) if c == curve and g is not None)
+
+    def _points(self, metrics: Sequence[str]) -> set[tuple[Curve, float | None]]:
+        found: set[tuple[Curve, float | None]] | None = None
+        for metric in metrics or [None]:
+            here = {(Curve(m, d), g) for (m, d, g, met) in self._tables if metric is None or met == metric}
+            found = here if found is None else found & here
+        return found or set()
+
+    def cell(self, curve: Curve, guidance: float, metric: str, kind: str = POOLED) -> Cell:
+        return Cell(curve, guidance, metric, kind)
+
+    def ceiling_cell(self, metric: str) -> Cell:
+        return Cell(REAL_CURVE, math.nan, metric)
+
+    def seeds(self, curve: Curve) -> list[str]:
+        """The training seeds a curve's cells were scored with."""
+        return sorted({s for (m, d, _, _), kinds in self._tables.items() if Curve(m, d) == curve
+                       for s in kinds[POOLED].index})
+
+    # -- numbers
+
+    def table(self, cell: Cell) -> pd.DataFrame | None:
+        kinds = self._tables.get((cell.curve.mode, cell.curve.prior_draw, _guidance_key(cell.guidance), cell.metric))
+        return None if kinds is None else kinds.get(cell.prompt_kind)
+
+    def value(self, cell: Cell) -> Estimate | None:
+        """The cell's mean over seeds and prompts with its interval (cut to the metric's range)."""
+        key = ("value", cell)
+        if key not in self._cache:
+            table = self.table(cell)
+            self._cache[key] = None if table is None else crossed_interval(
+                fill_absent(table.to_numpy(float)), self.confidence, metric_range(cell.metric),
+                seeds=self._seed_count([cell]))
+        return self._cache[key]
+
+    def estimate(self, cells: Sequence[Cell], fn: Callable[[np.ndarray], float]) -> Estimate | None:
+        """fn(cell means) with its interval (linearised, paired over prompts and seeds); None when a cell is
+        missing."""
+        tables = [self.table(c) for c in cells]
+        if any(t is None for t in tables):
+            return None
+        aligned = _align(tables, [c.curve == REAL_CURVE for c in cells])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value, psi = combine(aligned, fn)
+        return crossed_interval(psi, self.confidence, seeds=self._seed_count(cells))
+
+    def contrast(self, cells: Sequence[Cell], weights: Sequence[float]) -> Estimate | None:
+        """A weighted sum of cell means (a difference, a difference of drops, a group mean...) with its interval."""
+        w = np.asarray(weights, dtype=float)
+        return self.estimate(cells, lambda x: float(x @ w))
+
+    def _seed_count(self, cells: Sequence[Cell]) -> int:
+        # Training seeds behind the comparison: the fewest any generated cell has (the ceiling has none: 0).
+        counts = [len(self.table(c).index) for c in cells if c.curve != REAL_CURVE and self.table(c) is not None]
+        return min(counts) if counts else 0
+
+    # -- the metrics table
+
+    def rows(self, samples_per_prompt: int | None = None) -> pd.DataFrame:
+        """The metrics table (`harness.metrics.table.COLUMNS`): per cell and prompt kind, one row per training
+        seed (its prompts only: a prompt-only interval) and, for generated lines, one with the seeds pooled
+        (`train_seed` = all, the crossed interval the report uses). `samples_per_prompt` fills `n_samples`."""
+        rows = []
+        for (mode, draw, g, metric), kinds in self._tables.items():
+            for kind, table in kinds.items():
+                key = {"mode": mode, "guidance": math.nan if g is None else g, "prior_draw": draw,
+                       "prompt_kind": kind, "metric": metric}
+                bounds = metric_range(metric)
+                per_seed = [(seed, crossed_interval(table.loc[[seed]].dropna(axis=1).to_numpy(float), self.confidence,
+                                                    bounds, seeds=0 if mode == REAL else 1)) for seed in table.index]
+                pooled = [] if mode == REAL else [(POOLED, self.value(Cell(Curve(mode, draw), key["guidance"],
+                                                                          metric, kind)))]
+                for seed, est in per_seed + pooled:
+                    rows.append({**key, "train_seed": seed, "value": est.value, "ci_low": est.low,
+                                 "ci_high": est.high, "n_prompts": est.prompts,
+                                 "n_samples": math.nan if samples_per_prompt is None or seed == POOLED
+                                 else est.prompts * samples_per_prompt, "n_seeds": est.seeds})
+        return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _align(tables: Sequence[pd.DataFrame], ceiling: Sequence[bool]) -> list[np.ndarray]:
+    """The cells' tables on one grid of seeds and prompts.
+
+    Seeds are matched by index (seed 0 of one mode with seed 0 of another; unrelated models, so the pairing
+    neither helps nor hurts); a cell with a single seed (or the real ceiling) is broadcast to every row, a seed
+    a cell lacks gets its column means (`fill_absent`). Prompts are matched by id; a prompt a cell was not
+    scored on counts as absent for that cell."""
+    multi = [t for t, is_real in zip(tables, ceiling) if len(t.index) > 1 and not is_real]
+    seeds = sorted(set().union(*(t.index for t in multi))) if multi else None
+    prompts = sorted(set().union(*(t.columns for t in tables)))
+    aligned = []
+    for table, is_real in zip(tables, ceiling):
+        filled = fill_absent(table.reindex(columns=prompts).to_numpy(float))
+        if seeds is None:
+            aligned.append(filled[:1] if len(filled) == 1 else filled.mean(axis=0, keepdims=True))
+        elif len(table.index) == 1 or is_real:
+            aligned.append(np.repeat(filled.mean(axis=0, keepdims=True), len(seeds), axis=0))
+        else:
+            rows = table.reindex(index=seeds, columns=prompts).to_numpy(float)
+            aligned.append(fill_absent(rows))
+    return aligned

@@ -1,0 +1,211 @@
+"""The report's figures: the diversity–fidelity curves (`plot_curves`), the image grids (rows: modes, columns:
+guidance scales, same prompts and noise, like the DALL-E 2 paper's vase figure) and one contact sheet per mode
+with every sample of the grid prompts."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.config import Config
+from harness.data.world import Prompt
+from harness.report.contrasts import first_measured
+from harness.report.estimate import DIVERSITY, FIDELITY, Estimate, Sweep
+from harness.report.markdown import NOT_MEASURED, name
+from harness.report.q1_frontier import frontier_points
+from harness.metrics.table import NO_ABLATION
+from harness.sweep import Cell
+
+
+def plot_curves(sweep: Sweep, path: Path) -> Path:
+    """One panel per fidelity measure (columns) against free-attribute entropy and a second diversity measure
+    (rows): one line per curve, guidance scales as labelled points, 95% intervals both ways, the real ceiling
+    as a star with dotted guides. Fixed prior draws are dashed, hard-negative CLIP variants use squares."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fidelities = [f for f in FIDELITY if sweep.has(f)]
+    primary = first_measured(sweep, DIVERSITY)
+    second = first_measured(sweep, [m for m in ("pairwise_distance", "recall") if m != primary])
+    diversities = [d for d in (primary, second) if d]
+    rows, cols = max(1, len(diversities)), max(1, len(fidelities))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.9 * rows + 1.0), squeeze=False)
+    if not fidelities or not diversities:
+        axes[0][0].text(0.5, 0.5, f"{NOT_MEASURED}: no fidelity and diversity measures", ha="center", va="center")
+        axes[0][0].axis("off")
+    modes = list(dict.fromkeys(c.mode for c in sweep.curves()))
+    # Past ten modes (the cpu preset joined with its hard-negative job has eleven) the default cycle would give
+    # two modes one colour; tab20 keeps every mode apart.
+    palette = [f"C{i}" for i in range(10)] if len(modes) <= 10 else list(plt.get_cmap("tab20").colors)
+    colors = {mode: palette[i % len(palette)] for i, mode in enumerate(modes)}
+    handles: dict[str, Any] = {}
+    for row, diversity in enumerate(diversities):
+        for col, fidelity in enumerate(fidelities):
+            _panel(axes[row][col], sweep, diversity, fidelity, colors, handles)
+    legend_rows = -(-len(handles) // 4) if handles else 0
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)),
+                   frameon=False, fontsize=8.5)
+    fig.suptitle("Diversity–fidelity curves: numbers at points are guidance scales, bars are 95% intervals", fontsize=11)
+    bottom = min(0.4, (0.1 + 0.2 * legend_rows) / fig.get_figheight())
+    fig.tight_layout(rect=(0, bottom, 1, 0.97))
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png", dpi=130)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _panel(ax: Any, sweep: Sweep, diversity: str, fidelity: str, colors: dict[str, str],
+           handles: dict[str, Any]) -> None:
+    from matplotlib.lines import Line2D
+
+    curves = sweep.curves(diversity, fidelity)
+    for curve in curves:
+        points = frontier_points(sweep, curve, diversity, fidelity)
+        x, y = [p.diversity for p in points], [p.fidelity for p in points]
+        color = colors[curve.mode]
+        style = dict(color=color, linestyle="--" if curve.prior_draw == "fixed" else "-",
+                     marker="s" if curve.hard_negative else "o", markersize=4.5, linewidth=1.6)
+        ax.errorbar([e.value for e in x], [e.value for e in y], xerr=_bar(x), yerr=_bar(y), elinewidth=0.7,
+                    capsize=2, alpha=0.9, **style)
+        handles.setdefault(curve.label, Line2D([], [], **style))
+        for p in points:
+            ax.annotate(f"{p.guidance:g}", (p.diversity.value, p.fidelity.value), textcoords="offset points",
+                        xytext=(4, 3), fontsize=6.5, color=color)
+    real_x, real_y = (sweep.value(sweep.ceiling_cell(m)) for m in (diversity, fidelity))
+    if real_x is not None:
+        ax.axvline(real_x.value, color="0.45", linestyle=":", linewidth=1)
+    if real_y is not None:
+        ax.axhline(real_y.value, color="0.45", linestyle=":", linewidth=1)
+    if real_x is not None and real_y is not None:
+        star = dict(color="black", marker="*", markersize=12, linestyle="none")
+        ax.errorbar([real_x.value], [real_y.value], xerr=_bar([real_x]), yerr=_bar([real_y]), elinewidth=0.7,
+                    capsize=2, **star)
+        handles.setdefault("real images (ceiling, dotted)", Line2D([], [], **star))
+    if not curves:
+        ax.text(0.5, 0.5, NOT_MEASURED, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_title(f"{name(fidelity)} vs {name(diversity)}", fontsize=9.5)
+    ax.set_xlabel(f"{name(diversity)} (more diverse →)", fontsize=9)
+    ax.set_ylabel(f"{name(fidelity)} (better ↑)", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.25)
+
+
+def _bar(estimates: Sequence[Estimate]) -> list[list[float]]:
+    # Distances from the value to each bound; a bound that is missing (NaN) draws no bar on that side.
+    below = [max(0.0, e.value - e.low) if math.isfinite(e.low) else 0.0 for e in estimates]
+    above = [max(0.0, e.high - e.value) if math.isfinite(e.high) else 0.0 for e in estimates]
+    return [below, above]
+
+
+# ---------------------------------------------------------------- grids and sheets
+
+
+def _sample_images(cells: list[tuple[Cell, dict]], cfg: Config) -> dict[tuple[str, str, float], dict[int, np.ndarray]]:
+    """(mode, policy, guidance) -> prompt id -> the prompt's K samples [K, H, W, 3], from each mode's first
+    training seed."""
+    images: dict[tuple[str, str, float], dict[int, np.ndarray]] = {}
+    for cell, data in cells:  # the reliance cells (a token group hidden) are not pictured
+        if cell.seed == cfg.seeds_for(cell.mode)[0] and cell.ablation == NO_ABLATION:
+            bucket = images.setdefault((cell.mode, cell.policy, cell.guidance), {})
+            bucket.update({int(pid): data["images"][row] for row, pid in enumerate(data["prompt_ids"])})
+    return images
+
+
+def _curves_in_order(images: dict, cfg: Config) -> list[tuple[str, str]]:
+    return sorted({(m, p) for m, p, _ in images}, key=lambda mp: (list(cfg.conditioning).index(mp[0]), mp[1]))
+
+
+def _label(mode: str, policy: str, sep: str = "\n") -> str:
+    return mode if policy == "-" else f"{mode}{sep}({policy})"
+
+
+def _save(fig, path: Path, dpi: int) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def _grid_prompt_ids(prompts: list[Prompt], cfg: Config, kind: str) -> list[int]:
+    return [i for i, p in enumerate(prompts) if p.kind == kind][: cfg.sweep.grid_prompts]
+
+
+def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Config, out_dir: Path) -> list[Path]:
+    """One sheet per prompt kind: rows are modes (and draw policies), columns guidance scales; each cell
+    shows the same prompts' first sample from the same noise, like the DALL-E 2 paper's vase figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = _sample_images(cells, cfg)
+    rows = _curves_in_order(images, cfg)
+    scales = sorted({g for _, _, g in images})
+    written = []
+    for kind in cfg.sweep.prompt_kinds:
+        ids = _grid_prompt_ids(prompts, cfg, kind)
+        if not ids or not rows:
+            continue
+        fig, axes = plt.subplots(len(rows), len(scales), figsize=(1.1 * len(ids) * len(scales) + 1.2,
+                                                                  1.25 * len(rows) + 1.2), squeeze=False)
+        for r, (mode, policy) in enumerate(rows):
+            for c, g in enumerate(scales):
+                tiles = images.get((mode, policy, g), {})
+                blank = np.zeros_like(next(iter(tiles.values()))[0])
+                strip = np.concatenate([tiles[i][0] if i in tiles else blank for i in ids], axis=1)
+                ax = axes[r][c]
+                ax.imshow(strip, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(f"guidance {g:g}", fontsize=8)
+                if c == 0:
+                    ax.set_ylabel(_label(mode, policy), fontsize=7)
+        captions = "; ".join(f"{n + 1}: {prompts[i].caption}" for n, i in enumerate(ids))
+        fig.suptitle(f"{kind} prompts (left to right) - {captions}", fontsize=7, wrap=True)
+        written.append(_save(fig, out_dir / f"grid_{kind}.png", dpi=120))
+    return written
+
+
+def write_mode_sheets(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Config,
+                      out_dir: Path) -> list[Path]:
+    """One contact sheet per mode (and draw policy): a row per prompt (the grid prompts of every kind), and
+    for each guidance scale all K samples of that prompt, so the reader sees both what guidance fixes and
+    what diversity it costs. Same prompts and noise on every sheet."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = _sample_images(cells, cfg)
+    scales = sorted({g for _, _, g in images})
+    ids = [i for kind in cfg.sweep.prompt_kinds for i in _grid_prompt_ids(prompts, cfg, kind)]
+    written = []
+    for mode, policy in _curves_in_order(images, cfg):
+        fig, axes = plt.subplots(1, len(scales), figsize=(0.2 * cfg.sweep.samples_per_prompt * len(scales) + 3.5,
+                                                          0.22 * len(ids) + 0.9), squeeze=False)
+        for c, g in enumerate(scales):
+            tiles = images[(mode, policy, g)]
+            # rows: prompts; columns: the prompt's K samples
+            mosaic = np.concatenate([np.concatenate(list(tiles[i]), axis=1) for i in ids if i in tiles], axis=0)
+            ax = axes[0][c]
+            ax.imshow(mosaic, interpolation="nearest")
+            ax.set_title(f"guidance {g:g}", fontsize=7)
+            ax.set_xticks([])
+            tile = mosaic.shape[0] // len(ids)
+            ax.set_yticks([tile * (n + 0.5) for n in range(len(ids))])
+            ax.set_yticklabels([prompts[i].caption for i in ids] if c == 0 else [], fontsize=4)
+        fig.suptitle(f"{_label(mode, policy, ' ')}: {cfg.sweep.samples_per_prompt} samples per prompt", fontsize=8)
+        written.append(_save(fig, out_dir / f"sheet_{mode}{'' if policy == '-' else '_' + policy}.png", dpi=150))
+    return written

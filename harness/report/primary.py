@@ -1,0 +1,219 @@
+"""Key findings: each question's primary contrasts as one Holm-adjusted family, and the DALL-E 2 paper's claims.
+
+Each question declares its primary contrasts in config (`report.primary`); the contrasts the run measured form
+one family, adjusted with Holm's step-down procedure so that the chance of any false verdict among them stays
+below 1 - confidence. Every other comparison in the report is exploratory. Each primary contrast is given with
+its minimal detectable difference at the family's strictest level (alpha / m, Holm's first step): a "cannot
+tell" with a detectable difference of 0.3 says the run was too small, not that there is no difference.
+
+The paper's claims are judged from these contrasts (or, where no primary contrast applies, from exploratory
+ones, which the sentence says): reproduced, not reproduced, or the data cannot tell.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.config import PrimaryContrast, ReportConfig
+from harness.metrics.intervals import holm
+from harness.report.contrasts import difference, drop_difference, first_measured, matched_difference
+from harness.report.estimate import DIVERSITY, Curve, Estimate, Sweep
+from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt, fmt_est, name
+
+REPRODUCED, NOT_REPRODUCED, UNDECIDED = "reproduced", "not reproduced", "the data cannot tell"
+
+
+@dataclass(frozen=True)
+class PrimaryResult:
+    spec: PrimaryContrast
+    statement: str  # what is estimated, in words
+    estimate: Estimate | None  # None: not measured in this run
+    adjusted_p: float = math.nan
+    detectable: float = math.nan
+
+    @property
+    def measured(self) -> bool:
+        return self.estimate is not None and math.isfinite(self.estimate.value) and math.isfinite(self.estimate.se)
+
+    @property
+    def unreached(self) -> bool:
+        """Measured, but a fidelity at matched diversity does not exist: a curve never comes down to it."""
+        return self.estimate is not None and not math.isfinite(self.estimate.value)
+
+    def significant(self, alpha: float) -> int:
+        """+1 / -1 when the adjusted test finds a > b / a < b, 0 when it cannot tell."""
+        if not self.measured or not self.adjusted_p < alpha:
+            return 0
+        return 1 if self.estimate.value > 0 else -1
+
+
+def _curve_text(spec: PrimaryContrast) -> tuple[Curve, Curve]:
+    return Curve.parse(spec.a), Curve.parse(spec.b)
+
+
+def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig) -> PrimaryResult:
+    """The contrast `spec` declares, measured on this run (estimate None when a curve or cell is missing)."""
+    a, b = _curve_text(spec)
+    if spec.contrast == "matched_fidelity":
+        diversity = first_measured(sweep, DIVERSITY) or "free_entropy"
+        statement = (f"{name(spec.metric)} at matched diversity ({settings.matched_diversity:.0%} of the real "
+                     f"{name(diversity)}), {a.label} − {b.label}")
+        return PrimaryResult(spec, statement, matched_difference(sweep, a, b, diversity, spec.metric,
+                                                                 settings.matched_diversity))
+    if spec.contrast == "drop_difference":
+        scales = sorted(set(sweep.guidances(a, spec.metric)) & set(sweep.guidances(b, spec.metric)))
+        span = f"g = {scales[0]:g} → {scales[-1]:g}" if len(scales) >= 2 else "lowest → highest guidance"
+        statement = f"drop({a.label}) − drop({b.label}) in {name(spec.metric)}, {span}"
+        return PrimaryResult(spec, statement, drop_difference(sweep, a, b, spec.metric))
+    b_metric = spec.b_metric or spec.metric
+    right = f"{b.label} {name(b_metric)}" if b_metric != spec.metric else b.label
+    left = f"{a.label} {name(spec.metric)}" if b_metric != spec.metric else a.label
+    statement = f"{left} − {right}" + ("" if b_metric != spec.metric else f", {name(spec.metric)}") + \
+        f", g = {spec.guidance:g}"
+    cells_exist = (spec.guidance in sweep.guidances(a, spec.metric) and spec.guidance in sweep.guidances(b, b_metric))
+    estimate = difference(sweep, sweep.cell(a, spec.guidance, spec.metric),
+                          sweep.cell(b, spec.guidance, b_metric)) if cells_exist else None
+    return PrimaryResult(spec, statement, estimate)
+
+
+def primary_family(sweep: Sweep, settings: ReportConfig) -> list[PrimaryResult]:
+    """Every declared primary contrast, the measured ones Holm-adjusted as one family."""
+    results = [estimate_primary(sweep, spec, settings) for spec in settings.primary]
+    measured = [r for r in results if r.measured]
+    alpha = 1 - settings.confidence
+    adjusted = holm([r.estimate.p_value() for r in measured])
+    strictest = alpha / max(1, len(measured))
+    done = {id(r): PrimaryResult(r.spec, r.statement, r.estimate, p, r.estimate.detectable(alpha=strictest))
+            for r, p in zip(measured, adjusted)}
+    return [done.get(id(r), r) for r in results]
+
+
+def _outcome(result: PrimaryResult, alpha: float) -> str:
+    a, b = _curve_text(result.spec)
+    sign = result.significant(alpha)
+    if result.spec.contrast == "drop_difference":
+        words = {1: f"{a.label} loses more", -1: f"{b.label} loses more"}
+    elif result.spec.contrast == "matched_fidelity":
+        words = {1: f"{a.label} is more faithful at equal diversity", -1: f"{b.label} is more faithful at equal "
+                                                                           "diversity"}
+    else:
+        words = {1: f"{a.label} is higher", -1: f"{b.label} is higher"}
+    custom = {1: result.spec.if_positive, -1: result.spec.if_negative}
+    return (custom.get(sign) or words.get(sign)) or CANNOT_TELL
+
+
+def finding_line(result: PrimaryResult, alpha: float) -> str:
+    q = result.spec.question.upper()
+    if result.unreached:
+        return (f"- **{q}** {result.statement}: n/a, a curve's diversity never comes down to the matched level "
+                "within its guidance scales (lower `report.matched_diversity` or sweep higher guidance).")
+    if not result.measured:
+        return f"- **{q}** {result.statement}: not measured in this run."
+    e = result.estimate
+    seeds = f"{e.seeds} training seed{'s' if e.seeds != 1 else ''}" + (" (prompt variation only)" if e.seeds == 1
+                                                                          else "")
+    return (f"- **{q}** {result.statement} = {fmt_est(e)}; Holm-adjusted p {_p(result.adjusted_p)}, minimal "
+            f"detectable difference {fmt(result.detectable)} ({e.prompts} prompts, {seeds}): "
+            f"**{_outcome(result, alpha)}**.")
+
+
+def _p(p: float) -> str:
+    return "n/a" if not math.isfinite(p) else "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
+# ---------------------------------------------------------------- the paper's claims
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    verdict: str
+    evidence: str
+
+
+def _find(results: Sequence[PrimaryResult], contrast: str, a: str, b: str, metric: str) -> PrimaryResult | None:
+    return next((r for r in results if r.spec.contrast == contrast and r.spec.metric == metric
+                 and Curve.parse(r.spec.a) == Curve.parse(a) and Curve.parse(r.spec.b) == Curve.parse(b)
+                 and r.measured), None)
+
+
+def _by_sign(sign: int, positive: str, negative: str) -> str:
+    return positive if sign > 0 else negative if sign < 0 else UNDECIDED
+
+
+def _interval_sign(e: Estimate | None) -> int:
+    return 0 if e is None or not e.excludes(0.0) else (1 if e.value > 0 else -1)
+
+
+def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: ReportConfig) -> list[Claim]:
+    alpha = 1 - settings.confidence
+    diversity = first_measured(sweep, DIVERSITY) or "free_entropy"
+    glide, unclip = Curve("glide"), Curve("unclip", "per_sample")
+    claims = []
+
+    keeps = _find(results, "drop_difference", "glide", "unclip/per_sample", diversity)
+    if keeps is not None:
+        claims.append(Claim("unCLIP keeps diversity under decoder guidance with the prior latents fixed per sample "
+                            "(more than GLIDE keeps)", _by_sign(keeps.significant(alpha), REPRODUCED, NOT_REPRODUCED),
+                            f"primary contrast {keeps.statement} = {fmt_est(keeps.estimate)}, Holm-adjusted p = "
+                            f"{_p(keeps.adjusted_p)}, detectable {fmt(keeps.detectable)}"))
+    else:
+        claims.append(Claim("unCLIP keeps diversity under decoder guidance with the prior latents fixed per sample",
+                            UNDECIDED, "not measured: needs glide and unclip (per_sample) on a guidance sweep"))
+
+    scales = sweep.guidances(glide, diversity)
+    if len(scales) >= 2:
+        drop = difference(sweep, sweep.cell(glide, scales[0], diversity), sweep.cell(glide, scales[-1], diversity))
+        claims.append(Claim("GLIDE's diversity collapses under guidance", _by_sign(_interval_sign(drop), REPRODUCED,
+                                                                                   NOT_REPRODUCED),
+                            f"exploratory: drop of glide's {name(diversity)} from g = {scales[0]:g} to "
+                            f"{scales[-1]:g} = {fmt_est(drop)}"))
+    else:
+        claims.append(Claim("GLIDE's diversity collapses under guidance", UNDECIDED, "not measured: no glide sweep"))
+
+    fid = drop_difference(sweep, unclip, glide, "fid") if sweep.has("fid") else None
+    claims.append(Claim("Guidance hurts unCLIP's FID less than GLIDE's",
+                        UNDECIDED if fid is None else _by_sign(_interval_sign(fid), REPRODUCED, NOT_REPRODUCED),
+                        "not measured: needs glide, unclip (per_sample) and FID" if fid is None else
+                        f"exploratory: rise of FID from the lowest to the highest guidance, glide's − unclip "
+                        f"(per_sample)'s = {fmt_est(fid)} (> 0: glide's FID rises more)"))
+
+    g = settings.binding_guidance
+    combined = Curve("combined", "per_sample")
+    binding = "binding_accuracy"
+    if g in sweep.guidances(combined, binding) and g in sweep.guidances(unclip, binding):
+        added = difference(sweep, sweep.cell(combined, g, binding), sweep.cell(unclip, g, binding))
+        margin = settings.binding_margin
+        verdict = (REPRODUCED if -margin <= added.low and added.high <= margin else
+                   NOT_REPRODUCED if added.low > margin or added.high < -margin else UNDECIDED)
+        claims.append(Claim("The GLIDE pathway adds little to binding", verdict,
+                             f"exploratory: binding accuracy of combined − unclip (both per_sample) at g = {g:g} = "
+                             f"{fmt_est(added)}; 'little' means the interval lies within ±{fmt(margin)}"))
+    else:
+        claims.append(Claim("The GLIDE pathway adds little to binding", UNDECIDED,
+                            "not measured: needs combined and unclip (per_sample) binding accuracy"))
+    return claims
+
+
+def key_findings(sweep: Sweep, settings: ReportConfig) -> Section:
+    """The report's opening section: one line per primary contrast, then the paper's claims."""
+    alpha = 1 - settings.confidence
+    results = primary_family(sweep, settings)
+    measured = [r for r in results if r.measured]
+    lines = [f"Primary contrasts, one family of {len(measured)} measured, Holm-adjusted to a family-wise error of "
+             f"{alpha:.0%}; each with its {settings.confidence:.0%} interval and the smallest difference it would "
+             f"detect with 80% power at the family's strictest level. Everything after this section is "
+             "exploratory. † marks an interval that rests on one training seed (prompt variation only).", ""]
+    lines += [finding_line(r, alpha) for r in results] + [""]
+    claims = paper_claims(sweep, results, settings)
+    lines += ["The DALL-E 2 paper's claims:", ""]
+    lines += [f"- {c.text}: **{c.verdict}** ({c.evidence})." for c in claims] + [""]
+    answer = {"primary": [{"question": r.spec.question, "statement": r.statement, "estimate": as_json(r.estimate),
+                           "adjusted_p": r.adjusted_p if math.isfinite(r.adjusted_p) else None,
+                           "detectable": r.detectable if math.isfinite(r.detectable) else None,
+                           "outcome": _outcome(r, alpha) if r.measured else
+                           "matched diversity not reached" if r.unreached else "not measured"} for r in results],
+              "claims": [{"claim": c.text, "verdict": c.verdict, "evidence": c.evidence} for c in claims]}
+    return Section("Key findings", lines, answer)
