@@ -71,8 +71,6 @@ class StageClock:
 def run(cfg: Config, run_dir: Path) -> dict:
     """Run every stage of `cfg` and write the report into `run_dir`; returns the summary (an empty dict on
     torchrun ranks other than 0, which return after the decoders)."""
-    import pandas as pd
-
     from harness import sweep as sweep_stage
     from harness.clip import embeddings as embeddings_stage
     from harness.conditioning.base import mode_class
@@ -82,7 +80,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
     from harness.evaluator import eval_clip as eval_clip_stage, probe as probe_stage
     from harness.metrics import table as metrics_table
     from harness.report import figures
-    from harness.report.estimate import Sweep
+    from harness.report.estimate import Sweep, read_table
     from harness.report.write import write_report
     from harness.sweep_inputs import SweepInputs
 
@@ -161,7 +159,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
                  *[p.name for p in swept.path.glob("sheet_*.png")]):
         shutil.copy2(swept.file(name), run_dir / name)
 
-    metrics = pd.read_csv(run_dir / "metrics.csv")
+    metrics = read_table(run_dir / "metrics.csv")
 
     summary = {
         "experiment": cfg.experiment_name,
@@ -183,7 +181,7 @@ def run(cfg: Config, run_dir: Path) -> dict:
         summary["wall_time_total_s"] = clock.wall()  # less than the stages' sum when tasks ran side by side
         grids = {p.stem.removeprefix("grid_"): p for p in sorted(run_dir.glob("grid_*.png"))}
         sheets = {p.stem.removeprefix("sheet_"): p for p in sorted(run_dir.glob("sheet_*.png"))}
-        write_report(metrics, summary, run_dir, pd.read_csv(run_dir / "per_prompt.csv"), grids=grids,
+        write_report(metrics, summary, run_dir, read_table(run_dir / "per_prompt.csv"), grids=grids,
                      sheets=sheets, settings=cfg.report)
     summary = json.loads((run_dir / "summary.json").read_text())
     _track_report(tracker, run_dir, metrics, summary)

@@ -30,6 +30,14 @@ BAD_INPUTS = [
     (["+data.nokey=3"], "data.nokey"),
     (["data.val_fraction=0.9"], "data.val_fraction"),
     (["data.shapes.num_shapes=9"], "data.shapes.num_shapes"),
+    (["data.shapes.two_object_size=medium"], "data.shapes.two_object_size"),  # two sizes: small and large
+    (["evaluator.clip_width_factor=1", "evaluator.clip_extra_layers=0"], "evaluator.clip_width_factor"),
+    (["report.confidence=0.3"], "report.confidence"),
+    # (overrides are format strings here: doubled braces are one brace on the command line)
+    (["report.primary=[{{question: q9, a: glide, b: clip_text}}]"], "report.primary[0].question"),
+    (["report.primary=[{{contrast: ratio, a: glide, b: clip_text}}]"], "report.primary[0].contrast"),
+    (["report.primary=[{{a: glide}}]"], "report.primary[0].b"),
+    (["sweep.reliance_guidance=[0]"], "sweep.reliance_guidance"),
     (["sweep.guidance=[1,-2]"], "sweep.guidance"),
     (["sweep.guidance=[]"], "sweep.guidance"),
     (["sweep.sampler=euler"], "sweep.sampler"),

@@ -18,6 +18,7 @@ from test_report import CELLS, SUMMARY, make_per_prompt, sections
 from harness.errors import HarnessError
 from harness.report.estimate import Sweep
 from harness.report.join import join_runs, main
+from harness.report.rerender import main as rerender_main
 from harness.report.multirun import JoinClipVariants
 
 BINDING = ("clip_text", "-", "binding_accuracy")
@@ -152,6 +153,24 @@ def test_grids_and_sheets_are_copied_under_names_that_say_their_job(joined, jobs
     assert "![clip_text, job 0 (standard CLIP)](sheet_clip_text_job0_standard.png)" in found["Samples per mode"]
     assert (out / "grid_full_job1_hard_negatives.png").read_bytes() == (jobs[1] / "grid_full.png").read_bytes()
     assert (jobs[1] / "grid_full.png").exists()  # copied, not moved
+
+
+def test_rerender_rewrites_a_runs_report_from_its_per_prompt_table(jobs, tmp_path, capsys):
+    run = shutil.copytree(jobs[0], tmp_path / "run")
+    (run / "report.md").write_text("# an old report\n")
+    (run / "metrics.csv").write_text("mode\n")  # an old table, e.g. from before the interval engine
+    rerender_main([str(run)])
+    assert capsys.readouterr().out.strip() == str(run / "report.md")
+    assert (run / "report.md").read_text().split("\n## ", 1)[1].startswith("Key findings")
+    table = pd.read_csv(run / "metrics.csv")
+    assert {"all", "0"} <= set(table["train_seed"].astype(str)) and (table["ci_low"] <= table["value"]).all()
+    assert "answers" in json.loads((run / "summary.json").read_text())
+    (run / "per_prompt.csv").unlink()
+    with pytest.raises(SystemExit) as exit_:
+        rerender_main([str(run)])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == f"error: {run / 'per_prompt.csv'}: not found; a run folder needs " \
+                                      "per_prompt.csv, summary.json, config.yaml\n"
 
 
 # ---------------------------------------------------------------- refusals

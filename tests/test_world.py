@@ -9,7 +9,7 @@ import pytest
 
 from harness.config import ShapesConfig
 from harness.data import build as data_stage
-from harness.data.world import BACKGROUNDS, COLORS, ShapesWorld, prompts_by_kind
+from harness.data.world import BACKGROUNDS, COLORS, ShapesWorld, paired_correctly, prompts_by_kind
 
 
 def nearest_colour(pixel: np.ndarray, palette: dict) -> str:
@@ -75,6 +75,31 @@ def test_check_catches_a_swapped_binding():
     swapped = {**scene, "objects": [{**a, "color": b["color"]}, {**b, "color": a["color"]}]}
     assert all(world.check(prompt, scene).values())
     assert not all(world.check(prompt, swapped).values())
+
+
+def test_swap_binding_scores_the_pairing_of_shown_shapes_and_colours():
+    world = ShapesWorld(ShapesConfig(), 16)
+    prompt = prompts_by_kind(world, ["binding"], 1, seed=0)[0]
+    scene = world.sample_scene(prompt, np.random.default_rng(0)).to_record(world.vocab.grid)
+    a, b = scene["objects"]
+    assert paired_correctly(prompt, scene) is True
+    assert paired_correctly(prompt, {**scene, "objects": [{**a, "color": b["color"]}, {**b, "color": a["color"]}]}) \
+        is False
+    # One shape missing, or a colour the caption does not name: nothing to pair.
+    assert paired_correctly(prompt, {**scene, "objects": [a]}) is None
+    other = next(c for c in world.vocab.colors if c not in (a["color"], b["color"]))
+    assert paired_correctly(prompt, {**scene, "objects": [a, {**b, "color": other}]}) is None
+
+
+def test_two_object_scenes_draw_large_objects_and_leave_no_size_free():
+    world = ShapesWorld(ShapesConfig(), 16)
+    prompt = prompts_by_kind(world, ["binding"], 1, seed=0)[0]
+    scenes, _ = world.references(prompt, 20, seed=0)
+    assert {o.size for s in scenes for o in s.objects} == {"large"}
+    assert not any(key.endswith(".size") for key in world.free_attributes(prompt))
+    assert any(key.endswith(".size") for key in prompt.free_attributes(world.vocab))  # the caption leaves it
+    anything = ShapesWorld(ShapesConfig(two_object_size="any"), 16)
+    assert len({o.size for s in anything.references(prompt, 40, seed=0)[0] for o in s.objects}) == 2
 
 
 def test_references_fill_only_free_attributes():

@@ -231,12 +231,13 @@ class ShapesWorld:
         if prompt.relation is None:
             return [position_cell(o.position, g) if o.position else (int(rng.integers(g)), int(rng.integers(g)))
                     for o in prompt.objects]
-        # The relation constrains one axis (columns for "left of", rows for "above"); the other is free.
+        # The relation orders the objects along one axis (columns for "left of", rows for "above"); they share
+        # the other, so two objects stand side by side (or one above the other) where a 16 px decoder can draw them.
         lo, hi = sorted(rng.choice(g, size=2, replace=False))
-        free = rng.integers(g, size=2)
+        shared = int(rng.integers(g))
         if prompt.relation == "left of":
-            return [(int(free[0]), int(lo)), (int(free[1]), int(hi))]
-        return [(int(lo), int(free[0])), (int(hi), int(free[1]))]
+            return [(shared, int(lo)), (shared, int(hi))]
+        return [(int(lo), shared), (int(hi), shared)]
 
     def generate(self, n: int, seed: int) -> tuple[list[Prompt], list[Scene], np.ndarray]:
         """n (prompt, scene, image) triples, deterministic in `seed`."""

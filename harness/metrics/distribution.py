@@ -40,12 +40,10 @@ def _check_pair(real: Tensor, fake: Tensor, minimum: int) -> None:
 
 
 class SetMetrics:
-    """FID, KID and PRDC of many row selections of one real and one fake feature set.
+    """FID and KID (torchmetrics) of one real and one fake feature set, and PRDC of many selections of their rows.
 
-    Bootstrap intervals recompute these metrics on hundreds of resamples of the same samples. The pairwise
-    distances are computed once here and every selection indexes them (a resample with a duplicated row
-    sees the same zero distance a recomputation would), and the torchmetrics objects are reset rather
-    than rebuilt: together about half of the metrics stage's time on a 2-core CPU.
+    The jackknife recomputes PRDC once per deleted prompt: the pairwise distances are computed once here and
+    every selection masks them (`prdc_selections`).
     """
 
     def __init__(self, real_features: Tensor, fake_features: Tensor, *, k: int = 3, kid_subset_size: int = 1000,
@@ -54,7 +52,6 @@ class SetMetrics:
         self.real, self.fake = real_features.detach().double(), fake_features.detach().double()
         self.k, self.kid_subset_size, self.kid_subsets, self.seed = k, kid_subset_size, kid_subsets, seed
         self._extractor = _PrecomputedFeatures(self.real.shape[1])
-        self._kid: dict[tuple[int, int], KernelInceptionDistance] = {}  # by (subsets, subset size)
 
     @functools.cached_property
     def _fid(self) -> FrechetInceptionDistance:
@@ -74,13 +71,11 @@ class SetMetrics:
     def real_fake(self) -> Tensor:
         return _pairwise(self.real, self.fake)
 
-    def fid_kid(self, real_rows: Tensor | None = None, fake_rows: Tensor | None = None) -> dict[str, float]:
-        real, fake = self._select(real_rows, fake_rows)
-        self._fid.reset()
+    def fid_kid(self) -> dict[str, float]:
+        real, fake = self.real, self.fake
         self._fid.update(real, real=True)
         self._fid.update(fake, real=False)
         kid = self._kid_metric(len(real), len(fake))
-        kid.reset()
         kid.update(real, real=True)
         kid.update(fake, real=False)
         with torch.random.fork_rng(devices=[]):
@@ -88,16 +83,12 @@ class SetMetrics:
             kid_mean, kid_std = kid.compute()
         return {"fid": self._fid.compute().item(), "kid": kid_mean.item(), "kid_std": kid_std.item()}
 
-    def prdc(self, real_rows: Tensor | None = None, fake_rows: Tensor | None = None) -> dict[str, float]:
-        real_rows = torch.arange(len(self.real)) if real_rows is None else torch.as_tensor(real_rows)
-        fake_rows = torch.arange(len(self.fake)) if fake_rows is None else torch.as_tensor(fake_rows)
-        keep_real = torch.zeros(1, len(self.real), dtype=torch.bool)
-        keep_fake = torch.zeros(1, len(self.fake), dtype=torch.bool)
-        keep_real[0, real_rows], keep_fake[0, fake_rows] = True, True
-        if min(len(real_rows), len(fake_rows)) < self.k + 1:
-            raise ValueError(f"need at least {self.k + 1} real and fake samples, got {len(real_rows)} and "
-                             f"{len(fake_rows)}")
-        return {name: float(values[0]) for name, values in self.prdc_selections(keep_real, keep_fake).items()}
+    def prdc(self) -> dict[str, float]:
+        if min(len(self.real), len(self.fake)) < self.k + 1:
+            raise ValueError(f"need at least {self.k + 1} real and fake samples, got {len(self.real)} and "
+                             f"{len(self.fake)}")
+        every = (torch.ones(1, len(self.real), dtype=torch.bool), torch.ones(1, len(self.fake), dtype=torch.bool))
+        return {name: float(values[0]) for name, values in self.prdc_selections(*every).items()}
 
     def prdc_selections(self, keep_real: Tensor, keep_fake: Tensor, batch: int = 8) -> dict[str, Tensor]:
         """PRDC of many selections at once: `keep_real` [S, N_real] and `keep_fake` [S, N_fake] say which rows
@@ -129,24 +120,15 @@ class SetMetrics:
             "coverage": ((nearest_fake < real_radii) & keep_real).sum(dim=1) / n_real,
         }
 
-    def _select(self, real_rows: Tensor | None, fake_rows: Tensor | None) -> tuple[Tensor, Tensor]:
-        real = self.real if real_rows is None else self.real[torch.as_tensor(real_rows)]
-        fake = self.fake if fake_rows is None else self.fake[torch.as_tensor(fake_rows)]
-        if min(len(real), len(fake)) < 2:
-            raise ValueError(f"need at least 2 real and fake samples, got {len(real)} and {len(fake)}")
-        return real, fake
-
     def _kid_metric(self, n_real: int, n_fake: int) -> KernelInceptionDistance:
         subset = max(2, min(n_real, n_fake, self.kid_subset_size))  # the unbiased MMD divides by m * (m - 1)
         # When a subset is both whole sets, every repeat would draw the same sets: one is enough.
         subsets = 1 if n_real == n_fake == subset else self.kid_subsets
-        if (subsets, subset) not in self._kid:
-            with warnings.catch_warnings():
-                # torchmetrics warns that KID buffers all features; here they are already in memory.
-                warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-                self._kid[(subsets, subset)] = KernelInceptionDistance(
-                    feature=self._extractor, subsets=subsets, subset_size=subset).to(self.real.device)
-        return self._kid[(subsets, subset)]
+        with warnings.catch_warnings():
+            # torchmetrics warns that KID buffers all features; here they are already in memory.
+            warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+            return KernelInceptionDistance(feature=self._extractor, subsets=subsets,
+                                           subset_size=subset).to(self.real.device)
 
 
 def fid_kid(

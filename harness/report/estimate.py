@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -130,6 +131,11 @@ def normalise(table: pd.DataFrame) -> pd.DataFrame:
     t.loc[real, "prior_draw"] = NO_DRAW
     t.loc[real, "train_seed"] = NO_SEED
     return t
+
+
+def read_table(path: Path | str) -> pd.DataFrame:
+    """A metrics or per-prompt table as the pipeline wrote it, training seeds as text ("0", "all", "-")."""
+    return pd.read_csv(path, dtype={"train_seed": str, "mode": str, "prior_draw": str, "prompt_kind": str})
 
 
 class Sweep:

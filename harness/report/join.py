@@ -28,10 +28,9 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import HarnessError
-from harness.config import ReportConfig
 from harness.metrics.table import WITHOUT
-from harness.report.estimate import REAL
-from harness.report.write import write_report
+from harness.report.estimate import REAL, read_table
+from harness.report.write import report_settings, write_report
 
 STANDARD, HARD_NEGATIVES = "standard", "hard_negatives"
 NO_CLIP = "-"  # `clip` of the real ceiling rows: real images are not generated through any CLIP
@@ -87,13 +86,7 @@ def load_job(index: int, folder: Path) -> Job:
         raise HarnessError(f"{folder / missing}: not found; a job folder needs {', '.join(REQUIRED)} "
                            "(did the job finish?)")
     return Job(index, folder, OmegaConf.load(folder / CONFIG), json.loads((folder / "summary.json").read_text()),
-               pd.read_csv(folder / "metrics.csv"), pd.read_csv(folder / "per_prompt.csv"))
-
-
-def report_settings(config: DictConfig) -> ReportConfig:
-    """The job's `report` settings (primary contrasts, confidence...), defaults where its config has none."""
-    merged = OmegaConf.merge(OmegaConf.structured(ReportConfig), OmegaConf.select(config, "report") or {})
-    return OmegaConf.to_object(merged)
+               read_table(folder / "metrics.csv"), read_table(folder / "per_prompt.csv"))
 
 
 # ---------------------------------------------------------------- checks

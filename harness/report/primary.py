@@ -32,6 +32,7 @@ class PrimaryResult:
     estimate: Estimate | None  # None: not measured in this run
     adjusted_p: float = math.nan
     detectable: float = math.nan
+    note: str = ""  # why a measured contrast has no value
 
     @property
     def measured(self) -> bool:
@@ -60,8 +61,8 @@ def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig
         diversity = first_measured(sweep, DIVERSITY) or "free_entropy"
         statement = (f"{name(spec.metric)} at matched diversity ({settings.matched_diversity:.0%} of the real "
                      f"{name(diversity)}), {a.label} − {b.label}")
-        return PrimaryResult(spec, statement, matched_difference(sweep, a, b, diversity, spec.metric,
-                                                                 settings.matched_diversity))
+        estimate = matched_difference(sweep, a, b, diversity, spec.metric, settings.matched_diversity)
+        return PrimaryResult(spec, statement, estimate, note=_diversity_ranges(sweep, (a, b), diversity))
     if spec.contrast == "drop_difference":
         scales = sorted(set(sweep.guidances(a, spec.metric)) & set(sweep.guidances(b, spec.metric)))
         span = f"g = {scales[0]:g} → {scales[-1]:g}" if len(scales) >= 2 else "lowest → highest guidance"
@@ -78,6 +79,21 @@ def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig
     return PrimaryResult(spec, statement, estimate)
 
 
+def _diversity_ranges(sweep: Sweep, curves: Sequence[Curve], diversity: str) -> str:
+    """Each curve's diversity over its guidance scales, as fractions of the real images': where they do not
+    both pass the matched level, fidelity at matched diversity does not exist."""
+    ceiling = sweep.value(sweep.ceiling_cell(diversity))
+    if ceiling is None:
+        return ""
+    spans = []
+    for curve in curves:
+        values = [sweep.value(sweep.cell(curve, g, diversity)).value / ceiling.value
+                  for g in sweep.guidances(curve, diversity)]
+        if values:
+            spans.append(f"{curve.label} spans {min(values):.0%}-{max(values):.0%}")
+    return "; ".join(spans)
+
+
 def primary_family(sweep: Sweep, settings: ReportConfig) -> list[PrimaryResult]:
     """Every declared primary contrast, the measured ones Holm-adjusted as one family."""
     results = [estimate_primary(sweep, spec, settings) for spec in settings.primary]
@@ -85,7 +101,7 @@ def primary_family(sweep: Sweep, settings: ReportConfig) -> list[PrimaryResult]:
     alpha = 1 - settings.confidence
     adjusted = holm([r.estimate.p_value() for r in measured])
     strictest = alpha / max(1, len(measured))
-    done = {id(r): PrimaryResult(r.spec, r.statement, r.estimate, p, r.estimate.detectable(alpha=strictest))
+    done = {id(r): PrimaryResult(r.spec, r.statement, r.estimate, p, r.estimate.detectable(alpha=strictest), r.note)
             for r, p in zip(measured, adjusted)}
     return [done.get(id(r), r) for r in results]
 
@@ -107,8 +123,9 @@ def _outcome(result: PrimaryResult, alpha: float) -> str:
 def finding_line(result: PrimaryResult, alpha: float) -> str:
     q = result.spec.question.upper()
     if result.unreached:
-        return (f"- **{q}** {result.statement}: n/a, a curve's diversity never comes down to the matched level "
-                "within its guidance scales (lower `report.matched_diversity` or sweep higher guidance).")
+        return (f"- **{q}** {result.statement}: n/a, the two curves do not both pass that level of diversity over "
+                f"their guidance scales ({result.note} of the real images'), so their fidelity cannot be read at "
+                "equal diversity.")
     if not result.measured:
         return f"- **{q}** {result.statement}: not measured in this run."
     e = result.estimate
@@ -157,7 +174,7 @@ def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: Repor
     if keeps is not None:
         claims.append(Claim("unCLIP keeps diversity under decoder guidance with the prior latents fixed per sample "
                             "(more than GLIDE keeps)", _by_sign(keeps.significant(alpha), REPRODUCED, NOT_REPRODUCED),
-                            f"primary contrast {keeps.statement} = {fmt_est(keeps.estimate)}, Holm-adjusted p = "
+                            f"primary contrast {keeps.statement} = {fmt_est(keeps.estimate)}, Holm-adjusted p "
                             f"{_p(keeps.adjusted_p)}, detectable {fmt(keeps.detectable)}"))
     else:
         claims.append(Claim("unCLIP keeps diversity under decoder guidance with the prior latents fixed per sample",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from omegaconf import DictConfig, OmegaConf
 
 from harness.config import ReportConfig
 from harness.report import q1_frontier, q2_clip_text, q3_diversity, q4_attention, q5_binding
@@ -153,6 +154,13 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- the report
+
+
+def report_settings(config: DictConfig) -> ReportConfig:
+    """A run's `report` settings (primary contrasts, confidence...) from its resolved config, defaults where the
+    config has none (a run folder written before a setting existed)."""
+    merged = OmegaConf.merge(OmegaConf.structured(ReportConfig), OmegaConf.select(config, "report") or {})
+    return OmegaConf.to_object(merged)
 
 
 def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt: pd.DataFrame,
