@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, print_or_exit
 from harness.metrics.table import WITHOUT
 from harness.report.estimate import REAL, read_table
 from harness.report.write import report_settings, write_report
@@ -212,12 +211,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("out_dir", type=Path, help="folder for the joint report (created when missing)")
     parser.add_argument("run_dirs", type=Path, nargs="+", help="the jobs' run folders, the first one's setup leads")
     args = parser.parse_args(argv)
-    try:
-        report = join_runs(args.run_dirs, args.out_dir)
-    except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(report)
+    print_or_exit(lambda: join_runs(args.run_dirs, args.out_dir))
 
 
 if __name__ == "__main__":

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, print_or_exit
 from harness.report.estimate import Sweep, read_table
 from harness.report.write import report_settings, write_report
 
@@ -47,12 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                      description="Write a finished run's report again from its per-prompt table.")
     parser.add_argument("run_dir", type=Path, help="the run folder (holds per_prompt.csv, summary.json, config.yaml)")
     args = parser.parse_args(argv)
-    try:
-        report = rerender(args.run_dir)
-    except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(report)
+    print_or_exit(lambda: rerender(args.run_dir))
 
 
 if __name__ == "__main__":
