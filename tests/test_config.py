@@ -19,7 +19,7 @@ def test_presets_compose_and_select_modes():
     assert compose([]).experiment_name == "quick"
     cpu, gpu = compose(["experiment=cpu"]), compose(["experiment=gpu"])
     assert {"clip_text_seq", "unclip_oracle", "glide_seq", "clip_text_k1"} <= set(cpu.conditioning)
-    assert len(cpu.train_seeds) == 3
+    assert len(cpu.train_seeds) == 5
     assert gpu.data.resolution == 64 and gpu.device == "auto"
 
 
@@ -34,11 +34,17 @@ def test_cli_fails_in_one_line_before_work(tmp_path):
     assert not cache.exists()  # nothing was built
 
 
-def test_cpu_preset_trains_three_seeds_of_the_core_modes_and_one_of_each_ablation():
+def test_cpu_preset_trains_five_seeds_of_the_core_modes_three_of_q5s_ablations():
     cfg = compose(["experiment=cpu"])
-    core = {"glide", "clip_text", "unclip", "combined"}
-    assert {m: cfg.seeds_for(m) for m in core} == {m: [0, 1, 2] for m in core}
-    assert all(cfg.seeds_for(m) == [0] for m in set(cfg.conditioning) - core)
+    core, ablations = {"glide", "clip_text", "unclip", "combined"}, {"clip_text_seq", "glide_seq"}
+    assert {m: cfg.seeds_for(m) for m in core} == {m: [0, 1, 2, 3, 4] for m in core}
+    assert {m: cfg.seeds_for(m) for m in ablations} == {m: [0, 1, 2] for m in ablations}
+    assert all(cfg.seeds_for(m) == [0] for m in set(cfg.conditioning) - core - ablations)
+    assert cfg.conditioning["combined"].prior_draws == ["fixed", "per_sample"]
+    # The two jobs of the cpu multirun score the same prompts, or their join is refused.
+    hard = compose(["experiment=cpu_hard_negatives"])
+    assert (hard.sweep.prompts_per_kind, hard.sweep.samples_per_prompt, hard.sweep.guidance) == \
+        (cfg.sweep.prompts_per_kind, cfg.sweep.samples_per_prompt, cfg.sweep.guidance)
     assert compose(["experiment=cpu", "conditioning.glide_seq.train_seeds=[4,5]"]).seeds_for("glide_seq") == [4, 5]
 
 

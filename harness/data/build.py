@@ -24,7 +24,7 @@ from harness.data.world import ObjectSpec, Prompt, ShapesWorld
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-VERSION = "1"
+VERSION = "2"  # 2: two-object scenes: large objects at the two ends of the axis their relation orders
 
 
 def prompt_to_json(prompt: Prompt) -> str:

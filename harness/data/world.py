@@ -231,13 +231,14 @@ class ShapesWorld:
         if prompt.relation is None:
             return [position_cell(o.position, g) if o.position else (int(rng.integers(g)), int(rng.integers(g)))
                     for o in prompt.objects]
-        # The relation orders the objects along one axis (columns for "left of", rows for "above"); they share
-        # the other, so two objects stand side by side (or one above the other) where a 16 px decoder can draw them.
-        lo, hi = sorted(rng.choice(g, size=2, replace=False))
-        shared = int(rng.integers(g))
+        # The relation orders the objects along one axis (columns for "left of", rows for "above"), at its two
+        # ends so that two large objects never overlap (adjacent cells of a 3 x 3 board are closer than two large
+        # radii); they share the other axis, side by side (or one above the other) where a 16 px decoder can
+        # draw them.
+        lo, hi, shared = 0, g - 1, int(rng.integers(g))
         if prompt.relation == "left of":
-            return [(shared, int(lo)), (shared, int(hi))]
-        return [(int(lo), shared), (int(hi), shared)]
+            return [(shared, lo), (shared, hi)]
+        return [(lo, shared), (hi, shared)]
 
     def generate(self, n: int, seed: int) -> tuple[list[Prompt], list[Scene], np.ndarray]:
         """n (prompt, scene, image) triples, deterministic in `seed`."""
