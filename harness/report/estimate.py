@@ -267,12 +267,10 @@ def _align(tables: Sequence[pd.DataFrame], ceiling: Sequence[bool]) -> list[np.n
     prompts = sorted(set().union(*(t.columns for t in tables)))
     aligned = []
     for table, is_real in zip(tables, ceiling):
-        filled = fill_absent(table.reindex(columns=prompts).to_numpy(float))
-        if seeds is None:
-            aligned.append(filled[:1] if len(filled) == 1 else filled.mean(axis=0, keepdims=True))
-        elif len(table.index) == 1 or is_real:
-            aligned.append(np.repeat(filled.mean(axis=0, keepdims=True), len(seeds), axis=0))
-        else:
-            rows = table.reindex(index=seeds, columns=prompts).to_numpy(float)
-            aligned.append(fill_absent(rows))
+        if seeds is not None and len(table.index) > 1 and not is_real:
+            aligned.append(fill_absent(table.reindex(index=seeds, columns=prompts).to_numpy(float)))
+            continue
+        # One row (every cell has one seed), or broadcast to every seed row: the mean of a single row is itself.
+        row = fill_absent(table.reindex(columns=prompts).to_numpy(float)).mean(axis=0, keepdims=True)
+        aligned.append(row if seeds is None else np.repeat(row, len(seeds), axis=0))
     return aligned
