@@ -408,6 +408,12 @@ def _unknown_keys(node: Any, schema: type, prefix: str = "") -> Iterator[str]:
 
 def validate(cfg: DictConfig) -> Config:
     """Turn a composed config into checked dataclasses, or raise one `ConfigError` naming the first bad key."""
+    for name, mode in (cfg.get("conditioning") or {}).items():
+        # Every mode's YAML names its module, so an entry without one was configured (by a preset, say) but not
+        # chosen in the conditioning list: `experiment=quick conditioning=[glide]` keeps quick's combined keys.
+        if OmegaConf.is_missing(mode, "module"):
+            raise ConfigError(f"conditioning.{name}", f"configured but not chosen; add {name} to conditioning=[...] "
+                                                      f"or drop its keys with ~conditioning.{name}")
     for key in _unknown_keys(cfg, Config):
         raise ConfigError(key, "no such key in the schema (harness/config.py)")
     try:
