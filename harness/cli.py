@@ -27,19 +27,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from harness.config import Config, register_configs, validate
+from harness.config import CONF_DIR, Config, register_configs, validate
 from harness.errors import ConfigError, HarnessError
 from harness.preflight import check_paths
 
 
-def _conf_dir() -> Path:
-    """The config groups: inside the package when installed from a wheel (the build maps the repository's
-    top-level conf/ to harness/conf), at the top of the repository in a source checkout or editable install."""
-    packaged = Path(__file__).resolve().parent / "conf"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "conf"
-
-
-CONF_DIR = _conf_dir()
 MAX_PREFLIGHT_JOBS = 64
 log = logging.getLogger("harness")
 

@@ -9,15 +9,29 @@ override fails in one line that names the key instead of an hour into training.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from harness.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _conf_dir() -> Path:
+    """The config groups: inside the package when installed from a wheel (the build maps the repository's
+    top-level conf/ to harness/conf), at the top of the repository in a source checkout or editable install."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "conf"
+
+
+CONF_DIR = _conf_dir()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -406,14 +420,23 @@ def _unknown_keys(node: Any, schema: type, prefix: str = "") -> Iterator[str]:
                 yield from _unknown_keys(value[name], typing.get_args(hint)[1], f"{prefix}{key}.{name}.")
 
 
+def _drop_modes_not_chosen(cfg: DictConfig) -> None:
+    """Every mode's YAML names its module, so an entry without one holds keys that a preset (or the command line)
+    set for a mode the conditioning list does not choose: `experiment=quick conditioning=[glide]` leaves quick's
+    `combined` keys behind. They are dropped with a warning; a name that is no mode at all is an error."""
+    modes = cfg.get("conditioning") or {}
+    known = sorted(path.stem for path in (CONF_DIR / "conditioning").glob("*.yaml"))
+    for name in [name for name in modes if OmegaConf.is_missing(modes[name], "module")]:
+        if name not in known:
+            raise ConfigError(f"conditioning.{name}", f"no such mode; choose from {', '.join(known)}")
+        log.warning("conditioning.%s: set but not chosen in conditioning=[...]; ignored", name)
+        with open_dict(modes):
+            del modes[name]
+
+
 def validate(cfg: DictConfig) -> Config:
     """Turn a composed config into checked dataclasses, or raise one `ConfigError` naming the first bad key."""
-    for name, mode in (cfg.get("conditioning") or {}).items():
-        # Every mode's YAML names its module, so an entry without one was configured (by a preset, say) but not
-        # chosen in the conditioning list: `experiment=quick conditioning=[glide]` keeps quick's combined keys.
-        if OmegaConf.is_missing(mode, "module"):
-            raise ConfigError(f"conditioning.{name}", f"configured but not chosen; add {name} to conditioning=[...] "
-                                                      f"or drop its keys with ~conditioning.{name}")
+    _drop_modes_not_chosen(cfg)
     for key in _unknown_keys(cfg, Config):
         raise ConfigError(key, "no such key in the schema (harness/config.py)")
     try:

@@ -61,7 +61,7 @@ BAD_INPUTS = [
     (["conditioning.glide.null_condition=random"], "conditioning.glide.null_condition"),
     (["conditioning.unclip.prior_draws=[sometimes]"], "conditioning.unclip.prior_draws"),
     (["conditioning.unclip.train_seeds=[]"], "conditioning.unclip.train_seeds"),
-    (["conditioning=[glide]", "conditioning.combined.p_drop_text=0.3"], "conditioning.combined"),  # not chosen
+    (["conditioning.glid.p_drop_text=0.3"], "conditioning.glid"),
     # Group choices that do not exist.
     (["experiment=nosuch"], "experiment"),
     (["conditioning=nonsense"], "conditioning"),

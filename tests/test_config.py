@@ -17,6 +17,8 @@ def test_presets_compose_and_select_modes():
     assert cfg.conditioning["clip_text_k1"].clip_tokens == 1
     assert cfg.conditioning["glide"].module == "glide"
     assert compose([]).experiment_name == "quick"
+    # quick sets combined's draws; choosing other modes leaves that setting behind, and it must not get in the way
+    assert set(compose(["experiment=quick", "conditioning=[clip_text,glide]"]).conditioning) == {"clip_text", "glide"}
     cpu, gpu = compose(["experiment=cpu"]), compose(["experiment=gpu"])
     assert {"clip_text_seq", "unclip_oracle", "glide_seq", "clip_text_k1"} <= set(cpu.conditioning)
     assert len(cpu.train_seeds) == 5
