@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from omegaconf import OmegaConf
 
 from harness.cli import compose
+from harness.config import Config, validate
+from harness.errors import ConfigError
 
 
 def test_presets_compose_and_select_modes():
@@ -23,6 +27,14 @@ def test_presets_compose_and_select_modes():
     assert {"clip_text_seq", "unclip_oracle", "glide_seq", "clip_text_k1"} <= set(cpu.conditioning)
     assert len(cpu.train_seeds) == 5
     assert gpu.data.resolution == 64 and gpu.device == "auto"
+
+
+def test_a_preset_that_configures_no_existing_mode_fails_naming_it():
+    # Command-line overrides of an unknown mode are refused by Hydra; a preset's YAML merges into the mode table
+    cfg = OmegaConf.merge(OmegaConf.structured(Config),
+                          {"conditioning": {"glide": {"module": "glide"}, "glid": {"p_drop_text": 0.3}}})
+    with pytest.raises(ConfigError, match=r"^conditioning\.glid: no such mode; choose from .*glide"):
+        validate(cfg)
 
 
 def test_cli_fails_in_one_line_before_work(tmp_path):
