@@ -421,9 +421,10 @@ def _unknown_keys(node: Any, schema: type, prefix: str = "") -> Iterator[str]:
 
 
 def _drop_modes_not_chosen(cfg: DictConfig) -> None:
-    """Every mode's YAML names its module, so an entry without one holds keys that a preset (or the command line)
-    set for a mode the conditioning list does not choose: `experiment=quick conditioning=[glide]` leaves quick's
-    `combined` keys behind. They are dropped with a warning; a name that is no mode at all is an error."""
+    """Every mode's YAML names its module, so an entry without one holds keys that a preset set for a mode the
+    conditioning list does not choose: `experiment=quick conditioning=[glide]` leaves quick's `combined` keys
+    behind (the command line cannot: Hydra refuses keys of modes not chosen). They are dropped with a warning;
+    a name that is no mode at all is an error."""
     modes = cfg.get("conditioning") or {}
     known = sorted(path.stem for path in (CONF_DIR / "conditioning").glob("*.yaml"))
     for name in [name for name in modes if OmegaConf.is_missing(modes[name], "module")]:
