@@ -73,6 +73,68 @@ def test_unreadable_image_reported_with_index(smoke_config, tmp_path):
         data_stage.run(cfg.data, ArtifactCache(tmp_path / "cache"))
 
 
+def write_imagefolder(folder, images, captions=None):
+    """An imagefolder: PNGs plus (unless `captions` is None) a metadata.jsonl with a `caption` column."""
+    folder.mkdir()
+    for i, image in enumerate(images):
+        image.save(folder / f"{i}.png")
+    if captions is not None:
+        (folder / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i}.png", "caption": c}) + "\n"
+                                                       for i, c in enumerate(captions)))
+    return folder
+
+
+def test_rgba_and_non_square_images_are_converted(smoke_config, tmp_path):
+    # A red square on a transparent 40x20 canvas: the centre crop keeps the square, the rest turns white.
+    pixels = np.zeros((20, 40, 4), dtype=np.uint8)
+    pixels[5:15, 15:25] = (255, 0, 0, 255)
+    folder = write_imagefolder(tmp_path / "rgba", [Image.fromarray(pixels, mode="RGBA")] * 6, ["a red square"] * 6)
+    cfg = smoke_config("data=hf", f"data.hf.path={folder}", "data.hf.text_column=caption",
+                       "sweep.prompt_kinds=[full]", cache=tmp_path / "cache")
+    artifact = data_stage.run(cfg.data, ArtifactCache(tmp_path / "cache"))
+    image = data_stage.load_split(artifact, "train").pixels[0]
+    assert image.shape == (16, 16, 3)
+    assert tuple(image[0, 0]) == (255, 255, 255) and tuple(image[8, 8]) == (255, 0, 0)
+    assert artifact.meta["converted_to_rgb"] == {"RGBA": 6} and artifact.meta["centre_cropped"] == 6
+
+
+def _grey(n):
+    return [Image.fromarray(np.full((8, 8, 3), 40 * i, dtype=np.uint8)) for i in range(n)]
+
+
+@pytest.mark.parametrize("make, overrides, key, words", [
+    (lambda d: d / "nowhere", [], "data.hf.path", ["no folder"]),
+    (lambda d: write_imagefolder(d / "empty", []), [], "data.hf.path", ["could not be read"]),
+    (lambda d: write_imagefolder(d / "uncaptioned", _grey(4)), ["data.hf.text_column=caption"],
+     "data.hf.text_column", ["columns are image", "metadata.jsonl"]),
+    (lambda d: write_imagefolder(d / "blanks", _grey(6), ["one", "", "three", "   ", "five", "six"]),
+     ["data.hf.text_column=caption"], "data.hf.text_column", ["2 of 6 captions", "index 1"]),
+    (lambda d: write_imagefolder(d / "tiny", _grey(2), ["one", "two"]), ["data.hf.text_column=caption"],
+     "data.hf.max_images", ["2 images are too few"]),
+])
+def test_bad_datasets_fail_at_the_data_stage_in_one_line(smoke_config, tmp_path, make, overrides, key, words):
+    path = make(tmp_path)
+    cfg = smoke_config("data=hf", f"data.hf.path={path}", "sweep.prompt_kinds=[full]", *overrides,
+                       cache=tmp_path / "cache")
+    with pytest.raises(HarnessError) as info:
+        data_stage.run(cfg.data, ArtifactCache(tmp_path / "cache"))
+    message = str(info.value)
+    assert message.startswith(key + ":") and "\n" not in message, message
+    assert all(word in message for word in words), message
+
+
+def test_caption_column_that_is_not_text_names_its_type(smoke_config, tmp_path):
+    import datasets
+
+    rows = {"image": _grey(4), "caption": [1, 2, 3, 4], "text": ["a", "b", "c", "d"]}
+    datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "ds"))
+    cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'ds'}", "data.hf.text_column=caption",
+                       "sweep.prompt_kinds=[full]", cache=tmp_path / "cache")
+    with pytest.raises(HarnessError, match=r"^data.hf.text_column: column 'caption' .* holds int64, not text; "
+                                           r"columns are image, caption, text$"):
+        data_stage.run(cfg.data, ArtifactCache(tmp_path / "cache"))
+
+
 def test_hub_name_needs_network_permission(smoke_config, tmp_path):
     cfg = smoke_config("data=hf", "data.hf.path=someone/some-dataset", "sweep.prompt_kinds=[full]",
                        cache=tmp_path / "cache")

@@ -81,7 +81,7 @@ def run(cfg: DataConfig, cache: ArtifactCache) -> Artifact:
         artifact = cache.build("data", VERSION, config, [], lambda w: build_shapes(cfg, w))
     else:
         config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("shapes", "num_images")}
-        artifact = cache.build("data", VERSION, config, [], lambda w: hf_source.build(cfg, w))
+        artifact = cache.build("data", f"hf{hf_source.VERSION}", config, [], lambda w: hf_source.build(cfg, w))
     return artifact
 
 

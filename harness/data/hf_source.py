@@ -19,35 +19,95 @@ from harness.config import DataConfig
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
+VERSION = "2"  # 2: transparent pixels laid on white; captions stripped of surrounding whitespace
+TEXT_TYPES = ("string", "large_string")
 
 
-def _open(cfg: DataConfig):
+def _load(cfg: DataConfig):
+    """The dataset at `data.hf.path`, every problem with reaching it said in one line that names the key."""
     import datasets
 
     hf, path = cfg.hf, Path(cfg.hf.path).expanduser()
-    if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
-        loaded = datasets.load_from_disk(str(path))
-    elif path.is_dir():
-        loaded = datasets.load_dataset("imagefolder", data_dir=str(path))
-    elif hf.allow_network:
-        loaded = datasets.load_dataset(hf.path)
-    else:
+    local = path.is_absolute() or cfg.hf.path.startswith((".", "~")) or path.exists()
+    if path.is_file():
+        raise HarnessError(f"data.hf.path: {hf.path} is a file; give the folder that holds the dataset")
+    if local and not path.exists():
+        raise HarnessError(f"data.hf.path: no folder {hf.path}")
+    if not local and not hf.allow_network:
         raise HarnessError(f"data.hf.path: {hf.path!r} is not a local dataset folder; set "
                            "data.hf.allow_network=true to fetch it from the hub")
+    try:
+        if not local:
+            return datasets.load_dataset(hf.path)
+        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            return datasets.load_from_disk(str(path))
+        return datasets.load_dataset("imagefolder", data_dir=str(path))
+    except Exception as exc:  # datasets raises many types; the user needs the path and the reason
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HarnessError(f"data.hf.path: {hf.path} could not be read as a dataset ({reason})") from None
+
+
+def _describe(feature) -> str:
+    """A column's type in words, for errors: `int64`, `list of string`, `image`."""
+    import datasets
+
+    if isinstance(feature, datasets.Image):
+        return "images"
+    if isinstance(feature, datasets.Value):
+        return str(feature.dtype)
+    inner = getattr(feature, "feature", None)
+    return f"list of {_describe(inner)}" if inner is not None else type(feature).__name__
+
+
+def _open(cfg: DataConfig):
+    """The configured split with its image column as undecoded records, checked column by column."""
+    import datasets
+
+    hf = cfg.hf
+    loaded = _load(cfg)
     if isinstance(loaded, datasets.DatasetDict):
         if hf.split not in loaded:
             raise HarnessError(f"data.hf.split: {hf.path} has no split {hf.split!r}; splits are "
                                f"{', '.join(loaded)}")
         loaded = loaded[hf.split]
+    columns = ", ".join(loaded.column_names)
     for key, column in (("image_column", hf.image_column), ("text_column", hf.text_column)):
         if column not in loaded.column_names:
-            raise HarnessError(f"data.hf.{key}: {hf.path} has no column {column!r}; columns are "
-                               f"{', '.join(loaded.column_names)}")
+            # An imagefolder without a captions file has an image column only: say what it is missing.
+            hint = (" (an image folder needs a metadata.jsonl or metadata.csv captions file)"
+                    if key == "text_column" and loaded.column_names == ["image"] else "")
+            raise HarnessError(f"data.hf.{key}: {hf.path} has no column {column!r}; columns are {columns}{hint}")
+    if len(loaded) == 0:
+        raise HarnessError(f"data.hf.path: {hf.path} (split {hf.split!r}) has no rows")
+    text, image = loaded.features[hf.text_column], loaded.features[hf.image_column]
+    if not (isinstance(text, datasets.Value) and text.dtype in TEXT_TYPES):
+        raise HarnessError(f"data.hf.text_column: column {hf.text_column!r} of {hf.path} holds {_describe(text)}, "
+                           f"not text; columns are {columns}")
+    # Image features, or file paths that datasets can read as images.
+    if not (isinstance(image, datasets.Image) or (isinstance(image, datasets.Value) and image.dtype in TEXT_TYPES)):
+        raise HarnessError(f"data.hf.image_column: column {hf.image_column!r} of {hf.path} holds "
+                           f"{_describe(image)}, not images; columns are {columns}")
     return loaded.cast_column(hf.image_column, datasets.Image(decode=False))
 
 
+def _captions(cfg: DataConfig, table) -> list[str]:
+    """The caption column as text; an empty caption would train the model on the unconditional slot."""
+    captions = table[cfg.hf.text_column]
+    empty = [i for i, c in enumerate(captions) if c is None or not c.strip()]
+    if empty:
+        raise HarnessError(f"data.hf.text_column: {len(empty)} of {len(captions)} captions in column "
+                           f"{cfg.hf.text_column!r} of {cfg.hf.path} are empty (the first at index {empty[0]})")
+    return [c.strip() for c in captions]
+
+
 def to_rgb_square(image: Image.Image, resolution: int) -> np.ndarray:
-    """Grayscale/RGBA/palette to RGB, shorter side resized to `resolution`, centre-cropped."""
+    """Grayscale/RGBA/palette to RGB, shorter side resized to `resolution`, centre-cropped.
+
+    Transparent pixels are laid on white, as an image viewer shows them; dropping the alpha channel instead
+    would show whatever colour the file happens to store under them (often black)."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
     image = image.convert("RGB")
     scale = resolution / min(image.size)
     w, h = max(resolution, round(image.width * scale)), max(resolution, round(image.height * scale))
@@ -56,14 +116,15 @@ def to_rgb_square(image: Image.Image, resolution: int) -> np.ndarray:
     return np.asarray(image.crop((left, top, left + resolution, top + resolution)), dtype=np.uint8)
 
 
-def _decode(record: dict, index: int, source: str) -> Image.Image:
+def _decode(record: dict, index: int, cfg: DataConfig) -> Image.Image:
     try:
         raw = record.get("bytes")
         image = Image.open(io.BytesIO(raw)) if raw else Image.open(record["path"])
         image.load()
         return image
     except Exception as exc:  # PIL raises several types for broken files
-        raise HarnessError(f"{source}: image at index {index} could not be read ({exc})") from None
+        raise HarnessError(f"data.hf.image_column: image at index {index} of {cfg.hf.path} could not be read "
+                           f"({exc})") from None
 
 
 def build(cfg: DataConfig, workdir: Path) -> dict:
@@ -74,16 +135,29 @@ def build(cfg: DataConfig, workdir: Path) -> dict:
 
     table = _open(cfg)
     n = len(table) if cfg.hf.max_images is None else min(len(table), cfg.hf.max_images)
+    table = table.select(range(n))
+    captions = _captions(cfg, table)
+    try:
+        sizes = split_sizes(n, cfg.val_fraction, cfg.test_fraction)
+    except ValueError as exc:
+        raise HarnessError(f"data.hf.max_images: {exc}") from None
     images = np.empty((n, cfg.resolution, cfg.resolution, 3), dtype=np.uint8)
-    captions = []
-    for i, record in enumerate(bar(table.select(range(n)), desc="data: decoding images", total=n,
-                                   enabled=n >= 1000)):
-        images[i] = to_rgb_square(_decode(record[cfg.hf.image_column], i, cfg.hf.path), cfg.resolution)
-        captions.append(str(record[cfg.hf.text_column]))
+    converted: dict[str, int] = {}  # image mode -> how many were converted to RGB
+    cropped = 0
+    for i, record in enumerate(bar(table.select_columns([cfg.hf.image_column]), desc="data: decoding images",
+                                   total=n, enabled=n >= 1000)):
+        image = _decode(record[cfg.hf.image_column], i, cfg)
+        if image.mode != "RGB":
+            converted[image.mode] = converted.get(image.mode, 0) + 1
+        cropped += image.width != image.height
+        images[i] = to_rgb_square(image, cfg.resolution)
+    if converted or cropped:
+        modes = ", ".join(f"{count} {mode}" for mode, count in sorted(converted.items()))
+        log.info("hf data: converted to RGB: %s; centre-cropped %d non-square images", modes or "none", cropped)
     # Shuffle once with the data seed so that val/test are not just the dataset's tail.
     order = np.random.default_rng(cfg.seed).permutation(n)
     splits, start = {}, 0
-    for name, size in split_sizes(n, cfg.val_fraction, cfg.test_fraction).items():
+    for name, size in sizes.items():
         rows = order[start:start + size]
         start += size
         np.save(workdir / f"pixels_{name}.npy", images[rows])
@@ -92,4 +166,5 @@ def build(cfg: DataConfig, workdir: Path) -> dict:
             features=datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string")}))
     datasets.DatasetDict(splits).save_to_disk(str(workdir / "dataset"))
     log.info("hf data: %d images from %s at %d px", n, cfg.hf.path, cfg.resolution)
-    return {"images": n, "source": cfg.hf.path, "splits": {k: len(v) for k, v in splits.items()}}
+    return {"images": n, "source": cfg.hf.path, "splits": {k: len(v) for k, v in splits.items()},
+            "converted_to_rgb": converted, "centre_cropped": cropped}
