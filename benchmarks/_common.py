@@ -7,6 +7,7 @@ Results go to `results/benchmarks/<name>.json`, each with the machine it ran on 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -24,8 +25,8 @@ from harness.decoder import diffusion_loss, make_train_scheduler
 from harness.device import autocast
 
 if TYPE_CHECKING:
-    from harness.cache import ArtifactCache
     from harness.config import Config
+    from harness.context import Context
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "benchmarks"
@@ -153,12 +154,13 @@ def write_result(name: str, payload: Mapping[str, Any]) -> Path:
 #                           Cached pipeline artifacts                           #
 #################################################################################
 
-def artifact_cache(cfg: Config, allow_build: bool = False) -> ArtifactCache:
-    """The run's artifact cache. By default it refuses to build: a benchmark should measure what `make run`
-    trained, and silently retraining (after a code or config change moved a key) can take half an hour. With
-    `allow_build` (the scripts' --build) missing artifacts are built by the harness's own stages."""
+def pipeline_context(cfg: Config, allow_build: bool = False) -> Context:
+    """The run's context, over its artifact cache, for `harness.pipeline.build`. By default the cache refuses
+    to build: a benchmark should measure what `make run` trained, and silently retraining (after a code or
+    config change moved a key) can take half an hour. With `allow_build` (the scripts' --build) missing
+    artifacts are built by the harness's own stages."""
     from harness.cache import META_FILE, ArtifactCache, artifact_key
-    from harness.pipeline import cache_for
+    from harness.context import Context
 
     class ReuseOnlyCache(ArtifactCache):
         def build(self, stage, version, config, inputs, builder, **options):
@@ -168,7 +170,8 @@ def artifact_cache(cfg: Config, allow_build: bool = False) -> ArtifactCache:
                          f"with `make run` (experiment={cfg.experiment_name}) or pass --build")
             return super().build(stage, version, config, inputs, builder, **options)
 
-    return (ArtifactCache if allow_build else ReuseOnlyCache)(cache_for(cfg).root)
+    ctx = Context.start(cfg)
+    return ctx if allow_build else dataclasses.replace(ctx, cache=ReuseOnlyCache(ctx.cache.root))
 
 
 def add_build_flag(p: argparse.ArgumentParser) -> None:

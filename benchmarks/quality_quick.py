@@ -12,15 +12,10 @@ from __future__ import annotations
 import logging
 import sys
 
+from harness import pipeline
 from harness.cache import Artifact
 from harness.cli import compose
-from harness.clip import embeddings as embeddings_stage
-from harness.clip import stage as clip_stage
-from harness.data import build as data_stage
-from harness.evaluator import eval_clip
-from harness.evaluator import probe as probe_stage
-from harness.pipeline import cache_for
-from harness.priors import stage as prior_stage
+from harness.context import Context
 
 
 def clip_lines(name: str, artifact: Artifact) -> list[str]:
@@ -39,15 +34,10 @@ def clip_lines(name: str, artifact: Artifact) -> list[str]:
 def main(overrides: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cfg = compose(["experiment=quick", *overrides])
-    cache = cache_for(cfg)
-    data = data_stage.run(cfg.data, cache)
-    clip = clip_stage.run(cfg, cache, data)
-    embeddings = embeddings_stage.run(cfg, cache, data, clip)
-    evaluator = eval_clip.run(cfg, cache, data)
-    artifacts = {"data": data, "clip": clip, "embeddings": embeddings, "eval_clip": evaluator}
-    if cfg.data.source == "shapes":
-        artifacts["probe"] = probe_stage.run(cfg, cache, data)
-    artifacts["prior"] = prior_stage.run(cfg, cache, data, embeddings)
+    judges = ("probe", "eval_clip") if cfg.data.source == "shapes" else ("eval_clip",)
+    built = pipeline.build(Context.start(cfg), through=("prior", *judges)).artifacts
+    artifacts = {name: built[name] for name in ("data", "clip", "embeddings", "prior", *judges)}
+    clip, evaluator = artifacts["clip"], artifacts["eval_clip"]
 
     lines = ["", "stage wall times (build, from artifact meta):"]
     lines += [f"  {name:<11} {a.meta.get('wall_time_s', float('nan')):7.1f} s  {'reused' if a.reused else 'built'}"

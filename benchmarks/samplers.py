@@ -53,32 +53,26 @@ class Setup:
 
 def load_setup(overrides: list[str], device: torch.device, allow_build: bool) -> Setup:
     """The trained decoder, prompts and judge of the composed config, from the cache (see --build)."""
+    from harness import pipeline
     from harness.cli import compose
-    from harness.clip import embeddings as embeddings_stage, encode_texts, load_clip, stage as clip_stage
-    from harness.data import build as data_stage
-    from harness.data.world import prompts_by_kind
+    from harness.clip import encode_texts, load_clip
+    from harness.data.prompts import sweep_prompts
     from harness.decoder import stage as decoder_stage
     from harness.evaluator import probe as probe_stage
 
     # clip_text by default: its condition needs no prior, so the sampler is all that differs between runs.
     cfg = compose(["experiment=quick", "conditioning=[clip_text]", *overrides])
-    cache = _common.artifact_cache(cfg, allow_build)
-    data = data_stage.run(cfg.data, cache)
-    clip = clip_stage.run(cfg, cache, data)
-    embeddings = embeddings_stage.run(cfg, cache, data, clip)
-    mode, seed = next(iter(cfg.conditioning)), cfg.train_seeds[0]
-    context = decoder_stage.clip_context(clip, embeddings, device, cfg.precision)
-    train_split = embeddings_stage.load_embeddings(embeddings)["train"]
-    artifact = decoder_stage.run(cfg, cache, data, embeddings, train_split, context, mode, seed)
+    mode, seed = next(iter(cfg.conditioning)), cfg.seeds_for(next(iter(cfg.conditioning)))[0]
+    ctx = pipeline.build(_common.pipeline_context(cfg, allow_build), through=("embeddings", "probe"))
+    artifact = pipeline.run_stage("decoder", ctx.for_task(mode=mode, seed=seed))
+    context = decoder_stage.clip_context(ctx["clip"], ctx["embeddings"], device, cfg.precision)
     decoder = decoder_stage.load(artifact, cfg, mode, context, device)
     if decoder.mode.vector_source == "image":
         raise SystemExit(f"error: {mode} samples image vectors from the prior; pick a text-conditioned mode")
-    world = ShapesWorld(cfg.data.shapes, cfg.data.resolution)
-    prompts = prompts_by_kind(world, cfg.sweep.prompt_kinds, cfg.sweep.prompts_per_kind, cfg.sweep.seed,
-                              avoid=set(data_stage.load_split(data, "train").captions))
-    clip_model, tokenizer = load_clip(clip, device)
+    world, prompts = ctx.world, sweep_prompts(ctx)
+    clip_model, tokenizer = load_clip(ctx["clip"], device)
     captions = [p.caption for p in prompts]
-    probe = probe_stage.load_probe(probe_stage.run(cfg, cache, data), device)
+    probe = probe_stage.load_probe(ctx["probe"], device)
     return Setup(cfg, decoder, world, prompts, tokenizer(captions).long(),
                  encode_texts(clip_model, tokenizer, captions, precision=cfg.precision).cpu(),
                  Judge(read=probe.read, features=probe.features, embed_images=None, embed_texts=None))

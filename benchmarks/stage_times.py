@@ -56,10 +56,14 @@ def stage_rows(summary: dict, cache: Path) -> list[dict]:
                      for key, d in summary["decoders"].items()})
     from_cache = cached_build_times(summary, cache)
     sweep = summary["sweep"]
+    # Runs since the metrics became a stage of their own time it apart from the sweep's sampling.
+    metrics_apart = "metrics" in summary["wall_time_s"]
+    if metrics_apart:
+        recorded["metrics"] = sweep["metrics_s"]
     rows = []
     for name, run_s in summary["wall_time_s"].items():
         if name == "sweep":
-            rows += sweep_rows(sweep, run_s)
+            rows += sweep_rows(sweep, run_s, metrics_apart)
             continue
         # A task that chained stages ("clip -> embeddings -> prior") built each of them in turn.
         parts = name.split(" -> ")
@@ -74,9 +78,14 @@ def stage_rows(summary: dict, cache: Path) -> list[dict]:
     return rows
 
 
-def sweep_rows(sweep: dict, run_s: float) -> list[dict]:
-    """The sweep as sampling and metrics when its meta splits them (runs since the split), else one row."""
+def sweep_rows(sweep: dict, run_s: float, metrics_apart: bool) -> list[dict]:
+    """The sweep's sampling alone when the metrics are a stage of their own; in older runs, sampling and
+    metrics apart when the sweep's meta splits them, else one row."""
     computed = sweep["cells_computed"]
+    if metrics_apart:
+        return [{"stage": f"sweep sampling ({computed} of {sweep['cells']} cells)", "kind": "sampling",
+                 "this_run_s": run_s, "build_s": sweep["sampling_s"], "build_source": "summary",
+                 "cost_s": max(run_s, sweep["sampling_s"])}]
     if computed and "sampling_s" in sweep:
         return [{"stage": f"sweep sampling ({computed} of {sweep['cells']} cells)", "kind": "sampling",
                  "this_run_s": sweep["sampling_s"], "build_s": sweep["sampling_s"], "build_source": "summary",

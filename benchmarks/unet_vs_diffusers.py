@@ -213,22 +213,20 @@ class QuickData:
 
 def load_quick(device: torch.device, allow_build: bool) -> QuickData:
     """The quick preset's 16 px data, CLIP embeddings and attribute probe, from the cache (see --build)."""
+    from harness import pipeline
     from harness.cli import compose
-    from harness.clip import embeddings as embeddings_stage, stage as clip_stage
+    from harness.clip import load_embeddings
     from harness.data import build as data_stage
     from harness.decoder.stage import clip_context
     from harness.evaluator import probe as probe_stage
 
     cfg = compose(["experiment=quick", "conditioning=[unclip]"])
-    cache = _common.artifact_cache(cfg, allow_build)
-    data = data_stage.run(cfg.data, cache)
-    clip = clip_stage.run(cfg, cache, data)
-    embeddings = embeddings_stage.run(cfg, cache, data, clip)
-    table = embeddings_stage.load_embeddings(embeddings)
-    test = data_stage.load_split(data, "test")
-    return QuickData(cfg, torch.from_numpy(np.array(data_stage.load_split(data, "train").pixels)), table["train"],
-                     np.array(test.pixels), table["test"], test.attributes, clip_context(clip, embeddings),
-                     probe_stage.load_probe(probe_stage.run(cfg, cache, data), device))
+    ctx = pipeline.build(_common.pipeline_context(cfg, allow_build), through=("embeddings", "probe"))
+    table = load_embeddings(ctx["embeddings"])
+    train, test = (data_stage.load_split(ctx["data"], name) for name in ("train", "test"))
+    return QuickData(cfg, torch.from_numpy(np.array(train.pixels)), table["train"], np.array(test.pixels),
+                     table["test"], test.attributes, clip_context(ctx["clip"], ctx["embeddings"]),
+                     probe_stage.load_probe(ctx["probe"], device))
 
 
 def train_decoder(unet: nn.Module, quick: QuickData, steps: int, precision: str,

@@ -43,9 +43,10 @@ def write_contact_sheet(images: np.ndarray, captions: Sequence[str], out: Path, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from harness import pipeline
     from harness.cli import compose
+    from harness.context import Context
     from harness.data import build as data_stage
-    from harness.pipeline import cache_for
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m harness")
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         cfg = compose(args.overrides)
-        artifact = data_stage.run(cfg.data, cache_for(cfg))
+        artifact = pipeline.build(Context.start(cfg), through="data")["data"]
         split = data_stage.load_split(artifact, args.split)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)

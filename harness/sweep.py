@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from harness import parallel, progress
-from harness.cache import Artifact, ArtifactCache
-from harness.conditioning.base import ModeInputs
+from harness.cache import Artifact
+from harness.conditioning.base import ModeInputs, mode_class
 from harness.config import Config
+from harness.context import Context
 from harness.data.world import Prompt, ShapesWorld
 from harness.decoder.diffusion import guided, make_sampler, make_train_scheduler, paired_noise, sample, \
     step_generators
@@ -39,6 +40,7 @@ PER_TOKEN = "_per_token"  # attention group name suffix: mean mass per attendabl
 VERSION = "5"  # 2: DPM-Solver++ thresholds its x0 predictions; 3: attention mass per prompt; 4: prompts drawn right;
 # 5: attention at every guidance scale, per token too
 REAL = "real"  # the pseudo-mode holding real reference images: the ceiling every mode is read against
+CELLS = "cells"  # the sweep artifact's folder of finished cells
 
 
 @dataclass
@@ -233,50 +235,68 @@ def load_cells(cell_dir: Path) -> Iterator[tuple[Cell, dict]]:
 def sweep_config(cfg: Config, modes: list[str]) -> dict:
     return {"sweep": dataclasses.asdict(cfg.sweep), "train_seeds": {m: cfg.seeds_for(m) for m in modes},
             "precision": effective_precision(cfg.device, cfg.precision),
-            "modes": {m: dataclasses.asdict(cfg.conditioning[m]) for m in modes},
-            "confidence": cfg.report.confidence}  # the metrics table's pooled intervals
+            "modes": {m: dataclasses.asdict(cfg.conditioning[m]) for m in modes}}
 
 
-def run(cfg: Config, cache: ArtifactCache, runner_factory: Callable[[], SweepRunner], policies: dict[str, list[str]],
-        n_prompts: int, upstream: list[Artifact], finish: Callable[[Path], dict],
-        token_groups: dict[str, tuple[str, ...]] | None = None) -> Artifact:
-    """The sweep artifact: all cells, then `finish(workdir)` (the metrics) once they are complete.
+def policies_and_token_groups(cfg: Config) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]]]:
+    """Per mode, the prior-draw policies its sweep compares ("-" for a mode that draws nothing) and the names
+    of the token groups its decoder attends to (the reliance cells hide each in turn)."""
+    policies, token_groups = {}, {}
+    for mode in cfg.conditioning:
+        mode_cls = mode_class(cfg.conditioning[mode].module)
+        is_prior_mode = mode_cls.vector_source == "image" and mode_cls.sampling_vector == "prior"
+        policies[mode] = list(cfg.conditioning[mode].prior_draws) if is_prior_mode else ["-"]
+        token_groups[mode] = mode_cls.token_group_names(cfg.conditioning[mode])
+    return policies, token_groups
+
+
+def run(ctx: Context) -> Artifact:
+    """The sweep artifact: every cell of `plan` in `cells/` and the real references in `real.npz`.
 
     The missing cells are sampled in one task per decoder, the longest first, in `cfg.workers` processes
-    (`harness.parallel`); so `runner_factory` must pickle, and each task builds its own runner. A cell is
-    written when it is done, so a killed sweep keeps every finished cell whichever worker made it.
+    (`harness.parallel`); each task loads its own runner from the context. A cell is written when it is done,
+    so a killed sweep keeps every finished cell whichever worker made it.
     """
-    cells = plan(cfg, policies, n_prompts, token_groups)
+    from harness.data.prompts import sweep_prompts, train_captions
+
+    cfg = ctx.cfg
+    prompts = sweep_prompts(ctx)
+    policies, token_groups = policies_and_token_groups(cfg)
+    cells = plan(cfg, policies, len(prompts), token_groups)
+    upstream = [ctx[name] for name in ("data", "clip", "probe", "eval_clip", "prior")] + list(ctx.decoders().values())
 
     def build(workdir: Path) -> dict:
         started = time.perf_counter()
-        cell_dir, real = workdir / "cells", workdir / f"{REAL}.npz"
+        cell_dir, real = workdir / CELLS, workdir / f"{REAL}.npz"
         todo = [c for c in cells if not (cell_dir / f"{c.name}.npz").exists()]
         log.info("sweep: %d cells, %d reused from an earlier run, %d to compute", len(cells),
                  len(cells) - len(todo), len(todo))
         by_decoder: dict[tuple[str, int], list[Cell]] = {}
         for cell in todo:
             by_decoder.setdefault((cell.mode, cell.seed), []).append(cell)
-        tasks: dict = {key: (_sample_cells, (runner_factory, group, cell_dir))
+        tasks: dict = {key: (_sample_cells, (ctx, prompts, group, cell_dir))
                        for key, group in sorted(by_decoder.items(), key=lambda kv: -len(kv[1]))}
         if not real.exists():
-            tasks[REAL] = (_sample_references, (runner_factory, real))
+            tasks[REAL] = (_sample_references, (ctx, prompts, real))
         parallel.run_tasks(tasks, cfg.workers, labels=_task_label, desc="sweep tasks")
-        sampled = time.perf_counter()
-        meta = finish(workdir)
-        # Sampling and the metrics apart: benchmarks count them separately.
-        return {"cells": len(cells), "cells_computed": len(todo), "cells_reused": len(cells) - len(todo), **meta,
-                "sampling_s": round(sampled - started, 2), "metrics_s": round(time.perf_counter() - sampled, 2)}
+        seen = train_captions(ctx)
+        return {"cells": len(cells), "cells_computed": len(todo), "cells_reused": len(cells) - len(todo),
+                "prompts": len(prompts), "unseen_prompts": sum(p.caption not in seen for p in prompts),
+                "sampling_s": round(time.perf_counter() - started, 2)}
 
-    return cache.build("sweep", VERSION, sweep_config(cfg, list(policies)), upstream, build)
-
-
-def _sample_cells(runner_factory: Callable[[], SweepRunner], cells: list[Cell], cell_dir: Path) -> int:
-    return runner_factory().run(cells, cell_dir)
+    return ctx.cache.build("sweep", VERSION, sweep_config(cfg, list(policies)), upstream, build)
 
 
-def _sample_references(runner_factory: Callable[[], SweepRunner], path: Path) -> None:
-    runner_factory().references(path)
+def _sample_cells(ctx: Context, prompts: list[Prompt], cells: list[Cell], cell_dir: Path) -> int:
+    from harness.sweep_inputs import load_runner
+
+    return load_runner(ctx, prompts).run(cells, cell_dir)
+
+
+def _sample_references(ctx: Context, prompts: list[Prompt], path: Path) -> None:
+    from harness.sweep_inputs import load_runner
+
+    load_runner(ctx, prompts).references(path)
 
 
 def _task_label(key: tuple[str, int] | str) -> str:

@@ -55,12 +55,11 @@ def smoke_config(session_cache, precision):
 
 @pytest.fixture
 def smoke_data():
-    """make(cfg) -> (cache, data artifact): the dataset stage of a composed config, built once per cache."""
-    from harness.cache import ArtifactCache
-    from harness.data import build as data_stage
+    """make(cfg) -> the context holding the dataset artifact of a composed config, built once per cache."""
+    from harness import pipeline
+    from harness.context import Context
 
     def make(cfg):
-        cache = ArtifactCache(cfg.cache_dir)
-        return cache, data_stage.run(cfg.data, cache)
+        return pipeline.build(Context.start(cfg), through="data")
 
     return make

@@ -15,7 +15,6 @@ from safetensors.torch import save_file
 
 from harness import training
 from harness.clip import encode_images, encode_texts, load_clip, load_embeddings
-from harness.clip import embeddings as embeddings_stage
 from harness.clip import stage as clip_stage
 from harness.clip.loss import HardNegativeClipLoss
 from harness.clip.negatives import HardNegatives
@@ -23,6 +22,7 @@ from harness.config import ShapesConfig
 from harness.data.build import load_split
 from harness.data.world import ShapesWorld
 from harness.errors import ConfigError, HarnessError
+from harness.pipeline import run_stage
 
 
 
@@ -32,8 +32,9 @@ def no_training(*args, **kwargs):
 
 def test_scratch_clip_trains_saves_and_is_reused(smoke_config, smoke_data, monkeypatch):
     cfg = smoke_config()
-    cache, data = smoke_data(cfg)
-    clip = clip_stage.run(cfg, cache, data)
+    ctx = smoke_data(cfg)
+    data = ctx["data"]
+    clip = run_stage("clip", ctx)
     for name in ("open_clip_config.json", "open_clip_model.safetensors", "checkpoint.pt"):
         assert clip.file(name).exists(), name
     torch.load(clip.file("checkpoint.pt"), weights_only=True)
@@ -44,7 +45,7 @@ def test_scratch_clip_trains_saves_and_is_reused(smoke_config, smoke_data, monke
     assert clip.meta["train"]["resumed_from_step"] == 0
 
     monkeypatch.setattr(training, "train", no_training)
-    again = clip_stage.run(cfg, cache, data)
+    again = run_stage("clip", ctx)
     assert again.reused and again.key == clip.key
 
     model, tokenizer = load_clip(again)
@@ -59,7 +60,8 @@ def test_scratch_clip_trains_saves_and_is_reused(smoke_config, smoke_data, monke
 
 def test_killed_build_resumes_from_its_checkpoint(smoke_config, smoke_data, monkeypatch):
     cfg = smoke_config("clip.train.seed=3")  # its own artifact; the dataset is shared
-    cache, data = smoke_data(cfg)
+    ctx = smoke_data(cfg)
+    data = ctx["data"]
     real_train = training.train
 
     def killed_after_ten_steps(model, loss_fn, fetch, size, train_cfg, workdir, *args, **kwargs):
@@ -68,17 +70,18 @@ def test_killed_build_resumes_from_its_checkpoint(smoke_config, smoke_data, monk
 
     monkeypatch.setattr(training, "train", killed_after_ten_steps)
     with pytest.raises(KeyboardInterrupt):
-        clip_stage.run(cfg, cache, data)
+        run_stage("clip", ctx)
     monkeypatch.setattr(training, "train", real_train)
-    clip = clip_stage.run(cfg, cache, data)
+    clip = run_stage("clip", ctx)
     assert clip.meta["train"]["resumed_from_step"] == 10 and not clip.reused
 
 
 def test_embeddings_cover_every_split_and_match_the_clip(smoke_config, smoke_data, monkeypatch):
     cfg = smoke_config()
-    cache, data = smoke_data(cfg)
-    clip = clip_stage.run(cfg, cache, data)
-    embeddings = embeddings_stage.run(cfg, cache, data, clip)
+    ctx = smoke_data(cfg)
+    data = ctx["data"]
+    clip = run_stage("clip", ctx)
+    embeddings = run_stage("embeddings", ctx.with_artifacts({"clip": clip}))
     table = load_embeddings(embeddings)
     model, tokenizer = load_clip(clip)
     for name in ("train", "val", "test"):
@@ -92,12 +95,13 @@ def test_embeddings_cover_every_split_and_match_the_clip(smoke_config, smoke_dat
     assert embeddings.meta["vocab_size"] == model.vocab_size
 
     monkeypatch.setattr("harness.clip.embeddings.encode_images", no_training)
-    assert embeddings_stage.run(cfg, cache, data, clip).reused
+    assert run_stage("embeddings", ctx.with_artifacts({"clip": clip})).reused
 
 
 def test_only_what_a_stage_reads_changes_its_key(smoke_config, smoke_data):
     cfg = smoke_config()
-    cache, data = smoke_data(cfg)
+    ctx = smoke_data(cfg)
+    data = ctx["data"]
     base = clip_stage.stage_config(cfg)
     assert clip_stage.stage_config(smoke_config("sweep.guidance=[1.0,9.0]", "prior.width=64")) == base
     assert clip_stage.stage_config(smoke_config("evaluator.clip_seed=7")) == base
@@ -144,8 +148,9 @@ def test_hard_negative_loss_extends_clip_loss():
 
 def test_hard_negative_clip_trains(smoke_config, smoke_data):
     cfg = smoke_config("clip.hard_negatives=true")
-    cache, data = smoke_data(cfg)
-    clip = clip_stage.run(cfg, cache, data)
+    ctx = smoke_data(cfg)
+    data = ctx["data"]
+    clip = run_stage("clip", ctx)
     assert clip.meta["train"]["final_loss"] > 0
 
 
@@ -180,8 +185,9 @@ def test_pretrained_weights_from_a_local_file(smoke_config, smoke_data, tiny_arc
     weights = tmp_path / "tiny.pt"
     torch.save(source.state_dict(), weights)
     cfg = smoke_config("clip=pretrained", f"clip.architecture={tiny}", f"clip.weights={weights}")
-    cache, data = smoke_data(cfg)
-    clip = clip_stage.run(cfg, cache, data)
+    ctx = smoke_data(cfg)
+    data = ctx["data"]
+    clip = run_stage("clip", ctx)
     model, tokenizer = load_clip(clip)
     captions = load_split(data, "val").captions[:4]
     tokens = tokenizer(captions)
@@ -206,9 +212,10 @@ def test_mismatched_weights_fail_in_one_line(smoke_config, smoke_data, tiny_arch
     weights = tmp_path / "weights.safetensors"
     save_file({k: v.contiguous() for k, v in state.items()}, str(weights))
     cfg = smoke_config("clip=pretrained", f"clip.architecture={tiny}", f"clip.weights={weights}")
-    cache, data = smoke_data(cfg)
+    ctx = smoke_data(cfg)
+    data = ctx["data"]
     with pytest.raises(HarnessError) as error:
-        clip_stage.run(cfg, cache, data)
+        run_stage("clip", ctx)
     message = str(error.value)
     assert "\n" not in message and str(weights) in message and repr(key) in message
     assert {"missing": "missing key", "unexpected": "unexpected key", "shape": "has shape"}[defect] in message

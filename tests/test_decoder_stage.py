@@ -90,27 +90,25 @@ class TextTokensPlusImageVector(ConditioningMode):
 def test_every_mode_trains_a_few_steps_and_samples(smoke_config):
     from harness.decoder import stage as decoder_stage
     from harness.decoder.diffusion import guided, make_sampler, make_train_scheduler, paired_noise, sample
-    from harness.pipeline import cache_for
-    from support.stages import decoder_inputs
+    from support.stages import clip_context, train_decoder, train_split, upstream_of_decoders
 
     modes = ["glide", "clip_text", "unclip", "combined", "clip_text_seq", "unclip_oracle", "glide_seq", "clip_text_k1"]
     cfg = smoke_config(f"conditioning=[{','.join(modes)}]")
     custom = "test_text_tokens_plus_image_vector"
     cfg.conditioning[custom] = dataclasses.replace(cfg.conditioning["combined"], module=custom)
-    cache = cache_for(cfg)
-    stages = decoder_inputs(cfg, cache)
-    train_split = stages.train_split
+    ctx = upstream_of_decoders(cfg)
+    train, context = train_split(ctx), clip_context(ctx)
     sampler = make_sampler("dpmpp", make_train_scheduler(1000, cfg.decoder.beta_schedule, cfg.decoder.prediction), 3)
     artifacts = {}
     for mode in [*modes, custom]:
-        artifacts[mode] = decoder_stage.run(*stages.args(cfg, cache, mode))
+        artifacts[mode] = train_decoder(ctx, mode)
         assert artifacts[mode].meta["history"], mode
-        decoder = decoder_stage.load(artifacts[mode], cfg, mode, stages.context, torch.device("cpu"))
-        inputs = ModeInputs(train_split["tokens"][:2], train_split["text"][:2], train_split["image"][:2])
+        decoder = decoder_stage.load(artifacts[mode], cfg, mode, context, torch.device("cpu"))
+        inputs = ModeInputs(train["tokens"][:2], train["text"][:2], train["image"][:2])
         model_fn = guided(decoder, *decoder.mode.guidance_branches(inputs, 3.0))
         images = sample(model_fn, paired_noise(0, [0, 1], [0, 0], (3, 16, 16)), sampler)
         assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all(), mode
     assert artifacts["unclip_oracle"].key == artifacts["unclip"].key  # the oracle only samples differently
     assert len({artifacts[m].key for m in modes}) == len(modes) - 1
-    again = decoder_stage.run(*stages.args(cfg, cache, "glide"))
+    again = train_decoder(ctx, "glide")
     assert again.reused

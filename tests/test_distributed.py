@@ -56,23 +56,23 @@ def built_by_two(root: Path, reference: Artifact) -> Artifact:
 
 @pytest.mark.slow
 @pytest.mark.numerics
-def test_two_processes_train_what_one_process_trains(two_ranks, smoke_config, smoke_data, precision):
-    from harness.clip import embeddings as embeddings_stage, load_embeddings, stage as clip_stage
+def test_two_processes_train_what_one_process_trains(two_ranks, smoke_config, precision):
+    from harness import pipeline
+    from harness.clip import load_embeddings
+    from harness.context import Context
     from harness.data.build import load_split
     from harness.decoder import stage as decoder_stage
     from harness.evaluator import probe as probe_stage
     from harness.priors import stage as prior_stage
+    from support.stages import train_decoder
 
     root, _ = two_ranks
     cfg = smoke_config(*OVERRIDES[1:])
     tolerance = TOLERANCES[precision]
     weights = tolerance["weights"]
-    cache, data = smoke_data(cfg)
-    clip = clip_stage.run(cfg, cache, data)
-    embeddings = embeddings_stage.run(cfg, cache, data, clip)
-    train_split = load_embeddings(embeddings)["train"]
-    decoder = decoder_stage.run(cfg, cache, data, embeddings, train_split,
-                                decoder_stage.clip_context(clip, embeddings), MODE, 0)
+    ctx = pipeline.build(Context.start(cfg), through=("prior", "probe"))
+    data, clip, embeddings = ctx["data"], ctx["clip"], ctx["embeddings"]
+    decoder = train_decoder(ctx, MODE)
 
     # The decoder: every weight, and the logged loss (the mean of the two ranks' losses).
     ours = torch.load(decoder.file(decoder_stage.WEIGHTS), weights_only=True)
@@ -91,13 +91,13 @@ def test_two_processes_train_what_one_process_trains(two_ranks, smoke_config, sm
             torch.testing.assert_close(load_embeddings(built_by_two(root, embeddings))[split][column],
                                        load_embeddings(embeddings)[split][column], **weights)
     built_by_two(root, clip)
-    priors = prior_stage.run(cfg, cache, data, embeddings)
+    priors = ctx["prior"]
     val = load_embeddings(embeddings)["val"]
     draws = [prior_stage.load_prior(a, "diffusion").sample(val["text"], val["tokens"], n=2,
                                                            generator=torch.Generator().manual_seed(0))
              for a in (priors, built_by_two(root, priors))]
     torch.testing.assert_close(draws[1], draws[0], **weights)
-    probe = probe_stage.run(cfg, cache, data)
+    probe = ctx["probe"]
     pixels = load_split(data, "test").pixels
     features = [probe_stage.load_probe(a).features(pixels) for a in (probe, built_by_two(root, probe))]
     # Measured up to 8e-5 on features of magnitude 4: the diverged biases sit right before a normalisation

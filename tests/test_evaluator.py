@@ -6,16 +6,18 @@ import numpy as np
 import pytest
 import torch
 
+from dataclasses import replace
+
 from harness import training
 from harness.clip import load_clip
-from harness.clip import stage as clip_stage
 from harness.config import ShapesConfig
 from harness.data.build import load_split
 from harness.data.world import ShapesWorld
 from harness.errors import HarnessError
-from harness.evaluator import eval_clip, load_probe
+from harness.evaluator import load_probe
 from harness.evaluator import probe as probe_stage
 from harness.evaluator.probe_model import decode, encode_labels, heads, reading_order
+from harness.pipeline import run_stage
 
 
 
@@ -40,14 +42,15 @@ def test_probe_labels_round_trip_in_reading_order():
 
 def test_probe_trains_reads_scene_records_and_is_reused(smoke_config, smoke_data, monkeypatch):
     cfg = smoke_config()
-    cache, data = smoke_data(cfg)
-    artifact = probe_stage.run(cfg, cache, data)
+    ctx = smoke_data(cfg)
+    data = ctx["data"]
+    artifact = run_stage("probe", ctx)
     assert set(artifact.meta["accuracy"]) >= {"background", "count", "shape", "color", "size", "position"}
     assert artifact.meta["accuracy_test_split"]
     torch.load(artifact.file("probe.pt"), weights_only=True)
 
     monkeypatch.setattr(training, "train", no_training)
-    again = probe_stage.run(cfg, cache, data)
+    again = run_stage("probe", ctx)
     assert again.reused
 
     probe = load_probe(again)
@@ -65,17 +68,19 @@ def test_probe_trains_reads_scene_records_and_is_reused(smoke_config, smoke_data
 
 def test_probe_needs_the_shapes_world(smoke_config, smoke_data):
     cfg = smoke_config()
-    cache, data = smoke_data(cfg)
+    ctx = smoke_data(cfg)
+    data = ctx["data"]
     cfg.data.source = "hf"
     with pytest.raises(HarnessError, match="shapes world"):
-        probe_stage.run(cfg, cache, data)
+        run_stage("probe", ctx)
 
 
 def test_eval_clip_shares_no_weights_with_the_conditioning_clip(smoke_config, smoke_data):
     cfg = smoke_config()
-    cache, data = smoke_data(cfg)
-    conditioning, _ = load_clip(clip_stage.run(cfg, cache, data))
-    artifact = eval_clip.run(cfg, cache, data)
+    ctx = smoke_data(cfg)
+    data = ctx["data"]
+    conditioning, _ = load_clip(run_stage("clip", ctx))
+    artifact = run_stage("eval_clip", ctx)
     evaluator, _ = load_clip(artifact)
     assert "zero_shot" in artifact.meta["quality"]
     ours, theirs = dict(evaluator.state_dict()), dict(conditioning.state_dict())
@@ -92,9 +97,10 @@ def test_eval_clip_shares_no_weights_with_the_conditioning_clip(smoke_config, sm
 
 def test_eval_clip_ignores_the_conditioning_clips_seed_and_hard_negatives(smoke_config, smoke_data, monkeypatch):
     cfg = smoke_config()
-    cache, data = smoke_data(cfg)
-    built = eval_clip.run(cfg, cache, data)
+    ctx = smoke_data(cfg)
+    data = ctx["data"]
+    built = run_stage("eval_clip", ctx)
     monkeypatch.setattr(training, "train", no_training)
     other = smoke_config("clip.train.seed=9", "clip.hard_negatives=true", "conditioning=[glide]")
-    again = eval_clip.run(other, cache, data)
+    again = run_stage("eval_clip", replace(ctx, cfg=other))
     assert again.reused and again.key == built.key

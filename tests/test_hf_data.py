@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.cache import ArtifactCache
+from harness.context import Context
 from harness.data import build as data_stage
 from harness.errors import HarnessError
+from harness.pipeline import run_stage
 
 
 def write_disk_dataset(path, n=12, broken_index=None):
@@ -33,7 +34,7 @@ def test_load_from_disk_grayscale_to_rgb(smoke_config, tmp_path):
     write_disk_dataset(tmp_path / "ds")
     cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'ds'}", "data.hf.image_column=img",
                        "sweep.prompt_kinds=[full,free]", cache=tmp_path / "cache")
-    artifact = data_stage.run(cfg.data, ArtifactCache(tmp_path / "cache"))
+    artifact = run_stage("data", Context.start(cfg))
     train = data_stage.load_split(artifact, "train")
     assert train.pixels.shape[1:] == (16, 16, 3)
     assert sum(len(data_stage.load_split(artifact, s)) for s in data_stage.SPLITS) == 12
@@ -50,7 +51,7 @@ def test_imagefolder_with_captions_file(smoke_config, tmp_path):
             f.write(json.dumps({"file_name": f"{i}.png", "caption": f"grey level {i}"}) + "\n")
     cfg = smoke_config("data=hf", f"data.hf.path={folder}", "data.hf.text_column=caption",
                        "sweep.prompt_kinds=[full]", cache=tmp_path / "cache")
-    artifact = data_stage.run(cfg.data, ArtifactCache(tmp_path / "cache"))
+    artifact = run_stage("data", Context.start(cfg))
     assert sum(len(data_stage.load_split(artifact, s)) for s in data_stage.SPLITS) == 10
 
 
@@ -59,7 +60,7 @@ def test_missing_column_names_it_and_the_columns(smoke_config, tmp_path):
     cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'ds'}", "data.hf.image_column=img",
                        "data.hf.text_column=caption", "sweep.prompt_kinds=[full]", cache=tmp_path / "cache")
     with pytest.raises(HarnessError) as info:
-        data_stage.run(cfg.data, ArtifactCache(tmp_path / "cache"))
+        run_stage("data", Context.start(cfg))
     message = str(info.value)
     assert "data.hf.text_column" in message and "'caption'" in message and "img, text" in message
     assert "\n" not in message
@@ -70,7 +71,7 @@ def test_unreadable_image_reported_with_index(smoke_config, tmp_path):
     cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'ds'}", "data.hf.image_column=img",
                        "sweep.prompt_kinds=[full]", cache=tmp_path / "cache")
     with pytest.raises(HarnessError, match="index 5"):
-        data_stage.run(cfg.data, ArtifactCache(tmp_path / "cache"))
+        run_stage("data", Context.start(cfg))
 
 
 def write_imagefolder(folder, images, captions=None):
@@ -91,7 +92,7 @@ def test_rgba_and_non_square_images_are_converted(smoke_config, tmp_path):
     folder = write_imagefolder(tmp_path / "rgba", [Image.fromarray(pixels, mode="RGBA")] * 6, ["a red square"] * 6)
     cfg = smoke_config("data=hf", f"data.hf.path={folder}", "data.hf.text_column=caption",
                        "sweep.prompt_kinds=[full]", cache=tmp_path / "cache")
-    artifact = data_stage.run(cfg.data, ArtifactCache(tmp_path / "cache"))
+    artifact = run_stage("data", Context.start(cfg))
     image = data_stage.load_split(artifact, "train").pixels[0]
     assert image.shape == (16, 16, 3)
     assert tuple(image[0, 0]) == (255, 255, 255) and tuple(image[8, 8]) == (255, 0, 0)
@@ -117,7 +118,7 @@ def test_bad_datasets_fail_at_the_data_stage_in_one_line(smoke_config, tmp_path,
     cfg = smoke_config("data=hf", f"data.hf.path={path}", "sweep.prompt_kinds=[full]", *overrides,
                        cache=tmp_path / "cache")
     with pytest.raises(HarnessError) as info:
-        data_stage.run(cfg.data, ArtifactCache(tmp_path / "cache"))
+        run_stage("data", Context.start(cfg))
     message = str(info.value)
     assert message.startswith(key + ":") and "\n" not in message, message
     assert all(word in message for word in words), message
@@ -132,11 +133,11 @@ def test_caption_column_that_is_not_text_names_its_type(smoke_config, tmp_path):
                        "sweep.prompt_kinds=[full]", cache=tmp_path / "cache")
     with pytest.raises(HarnessError, match=r"^data.hf.text_column: column 'caption' .* holds int64, not text; "
                                            r"columns are image, caption, text$"):
-        data_stage.run(cfg.data, ArtifactCache(tmp_path / "cache"))
+        run_stage("data", Context.start(cfg))
 
 
 def test_hub_name_needs_network_permission(smoke_config, tmp_path):
     cfg = smoke_config("data=hf", "data.hf.path=someone/some-dataset", "sweep.prompt_kinds=[full]",
                        cache=tmp_path / "cache")
     with pytest.raises(HarnessError, match="allow_network"):
-        data_stage.run(cfg.data, ArtifactCache(tmp_path / "cache"))
+        run_stage("data", Context.start(cfg))

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from harness.clip import encode_images, encode_texts, load_clip
-from harness.data.world import ShapesWorld, attribute_value, prompts_by_kind
-from harness.evaluator import eval_clip as eval_clip_stage, probe as probe_stage
+from harness.data.world import attribute_value, prompts_by_kind
+from harness.evaluator import probe as probe_stage
 from harness.metrics.clip_score import clip_score
 from harness.metrics.distribution import fid_kid
 from harness.metrics.diversity import mean_pairwise_distance, normalised_entropy
@@ -28,16 +27,15 @@ JUDGE = ["data.num_images=3000", "evaluator.probe.num_train_images=6000", "evalu
 
 @pytest.fixture(scope="module")
 def judge(session_cache):
-    from harness.cache import ArtifactCache
+    from harness import pipeline
     from harness.cli import compose
-    from harness.data import build as data_stage
+    from harness.context import Context
 
     cfg = compose(["experiment=smoke", f"cache_dir={session_cache}", "logger.mode=disabled", *JUDGE])
-    cache = ArtifactCache(cfg.cache_dir)
-    data = data_stage.run(cfg.data, cache)
-    probe = probe_stage.load_probe(probe_stage.run(cfg, cache, data))
-    model, tokenizer = load_clip(eval_clip_stage.run(cfg, cache, data))
-    return cfg, ShapesWorld(cfg.data.shapes, cfg.data.resolution), probe, model, tokenizer
+    ctx = pipeline.build(Context.start(cfg), through=("probe", "eval_clip"))
+    probe = probe_stage.load_probe(ctx["probe"])
+    model, tokenizer = load_clip(ctx["eval_clip"])
+    return cfg, ctx.world, probe, model, tokenizer
 
 
 def test_fid_real_vs_real_is_near_zero_and_far_below_noise_and_shuffled_colours(judge):

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from harness import pipeline
+from harness.cache import ArtifactCache
 from harness.cli import compose
 from harness.decoder import stage as decoder_stage
 from harness.errors import HarnessError
 from harness.parallel import run_tasks
-from harness.pipeline import cache_for
-from support.stages import decoder_inputs
+from support.stages import train_decoder, upstream_of_decoders
 
 
 def _fail(message: str) -> None:
@@ -69,16 +70,15 @@ def test_decoders_trained_in_two_workers_match_those_trained_in_one_process(tmp_
     modes = ["clip_text", "glide"]
     cfg = compose(["experiment=smoke", f"cache_dir={tmp_path / 'parallel'}", f"conditioning=[{','.join(modes)}]",
                    "workers=2"])
-    cache = cache_for(cfg)
-    inputs = decoder_inputs(cfg, cache)
+    ctx = upstream_of_decoders(cfg)
     # The one-process reference trains in a copy of the cache holding the same upstream artifacts.
     shutil.copytree(tmp_path / "parallel", tmp_path / "sequential")
-    reference = cache_for(dataclasses.replace(cfg, cache_dir=str(tmp_path / "sequential")))
+    reference = dataclasses.replace(ctx, cache=ArtifactCache(tmp_path / "sequential"))
 
-    parallel, _ = run_tasks({m: (decoder_stage.run, inputs.args(cfg, cache, m)) for m in modes}, workers=2)
+    parallel = pipeline.build(ctx, through="decoder").decoders()  # the decoders' phase: two tasks, two workers
     for mode in modes:
-        sequential = decoder_stage.run(*inputs.args(cfg, reference, mode))
-        assert not sequential.reused and sequential.key == parallel[mode].key  # workers is not in the key
-        a, b = (torch.load(x.file(decoder_stage.WEIGHTS), weights_only=True) for x in (parallel[mode], sequential))
+        sequential = train_decoder(reference, mode)
+        assert not sequential.reused and sequential.key == parallel[(mode, 0)].key  # workers is not in the key
+        a, b = (torch.load(x.file(decoder_stage.WEIGHTS), weights_only=True) for x in (parallel[(mode, 0)], sequential))
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a), mode

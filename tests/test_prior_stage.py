@@ -8,32 +8,33 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.clip import embeddings as embeddings_stage
+from dataclasses import replace
+
+from harness import pipeline
 from harness.clip import load_embeddings
-from harness.clip import stage as clip_stage
-from harness.evaluator import eval_clip
+from harness.context import Context
+from harness.pipeline import run_stage
 from harness.priors import Prior
 from harness.priors import stage as prior_stage
 
 
 
-def build(cfg, smoke_data):
-    cache, data = smoke_data(cfg)
-    embeddings = embeddings_stage.run(cfg, cache, data, clip_stage.run(cfg, cache, data))
-    return cache, data, embeddings
+def build(cfg):
+    """The context holding the data, CLIP and embedding artifacts of `cfg`."""
+    return pipeline.build(Context.start(cfg), through="embeddings")
 
 
-def test_prior_stage_fits_saves_and_scores_every_prior(smoke_config, smoke_data, monkeypatch):
+def test_prior_stage_fits_saves_and_scores_every_prior(smoke_config, monkeypatch):
     cfg = smoke_config("prior.compare=[identity,linear]", "prior.kind=diffusion")
-    cache, data, embeddings = build(cfg, smoke_data)
-    artifact = prior_stage.run(cfg, cache, data, embeddings)
+    ctx = build(cfg)
+    artifact = run_stage("prior", ctx)
     quality = artifact.meta["quality"]
     assert set(quality) == {"identity", "linear", "diffusion"}
     for figures in quality.values():
         assert -1 <= figures["cosine"] <= 1 and 0 <= figures["retrieval_top1"] <= 1
     assert artifact.meta["kind"] == "diffusion"
 
-    val = load_embeddings(embeddings)["val"]
+    val = load_embeddings(ctx["embeddings"])["val"]
     for name in quality:
         torch.load(artifact.file(f"prior_{name}.pt"), weights_only=True)
         prior = prior_stage.load_prior(artifact, name)
@@ -51,12 +52,11 @@ def test_prior_stage_fits_saves_and_scores_every_prior(smoke_config, smoke_data,
     monkeypatch.setattr(Prior, "fit", no_fit)
     for subclass in Prior.__subclasses__():
         monkeypatch.setattr(subclass, "fit", no_fit)
-    again = prior_stage.run(smoke_config("prior.compare=[identity,linear]", "sweep.guidance=[2.0]"), cache, data,
-                            embeddings)
+    again = run_stage("prior", replace(ctx, cfg=smoke_config("prior.compare=[identity,linear]", "sweep.guidance=[2.0]")))
     assert again.reused and again.key == artifact.key
 
 
-def test_any_dataset_gets_clip_evaluator_and_priors(smoke_config, smoke_data, tmp_path):
+def test_any_dataset_gets_clip_evaluator_and_priors(smoke_config, tmp_path):
     """data=hf: no world, so no zero-shot or attribute figures; retrieval counts the caption's own image."""
     import datasets
 
@@ -66,8 +66,8 @@ def test_any_dataset_gets_clip_evaluator_and_priors(smoke_config, smoke_data, tm
         str(tmp_path / "ds"))
     cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'ds'}", "sweep.prompt_kinds=[full]",
                        "prior.compare=[identity]", "prior.kind=linear", cache=tmp_path / "cache")
-    cache, data, embeddings = build(cfg, smoke_data)
-    assert set(clip_stage.run(cfg, cache, data).meta["quality"]) == {"retrieval"}
-    assert set(eval_clip.run(cfg, cache, data).meta["quality"]) == {"retrieval"}
-    quality = prior_stage.run(cfg, cache, data, embeddings).meta["quality"]
+    ctx = build(cfg)
+    assert set(ctx["clip"].meta["quality"]) == {"retrieval"}
+    assert set(run_stage("eval_clip", ctx).meta["quality"]) == {"retrieval"}
+    quality = run_stage("prior", ctx).meta["quality"]
     assert set(quality) == {"identity", "linear"} and "retrieval_own_image_top1" in quality["linear"]

@@ -26,18 +26,12 @@ def test_same_seed_same_bytes_other_seed_other_images():
     assert not np.array_equal(a, c)
 
 
-def test_data_artifact_is_deterministic(smoke_config, tmp_path):
-    first = data_stage.run(smoke_config(cache=tmp_path / "a").data, data_stage_cache(tmp_path / "a"))
-    second = data_stage.run(smoke_config(cache=tmp_path / "b").data, data_stage_cache(tmp_path / "b"))
+def test_data_artifact_is_deterministic(smoke_config, smoke_data, tmp_path):
+    first, second = (smoke_data(smoke_config(cache=tmp_path / name))["data"] for name in ("a", "b"))
     for split in data_stage.SPLITS:
         one, two = data_stage.load_split(first, split), data_stage.load_split(second, split)
         assert np.asarray(one.pixels).tobytes() == np.asarray(two.pixels).tobytes()
         assert one.captions == two.captions
-
-
-def data_stage_cache(root):
-    from harness.cache import ArtifactCache
-    return ArtifactCache(root)
 
 
 @pytest.mark.parametrize("resolution", [16, 32, 64])

@@ -13,23 +13,24 @@ from pathlib import Path
 
 import torch
 
-from harness.cache import Artifact, ArtifactCache
+from harness.cache import Artifact
 from harness.clip.encode import CaptionTokens, encode_images, encode_texts
 from harness.clip.model import load_clip
-from harness.config import Config
+from harness.context import Context
 from harness.data.build import SPLITS, load_split
-from harness.device import effective_precision, resolve_device
+from harness.device import effective_precision
 
 log = logging.getLogger(__name__)
 VERSION = "1"
 FILE = "embeddings.pt"
 
 
-def run(cfg: Config, cache: ArtifactCache, data: Artifact, clip: Artifact) -> Artifact:
-    """Build (or reuse) the embedding table of `data` under the CLIP artifact `clip`."""
+def run(ctx: Context) -> Artifact:
+    """Build (or reuse) the embedding table of `ctx["data"]` under the CLIP artifact `ctx["clip"]`."""
+    cfg, data, clip = ctx.cfg, ctx["data"], ctx["clip"]
 
     def build(workdir: Path) -> dict:
-        model, tokenizer = load_clip(clip, resolve_device(cfg.device))
+        model, tokenizer = load_clip(clip, ctx.device)
         tokenizer = CaptionTokens(tokenizer)  # each caption is tokenized once, for its vector and its ids
         table, meta = {}, {}
         for name in SPLITS:
@@ -45,7 +46,7 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact, clip: Artifact) -> Ar
         return meta
 
     config = {"precision": effective_precision(cfg.device, cfg.precision)}
-    return cache.build("embeddings", VERSION, config, [data, clip], build)
+    return ctx.cache.build("embeddings", VERSION, config, [data, clip], build)
 
 
 def load_embeddings(artifact: Artifact) -> dict[str, dict[str, torch.Tensor]]:

@@ -23,7 +23,7 @@ from torch import nn
 from harness.clip.encode import encode_images, encode_texts
 from harness.clip.model import Tokenizer
 from harness.clip.negatives import HardNegatives
-from harness.config import Config
+from harness.context import Context
 from harness.data.build import Split
 from harness.data.world import ObjectSpec, Prompt, ShapesWorld
 from harness.seeds import derived_seed
@@ -122,11 +122,12 @@ def summary_line(figures: dict) -> str:
     return ", ".join(parts)
 
 
-def split_quality(model: nn.Module, tokenizer: Tokenizer, split: Split, cfg: Config,
+def split_quality(model: nn.Module, tokenizer: Tokenizer, split: Split, ctx: Context,
                   limit: int = RETRIEVAL_ROWS) -> dict:
     """`clip_quality` on the first `limit` rows of a dataset split (retrieval compares every pair), with the
     world (zero-shot on fresh images) when the data is shapes."""
-    world = ShapesWorld(cfg.data.shapes, cfg.data.resolution) if cfg.data.source == "shapes" else None
+    cfg = ctx.cfg
+    world = ctx.world if cfg.data.source == "shapes" else None
     n = min(limit, len(split))
     return clip_quality(model, tokenizer, np.asarray(split.pixels[:n]), split.captions[:n], world=world,
                         prompts=split.prompts[:n] if split.prompts else None,

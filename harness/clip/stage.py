@@ -12,16 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.cache import Artifact, ArtifactCache
+from harness.cache import Artifact
 from harness.clip.model import create_from_folder
 from harness.clip.negatives import HardNegatives
 from harness.clip.pretrained import fingerprint, install_pretrained
 from harness.clip.quality import split_quality, summary_line
 from harness.clip.train import CaptionedImages, recipe_config, train_clip
 from harness.config import Config
+from harness.context import Context
 from harness.data.build import load_split
-from harness.data.world import ShapesWorld
-from harness.device import effective_precision, resolve_device
+from harness.device import effective_precision
 
 log = logging.getLogger(__name__)
 VERSION = "1"
@@ -38,29 +38,28 @@ def stage_config(cfg: Config) -> dict:
     return config
 
 
-def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
-    """Build (or reuse) the conditioning CLIP for `cfg` on the dataset artifact `data`."""
+def run(ctx: Context) -> Artifact:
+    """Build (or reuse) the conditioning CLIP on the dataset artifact `ctx["data"]`."""
+    cfg, data = ctx.cfg, ctx["data"]
 
     def build(workdir: Path) -> dict:
-        device = resolve_device(cfg.device)
         meta: dict = {"kind": cfg.clip.kind}
         if cfg.clip.kind == "pretrained":
             install_pretrained(cfg.clip, workdir)
-            model, tokenizer = create_from_folder(workdir, device)
+            model, tokenizer = create_from_folder(workdir, ctx.device)
         else:
             split = load_split(data, "train")
             negatives = None
             if cfg.clip.hard_negatives:  # the config check guarantees the shapes world here
-                world = ShapesWorld(cfg.data.shapes, cfg.data.resolution)
-                negatives = HardNegatives(world.vocab, cfg.clip.num_hard_negatives)
+                negatives = HardNegatives(ctx.world.vocab, cfg.clip.num_hard_negatives)
             train_set = CaptionedImages(np.asarray(split.pixels), split.captions, split.prompts, split.attributes)
             model, tokenizer, result = train_clip(workdir, train_set, cfg.clip, seed=cfg.clip.train.seed,
-                                                  device=device, negatives=negatives, precision=cfg.precision,
+                                                  device=ctx.device, negatives=negatives, precision=cfg.precision,
                                                   progress=cfg.progress, desc="clip")
             meta["train"] = result.summary()
-        meta["quality"] = split_quality(model.eval(), tokenizer, load_split(data, "val"), cfg)
+        meta["quality"] = split_quality(model.eval(), tokenizer, load_split(data, "val"), ctx)
         log.info("clip (%s): %s", cfg.clip.kind, summary_line(meta["quality"]))
         return meta
 
     # A scratch CLIP trains on every rank under torchrun; installing pretrained weights is rank 0's job alone.
-    return cache.build("clip", VERSION, stage_config(cfg), [data], build, every_rank=cfg.clip.kind == "scratch")
+    return ctx.cache.build("clip", VERSION, stage_config(cfg), [data], build, every_rank=cfg.clip.kind == "scratch")

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.cache import Artifact, ArtifactCache
+from harness.cache import Artifact
 from harness.config import DataConfig
+from harness.context import Context
 from harness.data.world import ObjectSpec, Prompt, ShapesWorld
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,9 @@ def split_sizes(n: int, val_fraction: float, test_fraction: float) -> dict[str, 
     return {"train": n - n_val - n_test, "val": n_val, "test": n_test}
 
 
-def build_shapes(cfg: DataConfig, workdir: Path) -> dict:
+def build_shapes(cfg: DataConfig, world: ShapesWorld, workdir: Path) -> dict:
     import datasets
 
-    world = ShapesWorld(cfg.shapes, cfg.resolution)
     started = time.perf_counter()
     prompts, scenes, pixels = world.generate(cfg.num_images, cfg.seed)
     elapsed = time.perf_counter() - started
@@ -72,17 +72,16 @@ def build_shapes(cfg: DataConfig, workdir: Path) -> dict:
             "splits": {k: len(v) for k, v in splits.items()}}
 
 
-def run(cfg: DataConfig, cache: ArtifactCache) -> Artifact:
-    """Build (or reuse) the dataset artifact for `cfg`."""
+def run(ctx: Context) -> Artifact:
+    """Build (or reuse) the dataset artifact of `ctx.cfg.data`."""
     from harness.data import hf_source
 
+    cfg = ctx.cfg.data
     if cfg.source == "shapes":
         config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "hf"}
-        artifact = cache.build("data", VERSION, config, [], lambda w: build_shapes(cfg, w))
-    else:
-        config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("shapes", "num_images")}
-        artifact = cache.build("data", f"hf{hf_source.VERSION}", config, [], lambda w: hf_source.build(cfg, w))
-    return artifact
+        return ctx.cache.build("data", VERSION, config, [], lambda w: build_shapes(cfg, ctx.world, w))
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("shapes", "num_images")}
+    return ctx.cache.build("data", f"hf{hf_source.VERSION}", config, [], lambda w: hf_source.build(cfg, w))
 
 
 @dataclass

@@ -18,15 +18,17 @@ import torch
 from torch import nn
 
 from harness import distributed
-from harness.cache import Artifact, ArtifactCache
+from harness.cache import Artifact
+from harness.clip.embeddings import load_embeddings
 from harness.conditioning.base import ConditioningMode, ModeInputs, build_mode, mode_class
 from harness.conditioning.condition import Condition
 from harness.conditioning.pathways import Dims
 from harness.config import Config
+from harness.context import Context
 from harness.data.build import load_split
 from harness.decoder.diffusion import diffusion_loss, make_train_scheduler
 from harness.decoder.unet import build_unet
-from harness.device import effective_precision, resolve_device
+from harness.device import effective_precision
 from harness.training import train
 
 log = logging.getLogger(__name__)
@@ -91,20 +93,20 @@ def pixels_to_model(pixels: np.ndarray | torch.Tensor, device: torch.device) -> 
     return x / 127.5 - 1.0
 
 
-def run(cfg: Config, cache: ArtifactCache, data: Artifact, embeddings: Artifact, train_split: dict,
-        clip: ClipContext, mode_name: str, seed: int) -> Artifact:
-    """Train (or reuse) the decoder for `mode_name` and `seed`.
-
-    `train_split` holds the train split's CLIP embeddings: {"tokens": [N, L], "text": [N, D], "image": [N, D]}.
-    """
-    device = resolve_device(cfg.device)
+def run(ctx: Context) -> Artifact:
+    """Train (or reuse) the decoder of the task's mode and seed (`ctx.task`: {"mode", "seed"}) on the train
+    split's pixels and its CLIP embeddings."""
+    cfg, data, embeddings, device = ctx.cfg, ctx["data"], ctx["embeddings"], ctx.device
+    mode_name, seed = ctx.task["mode"], ctx.task["seed"]
 
     def build(workdir: Path) -> dict:
+        clip = clip_context(ctx["clip"], embeddings, device, cfg.precision)
         torch.manual_seed(seed)  # initial weights depend on the seed alone
         model = build_decoder(cfg, mode_name, clip).to(device)
         scheduler = make_train_scheduler(cfg.decoder.num_train_timesteps, cfg.decoder.beta_schedule,
                                          cfg.decoder.prediction)
         pixels = torch.from_numpy(np.array(load_split(data, "train").pixels))  # in memory: batches gather rows
+        train_split = load_embeddings(embeddings)["train"]
         tokens, text, image = (train_split[k] for k in ("tokens", "text", "image"))
 
         def fetch(indices: np.ndarray):
@@ -131,8 +133,8 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact, embeddings: Artifact,
                 "unet_parameters": parameters,
                 "mode_parameters": sum(p.numel() for p in model.mode.parameters())}
 
-    return cache.build("decoder", VERSION, artifact_config(cfg, mode_name, seed), [data, embeddings], build,
-                       every_rank=True)
+    return ctx.cache.build("decoder", VERSION, artifact_config(cfg, mode_name, seed), [data, embeddings], build,
+                           every_rank=True)
 
 
 def load(artifact: Artifact, cfg: Config, mode_name: str, clip: ClipContext, device: torch.device) -> Decoder:

@@ -17,23 +17,23 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.cache import Artifact, ArtifactCache
+from harness.cache import Artifact
 from harness.clip.quality import split_quality, summary_line
 from harness.clip.train import CaptionedImages, recipe_config, train_clip
 from harness.config import ClipConfig, Config
+from harness.context import Context
 from harness.data.build import load_split
-from harness.data.world import ShapesWorld
-from harness.device import effective_precision, resolve_device
+from harness.device import effective_precision
 from harness.seeds import derived_seed
 
 log = logging.getLogger(__name__)
 VERSION = "1"
 
 
-def training_set(cfg: Config, data: Artifact) -> CaptionedImages:
+def training_set(ctx: Context) -> CaptionedImages:
+    cfg, data = ctx.cfg, ctx["data"]
     if cfg.data.source == "shapes":
-        world = ShapesWorld(cfg.data.shapes, cfg.data.resolution)
-        prompts, _, pixels = world.generate(len(load_split(data, "train")),
+        prompts, _, pixels = ctx.world.generate(len(load_split(data, "train")),
                                             derived_seed(cfg.evaluator.clip_seed, "eval_clip_images"))
         return CaptionedImages(pixels, [p.caption for p in prompts])
     splits = [load_split(data, name) for name in ("val", "test")]
@@ -53,19 +53,20 @@ def architecture(cfg: Config) -> ClipConfig:
                                hard_negatives=False)
 
 
-def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
+def run(ctx: Context) -> Artifact:
     """Build (or reuse) the evaluation CLIP; load it with `harness.clip.load_clip`."""
+    cfg, data = ctx.cfg, ctx["data"]
     clip_cfg = architecture(cfg)
 
     def build(workdir: Path) -> dict:
-        model, tokenizer, result = train_clip(workdir, training_set(cfg, data), clip_cfg,
-                                              seed=cfg.evaluator.clip_seed, device=resolve_device(cfg.device),
+        model, tokenizer, result = train_clip(workdir, training_set(ctx), clip_cfg,
+                                              seed=cfg.evaluator.clip_seed, device=ctx.device,
                                               precision=cfg.precision, progress=cfg.progress, desc="eval_clip")
         held_out = load_split(data, "val" if cfg.data.source == "shapes" else "train")
-        meta = {"train": result.summary(), "quality": split_quality(model, tokenizer, held_out, cfg)}
+        meta = {"train": result.summary(), "quality": split_quality(model, tokenizer, held_out, ctx)}
         log.info("eval_clip: %s", summary_line(meta["quality"]))
         return meta
 
     config = {"clip_seed": cfg.evaluator.clip_seed, "precision": effective_precision(cfg.device, cfg.precision),
               **recipe_config(clip_cfg)}
-    return cache.build("eval_clip", VERSION, config, [data], build, every_rank=True)
+    return ctx.cache.build("eval_clip", VERSION, config, [data], build, every_rank=True)

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from harness import distributed, training
-from harness.cache import Artifact, ArtifactCache
-from harness.config import Config
+from harness.cache import Artifact
+from harness.context import Context
 from harness.data.build import load_split
 from harness.data.world import ObjectSpec, Prompt, ShapesWorld, Vocabulary
-from harness.device import effective_precision, resolve_device
+from harness.device import effective_precision
 from harness.errors import HarnessError
 from harness.evaluator.probe_model import Probe, ProbeNet, encode_labels, probe_loss, reading_order
 from harness.images import to_unit_range
@@ -58,16 +58,17 @@ def attribute_accuracy(predicted: list[dict], truth: list[dict]) -> dict[str, fl
     return {name: float(np.mean(values)) for name, values in hits.items()}
 
 
-def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
-    """Build (or reuse) the attribute probe of the shapes world behind `data`; load it with `load_probe`."""
+def run(ctx: Context) -> Artifact:
+    """Build (or reuse) the attribute probe of the shapes world behind `ctx["data"]`; load it with
+    `load_probe`."""
+    cfg, data, device = ctx.cfg, ctx["data"], ctx.device
     if cfg.data.source != "shapes":
         raise HarnessError("evaluator.probe: the attribute probe reads the shapes world; with data=hf the "
                            "evaluation CLIP is the judge")
     probe_cfg = cfg.evaluator.probe
 
     def build(workdir: Path) -> dict:
-        device = resolve_device(cfg.device)
-        world = ShapesWorld(cfg.data.shapes, cfg.data.resolution)
+        world = ctx.world
         records, pixels = render_scenes(world, probe_cfg.num_train_images, derived_seed(cfg.data.seed, "probe_train"))
         labels = torch.tensor([encode_labels(r, world.vocab) for r in records])
         images = torch.from_numpy(pixels)
@@ -98,7 +99,7 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact) -> Artifact:
         return meta
 
     config = {"probe": dataclasses.asdict(probe_cfg), "precision": effective_precision(cfg.device, cfg.precision)}
-    return cache.build("probe", VERSION, config, [data], build, every_rank=True)
+    return ctx.cache.build("probe", VERSION, config, [data], build, every_rank=True)
 
 
 def load_probe(artifact: Artifact, device: torch.device | str = "cpu") -> Probe:

@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 
 from harness import distributed
-from harness.cache import Artifact, ArtifactCache
+from harness.cache import Artifact
 from harness.clip.embeddings import load_embeddings
 from harness.config import Config
+from harness.context import Context
 from harness.data.build import load_split
-from harness.data.world import ShapesWorld
-from harness.device import effective_precision, resolve_device
+from harness.device import effective_precision
 from harness.priors import Prior, build_prior, prior_quality
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,12 @@ def constructor_kwargs(name: str, cfg: Config) -> dict:
     return {}
 
 
-def satisfaction(cfg: Config, data: Artifact, n: int) -> tuple[torch.Tensor, str]:
+def satisfaction(ctx: Context, n: int) -> tuple[torch.Tensor, str]:
     """[n, bank] bool: does val image m satisfy val caption b? and the name of the figure it gives."""
-    split = load_split(data, "val")
-    if cfg.data.source != "shapes":
+    split = load_split(ctx["data"], "val")
+    if ctx.cfg.data.source != "shapes":
         return torch.eye(len(split), dtype=torch.bool)[:n], "retrieval_own_image_top1"
-    world = ShapesWorld(cfg.data.shapes, cfg.data.resolution)
+    world = ctx.world
     rows: dict[str, list[bool]] = {}  # captions repeat: check each distinct caption once
     for prompt in split.prompts[:n]:
         if prompt.caption not in rows:
@@ -61,16 +61,16 @@ def satisfaction(cfg: Config, data: Artifact, n: int) -> tuple[torch.Tensor, str
     return torch.tensor([rows[p.caption] for p in split.prompts[:n]]), "retrieval_top1"
 
 
-def run(cfg: Config, cache: ArtifactCache, data: Artifact, embeddings: Artifact) -> Artifact:
+def run(ctx: Context) -> Artifact:
     """Build (or reuse) the fitted priors; load one with `load_prior(artifact, name, device)`."""
+    cfg, data, embeddings, device = ctx.cfg, ctx["data"], ctx["embeddings"], ctx.device
     names = sorted(set(cfg.prior.compare) | {cfg.prior.kind})
 
     def build(workdir: Path) -> dict:
-        device = resolve_device(cfg.device)
         table = load_embeddings(embeddings)
         train, val = table["train"], table["val"]
         n = min(EVAL_CAPTIONS, len(val["text"]))
-        satisfies, retrieval_name = satisfaction(cfg, data, n)
+        satisfies, retrieval_name = satisfaction(ctx, n)
         dims = {"dim": embeddings.meta["dim"], "vocab_size": embeddings.meta["vocab_size"],
                 "context_length": embeddings.meta["context_length"]}
         spec, meta = {}, {}
@@ -95,7 +95,7 @@ def run(cfg: Config, cache: ArtifactCache, data: Artifact, embeddings: Artifact)
         return {"quality": meta, "kind": cfg.prior.kind, "eval_captions": n}
 
     config = {"prior": dataclasses.asdict(cfg.prior), "precision": effective_precision(cfg.device, cfg.precision)}
-    return cache.build("prior", VERSION, config, [data, embeddings], build, every_rank=True)
+    return ctx.cache.build("prior", VERSION, config, [data, embeddings], build, every_rank=True)
 
 
 def load_prior(artifact: Artifact, name: str, device: torch.device | str = "cpu") -> Prior:

@@ -1,34 +1,31 @@
-"""The stages a decoder needs, built (or found) in one cache: shared by the decoder tests and scripts."""
+"""The stages a decoder needs, reached through the pipeline: shared by the decoder tests and scripts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from harness.cache import Artifact, ArtifactCache
-from harness.clip import embeddings as embeddings_stage, stage as clip_stage
+from harness import pipeline
+from harness.cache import Artifact
+from harness.clip.embeddings import load_embeddings
 from harness.config import Config
-from harness.data import build as data_stage
+from harness.context import DECODER, Context
 from harness.decoder import stage as decoder_stage
 
 
-@dataclass
-class DecoderInputs:
-    data: Artifact
-    clip: Artifact
-    embeddings: Artifact
-    context: decoder_stage.ClipContext
-    train_split: dict[str, torch.Tensor]
-
-    def args(self, cfg: Config, cache: ArtifactCache, mode: str, seed: int = 0) -> tuple:
-        """The arguments of `decoder_stage.run` for one mode and seed."""
-        return cfg, cache, self.data, self.embeddings, self.train_split, self.context, mode, seed
+def upstream_of_decoders(cfg: Config) -> Context:
+    """The context holding the data, CLIP and embedding artifacts of `cfg`, built (or found) in its cache."""
+    return pipeline.build(Context.start(cfg), through="embeddings")
 
 
-def decoder_inputs(cfg: Config, cache: ArtifactCache) -> DecoderInputs:
-    data = data_stage.run(cfg.data, cache)
-    clip = clip_stage.run(cfg, cache, data)
-    embeddings = embeddings_stage.run(cfg, cache, data, clip)
-    return DecoderInputs(data, clip, embeddings, decoder_stage.clip_context(clip, embeddings),
-                         embeddings_stage.load_embeddings(embeddings)["train"])
+def train_decoder(ctx: Context, mode: str, seed: int = 0) -> Artifact:
+    """The decoder stage for one mode and seed."""
+    return pipeline.run_stage(DECODER, ctx.for_task(mode=mode, seed=seed))
+
+
+def clip_context(ctx: Context) -> decoder_stage.ClipContext:
+    return decoder_stage.clip_context(ctx["clip"], ctx["embeddings"])
+
+
+def train_split(ctx: Context) -> dict[str, torch.Tensor]:
+    """The train split's CLIP embeddings: {"tokens", "text", "image"}."""
+    return load_embeddings(ctx["embeddings"])["train"]

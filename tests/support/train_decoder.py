@@ -11,14 +11,12 @@ import torch
 
 from harness.cli import compose
 from harness.decoder import stage as decoder_stage
-from harness.pipeline import cache_for
-from stages import decoder_inputs  # this script's own folder is on sys.path
+from stages import train_decoder, upstream_of_decoders  # this script's own folder is on sys.path
 
 logging.basicConfig(level=logging.INFO)
 cache_dir, mode, *overrides = sys.argv[1:]
 cfg = compose(["experiment=smoke", f"cache_dir={cache_dir}", f"conditioning=[{mode}]", *overrides])
-cache = cache_for(cfg)
-artifact = decoder_stage.run(*decoder_inputs(cfg, cache).args(cfg, cache, mode))
+artifact = train_decoder(upstream_of_decoders(cfg), mode)
 state = torch.load(artifact.file(decoder_stage.WEIGHTS), weights_only=True)
 digest = hashlib.sha256()
 for name in sorted(state):

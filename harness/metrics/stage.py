@@ -1,0 +1,45 @@
+"""The metrics stage: the sweep's cells and real references judged into the tables every number comes from.
+
+The artifact holds `per_prompt.csv` (each prompt's contribution to each metric of each group, see
+`harness.metrics.table`) and the metrics table it gives, `metrics.csv` and `metrics.parquet` (each cell's
+value with its interval over prompts and training seeds, `harness.report.estimate.Sweep`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.cache import Artifact
+from harness.context import Context
+
+VERSION = "1"
+PER_PROMPT, METRICS, METRICS_PARQUET = "per_prompt.csv", "metrics.csv", "metrics.parquet"
+
+
+def run(ctx: Context) -> Artifact:
+    """Build (or reuse) the tables of the sweep artifact `ctx["sweep"]`."""
+    from pathlib import Path
+
+    from harness import sweep as sweep_stage
+    from harness.data.prompts import sweep_prompts
+    from harness.metrics import table as metrics_table
+    from harness.report.estimate import Sweep
+    from harness.sweep_inputs import load_judge
+
+    cfg, swept = ctx.cfg, ctx["sweep"]
+
+    def build(workdir: Path) -> dict:
+        prompts = sweep_prompts(ctx)
+        cells = list(sweep_stage.load_cells(swept.file(sweep_stage.CELLS)))
+        groups = metrics_table.assemble_groups(cells, len(prompts))
+        with np.load(swept.file(f"{sweep_stage.REAL}.npz")) as raw:
+            real = metrics_table.real_group(dict(raw))
+        text_embeddings = load_judge(ctx).embed_texts([p.caption for p in prompts]).cpu().numpy()
+        per_prompt = metrics_table.build_table(groups, real, prompts, ctx.world, text_embeddings, cfg.workers)
+        table = Sweep(per_prompt, cfg.report.confidence).rows(cfg.sweep.samples_per_prompt)
+        table.to_csv(workdir / METRICS, index=False)
+        table.to_parquet(workdir / METRICS_PARQUET, index=False)
+        per_prompt.to_csv(workdir / PER_PROMPT, index=False)
+        return {"groups": len(groups), "rows": len(table)}
+
+    return ctx.cache.build("metrics", VERSION, {"confidence": cfg.report.confidence}, [swept], build)

@@ -1,0 +1,104 @@
+"""The report stage: the run folder's report, figures, tables and summary, and their wandb run.
+
+It reads the metrics artifact's tables and the sweep's cells (for the image grids and sheets) and writes
+everything a reader opens into the run folder (`ctx.run_dir`): report.md, summary.json, curves.png, the grids
+and sheets, and the tables the report is computed from (so the folder stands on its own, e.g. in results/).
+It is not cached: it takes seconds, and its folder is the run's own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from harness import tracking
+from harness.cache import Artifact
+from harness.context import Context
+
+log = logging.getLogger(__name__)
+REPORT_FILES = ("report.md", "summary.json", "metrics.parquet", "metrics.csv", "per_prompt.csv", "config.yaml")
+LINE_PLOT_METRICS = ("attribute_accuracy", "binding_accuracy", "clip_score", "fid", "free_entropy", "vendi",
+                     "pairwise_distance", "recall")
+
+
+def run(ctx: Context) -> Artifact:
+    """Write the report of the context's metrics and sweep into `ctx.run_dir`; its artifact is that folder,
+    its meta the summary."""
+    from harness import sweep as sweep_stage
+    from harness.data.prompts import sweep_prompts
+    from harness.metrics import stage as metrics_stage
+    from harness.report import figures
+    from harness.report.estimate import read_table
+    from harness.report.write import write_report
+
+    cfg, run_dir, measured = ctx.cfg, ctx.run_dir, ctx["metrics"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics = read_table(measured.file(metrics_stage.METRICS))
+    per_prompt = read_table(measured.file(metrics_stage.PER_PROMPT))
+    metrics.to_csv(run_dir / metrics_stage.METRICS, index=False)
+    metrics.to_parquet(run_dir / metrics_stage.METRICS_PARQUET, index=False)
+    per_prompt.to_csv(run_dir / metrics_stage.PER_PROMPT, index=False)
+    cells = list(sweep_stage.load_cells(ctx["sweep"].file(sweep_stage.CELLS)))
+    prompts = sweep_prompts(ctx)
+    grids = {p.stem.removeprefix("grid_"): p for p in figures.write_grids(cells, prompts, cfg, run_dir)}
+    sheets = {p.stem.removeprefix("sheet_"): p for p in figures.write_mode_sheets(cells, prompts, cfg, run_dir)}
+    write_report(metrics, summary(ctx), run_dir, per_prompt, grids=grids, sheets=sheets, settings=cfg.report)
+    written = json.loads((run_dir / "summary.json").read_text())
+    track(run_dir, metrics, written)
+    log.info("report: %s", run_dir / "report.md")
+    return Artifact("report", "-", run_dir, written)
+
+
+def summary(ctx: Context) -> dict:
+    """What summary.json records besides the answers: the setup, every artifact's figures and the wall times."""
+    cfg, swept = ctx.cfg, ctx["sweep"]
+    return {
+        "experiment": cfg.experiment_name,
+        "setup": {"data": cfg.data.source, "resolution": cfg.data.resolution, "num_images": cfg.data.num_images,
+                  "decoder_size": cfg.decoder.size, "decoder_steps": cfg.decoder.train.steps,
+                  "train_seeds": list(cfg.train_seeds), "modes": list(cfg.conditioning),
+                  "sampler": cfg.sweep.sampler, "sample_steps": cfg.sweep.sample_steps,
+                  "prompts_per_kind": cfg.sweep.prompts_per_kind, "samples_per_prompt": cfg.sweep.samples_per_prompt,
+                  "unseen_prompts": swept.meta.get("unseen_prompts"), "machine": _machine(),
+                  "device": str(ctx.device)},
+        "clip": ctx["clip"].meta, "probe": ctx["probe"].meta, "eval_clip": ctx["eval_clip"].meta,
+        "priors": {name: {"cosine": q["cosine"], "retrieval": q.get("retrieval_top1", q.get("retrieval_own_image_top1"))}
+                   for name, q in ctx["prior"].meta["quality"].items()},
+        "decoders": {f"{m}/seed{s}": {k: v for k, v in a.meta.items() if k != "history"}
+                     for (m, s), a in ctx.decoders().items()},
+        # Sampling and the metrics apart: benchmarks count them separately.
+        "sweep": {**swept.meta, "metrics_s": ctx["metrics"].meta.get("wall_time_s")},
+        "wall_time_s": dict(ctx.clock.times) if ctx.clock else {},
+        # Less than the stages' sum when tasks ran side by side.
+        "wall_time_total_s": ctx.clock.wall() if ctx.clock else None,
+    }
+
+
+def track(run_dir: Path, metrics: pd.DataFrame, summary: dict) -> None:
+    """The sweep and report as one wandb run: the metrics table and line plots, the figures as images, the
+    answers and key figures in its summary, and the report's files as an artifact."""
+    from harness import sweep as sweep_stage
+
+    with tracking.active().run("sweep and report", "report") as tracked:
+        tracked.log_table("metrics", metrics)
+        curves = metrics[(metrics["prompt_kind"] == "all") & (metrics["mode"] != sweep_stage.REAL)].copy()
+        curves["line"] = curves["mode"] + curves["prior_draw"].map(lambda d: "" if d == "-" else f" ({d})")
+        wide = curves.pivot_table(index=["line", "guidance", "train_seed"], columns="metric", values="value")
+        tracked.log_line_plots(wide.reset_index(), x="guidance", series="line",
+                               metrics=[m for m in LINE_PLOT_METRICS if m in wide.columns])
+        images = sorted(run_dir.glob("*.png"))
+        for image in images:
+            tracked.log_image(image.stem, image)
+        tracked.summary({key: summary[key] for key in ("answers", "setup", "wall_time_total_s", "priors")
+                         if key in summary})
+        tracked.log_files("report", "report", [run_dir / name for name in REPORT_FILES] + images)
+
+
+def _machine() -> str:
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads{gpu}"
