@@ -3,6 +3,7 @@ command line and the multirun callback; and the joins that must be refused."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
@@ -165,7 +166,14 @@ def test_rerender_rewrites_a_runs_report_from_its_per_prompt_table(jobs, tmp_pat
     table = pd.read_csv(run / "metrics.csv")
     assert {"all", "0"} <= set(table["train_seed"].astype(str)) and (table["ci_low"] <= table["value"]).all()
     assert "answers" in json.loads((run / "summary.json").read_text())
+    written = (run / "report.md").read_text()
+    # A committed result may keep its large table gzipped.
+    (run / "per_prompt.csv.gz").write_bytes(gzip.compress((run / "per_prompt.csv").read_bytes()))
     (run / "per_prompt.csv").unlink()
+    rerender_main([str(run)])
+    assert (run / "report.md").read_text() == written
+    capsys.readouterr()
+    (run / "per_prompt.csv.gz").unlink()
     with pytest.raises(SystemExit) as exit_:
         rerender_main([str(run)])
     assert exit_.value.code == 2

@@ -1,6 +1,7 @@
 """`python -m harness.report.rerender RUN_DIR`: a finished run's report written again, from its tables, by this code.
 
-Every number of the report is a function of the run's per-prompt table (per_prompt.csv). When the report code
+Every number of the report is a function of the run's per-prompt table (per_prompt.csv, or per_prompt.csv.gz
+where a committed result keeps a large one compressed). When the report code
 changes (a new primary contrast, another section, a fixed sentence), this rewrites the run's metrics.csv and
 metrics.parquet, report.md, curves.png and the answers in summary.json, without training or sampling anything.
 The settings are the run's own (`report.*` in its config.yaml; defaults for settings it predates).
@@ -25,12 +26,13 @@ REQUIRED = ("per_prompt.csv", "summary.json", "config.yaml")
 def rerender(run_dir: Path) -> Path:
     """Rewrite the report of the run in `run_dir` from its per-prompt table; returns the path of report.md."""
     run_dir = Path(run_dir)
-    missing = next((name for name in REQUIRED if not (run_dir / name).is_file()), None)
+    table = next((run_dir / n for n in (REQUIRED[0], REQUIRED[0] + ".gz") if (run_dir / n).is_file()), None)
+    missing = next((name for name in REQUIRED[1:] if not (run_dir / name).is_file()), None if table else REQUIRED[0])
     if missing:
         raise HarnessError(f"{run_dir / missing}: not found; a run folder needs {', '.join(REQUIRED)}")
     config = OmegaConf.load(run_dir / "config.yaml")
     settings = report_settings(config)
-    per_prompt = read_table(run_dir / "per_prompt.csv")
+    per_prompt = read_table(table)  # pandas reads a .gz as it is
     metrics = Sweep(per_prompt, settings.confidence).rows(OmegaConf.select(config, "sweep.samples_per_prompt"))
     metrics.to_csv(run_dir / "metrics.csv", index=False)
     metrics.to_parquet(run_dir / "metrics.parquet", index=False)
