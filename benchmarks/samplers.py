@@ -29,12 +29,14 @@ import torch
 import _common
 from harness.conditioning.base import ModeInputs
 from harness.config import Config
-from harness.data.world import Prompt, ShapesWorld
+from harness.context import Context
+from harness.data.prompts import real_images
+from harness.data.world import Prompt
 from harness.decoder.diffusion import ModelFn, guided, make_sampler, make_train_scheduler, paired_noise, sample
 from harness.decoder.stage import Decoder
 from harness.metrics.intervals import mean_interval
 from harness.metrics.table import Group, per_prompt_values, set_metric_contributions
-from harness.sweep import Judge, judge_images, real_references
+from harness.sweep import Judge, judge_images, reference_seed
 
 SAMPLERS = [("ddim", 100), ("dpmpp", 10), ("dpmpp", 20), ("dpmpp", 25)]  # the first is the reference
 PROMPTS_PER_BATCH = 16  # x samples per prompt x guidance branches = rows per forward
@@ -44,7 +46,7 @@ PROMPTS_PER_BATCH = 16  # x samples per prompt x guidance branches = rows per fo
 class Setup:
     cfg: Config
     decoder: Decoder
-    world: ShapesWorld
+    ctx: Context  # the pipeline's artifacts and the world
     prompts: list[Prompt]
     tokens: torch.Tensor  # [P, L]
     text_vectors: torch.Tensor  # [P, D]
@@ -69,11 +71,11 @@ def load_setup(overrides: list[str], device: torch.device, allow_build: bool) ->
     decoder = decoder_stage.load(artifact, cfg, mode, context, device)
     if decoder.mode.vector_source == "image":
         raise SystemExit(f"error: {mode} samples image vectors from the prior; pick a text-conditioned mode")
-    world, prompts = ctx.world, sweep_prompts(ctx)
+    prompts = sweep_prompts(ctx)
     clip_model, tokenizer = load_clip(ctx["clip"], device)
     captions = [p.caption for p in prompts]
     probe = probe_stage.load_probe(ctx["probe"], device)
-    return Setup(cfg, decoder, world, prompts, tokenizer(captions).long(),
+    return Setup(cfg, decoder, ctx, prompts, tokenizer(captions).long(),
                  encode_texts(clip_model, tokenizer, captions, precision=cfg.precision).cpu(),
                  Judge(read=probe.read, features=probe.features, embed_images=None, embed_texts=None))
 
@@ -144,7 +146,7 @@ def interval(values: np.ndarray) -> list[float]:
 
 def score(setup: Setup, group: Group, real: np.ndarray) -> tuple[dict, dict]:
     """(figures, per-prompt values) of one sampler's samples; FID enters as per-prompt pseudo-values."""
-    values = per_prompt_values(group, setup.prompts, setup.world, None)
+    values = per_prompt_values(group, setup.prompts, setup.ctx.world, None)
     values["fid"] = set_metric_contributions(group.features, real)["fid"]
     figures = {m: interval(values[m]) for m in ("attribute_accuracy", "binding_accuracy", "fid")}
     return figures, values
@@ -185,7 +187,9 @@ def main() -> None:
                         f"sweep.samples_per_prompt={args.samples_per_prompt}", *overrides], device, args.build)
     cfg = setup.cfg
     seed = cfg.sweep.seed
-    real = real_references(setup.world, setup.prompts, args.samples_per_prompt, seed, setup.judge)["features"]
+    references = real_images(setup.ctx, setup.prompts, list(range(len(setup.prompts))), args.samples_per_prompt,
+                             lambda i: reference_seed(seed, i))
+    real = judge_images(setup.judge, references)["features"]
     print(f"{len(setup.prompts)} prompts x {args.samples_per_prompt} samples, mode {next(iter(cfg.conditioning))}, "
           f"guidance {args.guidance:g}, {torch.get_num_threads()} thread(s)")
 

@@ -281,6 +281,10 @@ class ConditioningConfig:
 # Sweep, logging, root
 # ---------------------------------------------------------------------------------------------------------
 
+WORLD_PROMPT_KINDS = ("full", "free", "binding")
+CAPTION_PROMPTS = "caption"  # the one prompt kind of a dataset: its held-out captions
+
+
 @dataclass
 class SweepConfig:
     guidance: List[float] = param([1.0, 2.0, 3.0, 5.0], ge=0, min_len=1)
@@ -288,7 +292,9 @@ class SweepConfig:
     sample_steps: int = param(20, gt=0)
     prompts_per_kind: int = param(16, gt=0)
     samples_per_prompt: int = param(8, ge=2)
-    prompt_kinds: List[str] = param(["full", "free", "binding"], choices=("full", "free", "binding"), min_len=1)
+    prompt_kinds: List[str] = param(["full", "free", "binding"], choices=(*WORLD_PROMPT_KINDS, CAPTION_PROMPTS),
+                                    min_len=1, help="the shapes world's kinds, or `caption` (a dataset's "
+                                                    "held-out captions; data=hf sets it)")
     cells_per_chunk: int = param(16, gt=0, help="prompts per saved cell: the unit of resumption")
     grid_prompts: int = param(4, gt=0)
     reliance_guidance: List[float] = param([3.0], gt=0, help="scales at which modes with two token groups are also "
@@ -392,8 +398,12 @@ class Config:
             yield "cache_dir", "must name a folder (default .cache/artifacts)"
         if not self.conditioning:
             yield "conditioning", "choose at least one mode, e.g. conditioning=[glide,clip_text]"
-        if self.data.source == "hf" and any(k == "binding" for k in self.sweep.prompt_kinds):
-            yield "sweep.prompt_kinds", "prompt kinds come from the shapes world; use data=shapes or drop them"
+        if self.data.source == "hf" and self.sweep.prompt_kinds != [CAPTION_PROMPTS]:
+            yield "sweep.prompt_kinds", (f"a dataset's prompts are its held-out captions: use [{CAPTION_PROMPTS}] "
+                                         f"(data=hf sets it), got {self.sweep.prompt_kinds}")
+        if self.data.source == "shapes" and CAPTION_PROMPTS in self.sweep.prompt_kinds:
+            yield "sweep.prompt_kinds", (f"{CAPTION_PROMPTS!r} prompts are a dataset's held-out captions (data=hf); "
+                                         f"the shapes world has {', '.join(WORLD_PROMPT_KINDS)}")
         if self.data.resolution % self.clip.patch_size:
             yield "clip.patch_size", f"must divide data.resolution ({self.data.resolution})"
         if self.data.source == "hf" and self.clip.hard_negatives:

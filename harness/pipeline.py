@@ -26,7 +26,6 @@ from harness import distributed, parallel, tracking
 from harness.cache import Artifact
 from harness.config import Config
 from harness.context import DECODER, Context, StageClock, decoder_name
-from harness.errors import HarnessError
 from harness.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -36,12 +35,18 @@ STAGES = {"data": "harness.data.build", "clip": "harness.clip.stage", "embedding
           "prior": "harness.priors.stage", "probe": "harness.evaluator.probe",
           "eval_clip": "harness.evaluator.eval_clip", DECODER: "harness.decoder.stage", "sweep": "harness.sweep",
           "metrics": "harness.metrics.stage", "report": "harness.report.stage"}
+JUDGES = "judges"  # in NEEDS: the stages that judge samples, which the data chooses (`judge_stages`)
 # The artifacts each stage reads from its context.
 NEEDS = {"data": (), "clip": ("data",), "embeddings": ("data", "clip"), "prior": ("data", "embeddings"),
          "probe": ("data",), "eval_clip": ("data",), DECODER: ("data", "clip", "embeddings"),
-         "sweep": ("data", "clip", "embeddings", "prior", "probe", "eval_clip", DECODER),
-         "metrics": ("sweep", "probe", "eval_clip"), "report": ("metrics", "sweep", "clip", "probe", "eval_clip",
-                                                               "prior", DECODER)}
+         "sweep": ("data", "clip", "embeddings", "prior", JUDGES, DECODER),
+         "metrics": ("sweep", JUDGES), "report": ("metrics", "sweep", "clip", JUDGES, "prior", DECODER)}
+
+
+def judge_stages(cfg: Config) -> tuple[str, ...]:
+    """The shapes world is judged by the attribute probe and the evaluation CLIP; a dataset by the evaluation
+    CLIP alone."""
+    return ("probe", "eval_clip") if cfg.data.source == "shapes" else ("eval_clip",)
 
 
 @dataclass(frozen=True)
@@ -66,9 +71,9 @@ def phases(cfg: Config) -> list[Phase]:
     idle at the end."""
     decoders = {decoder_name(mode, seed): Task((DECODER,), {"mode": mode, "seed": seed}, decoder_name(mode, seed))
                 for mode in cfg.conditioning for seed in cfg.seeds_for(mode)}
+    judges = {name: Task((name,)) for name in judge_stages(cfg)}
     return [Phase("data", {"data": Task(("data",))}),
-            Phase("clip", {"clip -> embeddings -> prior": Task(("clip", "embeddings", "prior")),
-                           "probe": Task(("probe",)), "eval_clip": Task(("eval_clip",))}),
+            Phase("clip", {"clip -> embeddings -> prior": Task(("clip", "embeddings", "prior")), **judges}),
             Phase(DECODER, decoders),
             Phase("sweep", {"sweep": Task(("sweep",))}, main_only=True),
             Phase("metrics", {"metrics": Task(("metrics",))}, main_only=True),
@@ -90,7 +95,7 @@ def run_task(task: Task, ctx: Context) -> dict[str, Artifact]:
     return built
 
 
-def wanted_stages(through: Iterable[str]) -> set[str]:
+def wanted_stages(cfg: Config, through: Iterable[str]) -> set[str]:
     """The stages in `through` and every stage they read from, transitively."""
     wanted, todo = set(), list(through)
     while todo:
@@ -99,7 +104,7 @@ def wanted_stages(through: Iterable[str]) -> set[str]:
             raise ValueError(f"no stage {stage!r}; stages are {', '.join(STAGES)}")
         if stage not in wanted:
             wanted.add(stage)
-            todo.extend(NEEDS[stage])
+            todo.extend(s for need in NEEDS[stage] for s in (judge_stages(cfg) if need == JUDGES else (need,)))
     return wanted
 
 
@@ -107,7 +112,7 @@ def build(ctx: Context, through: str | tuple[str, ...] = "report") -> Context | 
     """Run the phases of `ctx.cfg` that the stage(s) `through` need (all of them by default), each phase's
     tasks side by side; returns the context holding every artifact built, or None on torchrun ranks other than
     0, which stop after the decoders. Tests and benchmarks reach stages through here too."""
-    wanted = wanted_stages([through] if isinstance(through, str) else through)
+    wanted = wanted_stages(ctx.cfg, [through] if isinstance(through, str) else through)
     clock = StageClock([p.name for p in phases(ctx.cfg)])
     ctx, released = replace(ctx, clock=clock), False
     for phase in phases(ctx.cfg):
@@ -131,9 +136,6 @@ def build(ctx: Context, through: str | tuple[str, ...] = "report") -> Context | 
 def run(cfg: Config, run_dir: Path) -> dict:
     """Run every stage of `cfg` and write the report into `run_dir`; returns the summary (an empty dict on
     torchrun ranks other than 0, which return after the decoders)."""
-    if cfg.data.source != "shapes":
-        raise HarnessError("data: the sweep and report need the shapes world's prompts and judge for now; "
-                           "data=hf is supported by the data, clip and prior stages")
     resolved = OmegaConf.to_container(OmegaConf.structured(cfg))
     if distributed.is_main():  # the one process that writes into the run folder and logs to wandb
         run_dir.mkdir(parents=True, exist_ok=True)

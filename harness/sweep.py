@@ -27,7 +27,7 @@ from harness.cache import Artifact
 from harness.conditioning.base import ModeInputs, mode_class
 from harness.config import Config
 from harness.context import Context
-from harness.data.world import Prompt, ShapesWorld
+from harness.data.prompts import SweepPrompt
 from harness.decoder.diffusion import guided, make_sampler, make_train_scheduler, paired_noise, sample, \
     step_generators
 from harness.decoder.stage import Decoder
@@ -49,17 +49,18 @@ class Sources:
     encode_texts: Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]  # -> tokens [B,L], vectors [B,D]
     prior_sample: Callable[[torch.Tensor, torch.Tensor, int, torch.Generator], torch.Tensor] | None
     oracle_vectors: Callable[[list[int], int], torch.Tensor] | None  # prompt ids, k -> [P, k, D]
+    # prompt ids, k, prompt id -> seed: uint8 [P, K, H, W, 3], k per prompt (or one: a dataset's own image)
+    real_images: Callable[[list[int], int, Callable[[int], int]], np.ndarray]
 
 
 @dataclass
 class Judge:
-    """The evaluator, never the conditioning CLIP: probe readings and features, evaluation-CLIP embeddings."""
-    read: Callable[[np.ndarray], list[dict]]
+    """The evaluator, never the conditioning CLIP: features for the set and diversity metrics, evaluation-CLIP
+    embeddings, and on the shapes world the probe's readings of each image's attributes."""
+    read: Callable[[np.ndarray], list[dict]] | None
     features: Callable[[np.ndarray], torch.Tensor]
     embed_images: Callable[[np.ndarray], torch.Tensor] | None
     embed_texts: Callable[[list[str]], torch.Tensor] | None
-
-
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,9 @@ def judge_images(judge: Judge, images: np.ndarray) -> dict[str, np.ndarray]:
     """Evaluator outputs for uint8 images [P, K, H, W, 3], kept per (prompt, sample)."""
     p, k = images.shape[:2]
     flat = images.reshape(p * k, *images.shape[2:])
-    out = {"images": images, "features": judge.features(flat).float().cpu().numpy().reshape(p, k, -1),
-           "readings": np.array(json.dumps(judge.read(flat)))}
+    out = {"images": images, "features": judge.features(flat).float().cpu().numpy().reshape(p, k, -1)}
+    if judge.read is not None:
+        out["readings"] = np.array(json.dumps(judge.read(flat)))
     if judge.embed_images is not None:
         out["clip"] = judge.embed_images(flat).float().cpu().numpy().reshape(p, k, -1)
     return out
@@ -121,9 +123,9 @@ def judge_images(judge: Judge, images: np.ndarray) -> dict[str, np.ndarray]:
 class SweepRunner:
     """Samples the cells of one sweep; the pipeline hands it the trained decoders and the evaluator."""
 
-    def __init__(self, cfg: Config, prompts: list[Prompt], decoders: dict[tuple[str, int], Callable[[], Decoder]],
-                 sources: Sources, judge: Judge, world: ShapesWorld) -> None:
-        self.cfg, self.prompts, self.decoders, self.world = cfg, prompts, decoders, world
+    def __init__(self, cfg: Config, prompts: list[SweepPrompt], decoders: dict[tuple[str, int], Callable[[], Decoder]],
+                 sources: Sources, judge: Judge) -> None:
+        self.cfg, self.prompts, self.decoders = cfg, prompts, decoders
         self.sources, self.judge = sources, judge
         self.device = resolve_device(cfg.device)
         train = make_train_scheduler(cfg.decoder.num_train_timesteps, cfg.decoder.beta_schedule,
@@ -200,10 +202,16 @@ class SweepRunner:
         return len(cells)
 
     def references(self, path: Path) -> None:
-        """The real ceiling: K fresh real images per prompt, judged like the samples."""
-        refs = real_references(self.world, self.prompts, self.cfg.sweep.samples_per_prompt, self.cfg.sweep.seed,
-                               self.judge)
-        save_npz(path, prompt_ids=np.arange(len(self.prompts)), **refs)
+        """The real ceiling: each prompt's real images (K fresh ones on the world), judged like the samples."""
+        seed = self.cfg.sweep.seed
+        images = self.sources.real_images(list(range(len(self.prompts))), self.cfg.sweep.samples_per_prompt,
+                                          lambda i: reference_seed(seed, i))
+        save_npz(path, prompt_ids=np.arange(len(self.prompts)), **judge_images(self.judge, images))
+
+
+def reference_seed(seed: int, prompt_id: int) -> int:
+    """The seed of prompt `prompt_id`'s real reference images on the world (what its caption leaves free)."""
+    return int(np.random.SeedSequence([seed, prompt_id, 11]).generate_state(1)[0])
 
 
 def prior_spread(vectors: torch.Tensor) -> np.ndarray:
@@ -213,13 +221,6 @@ def prior_spread(vectors: torch.Tensor) -> np.ndarray:
     k = v.shape[1]
     off_diagonal = (sims.sum(dim=(1, 2)) - sims.diagonal(dim1=1, dim2=2).sum(-1)) / (k * (k - 1))
     return (1 - off_diagonal).cpu().numpy()
-
-
-def real_references(world: ShapesWorld, prompts: list[Prompt], k: int, seed: int, judge: Judge) -> dict:
-    """K fresh real images per prompt (drawing what the caption leaves free) and the evaluator's view of them."""
-    images = np.stack([world.references(p, k, seed=int(np.random.SeedSequence([seed, i, 11]).generate_state(1)[0]))[1]
-                       for i, p in enumerate(prompts)])
-    return judge_images(judge, images)
 
 
 def load_cells(cell_dir: Path) -> Iterator[tuple[Cell, dict]]:
@@ -263,7 +264,8 @@ def run(ctx: Context) -> Artifact:
     prompts = sweep_prompts(ctx)
     policies, token_groups = policies_and_token_groups(cfg)
     cells = plan(cfg, policies, len(prompts), token_groups)
-    upstream = [ctx[name] for name in ("data", "clip", "probe", "eval_clip", "prior")] + list(ctx.decoders().values())
+    upstream = [ctx[name] for name in ("data", "clip", "prior", "probe", "eval_clip") if name in ctx]
+    upstream += ctx.decoders().values()
 
     def build(workdir: Path) -> dict:
         started = time.perf_counter()
@@ -287,13 +289,13 @@ def run(ctx: Context) -> Artifact:
     return ctx.cache.build("sweep", VERSION, sweep_config(cfg, list(policies)), upstream, build)
 
 
-def _sample_cells(ctx: Context, prompts: list[Prompt], cells: list[Cell], cell_dir: Path) -> int:
+def _sample_cells(ctx: Context, prompts: list[SweepPrompt], cells: list[Cell], cell_dir: Path) -> int:
     from harness.sweep_inputs import load_runner
 
     return load_runner(ctx, prompts).run(cells, cell_dir)
 
 
-def _sample_references(ctx: Context, prompts: list[Prompt], path: Path) -> None:
+def _sample_references(ctx: Context, prompts: list[SweepPrompt], path: Path) -> None:
     from harness.sweep_inputs import load_runner
 
     load_runner(ctx, prompts).references(path)

@@ -7,51 +7,65 @@ and loads the conditioning CLIP, the prior, the evaluator and the decoders it sa
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
 from harness.context import Context
-from harness.data.world import Prompt
+from harness.data.prompts import SweepPrompt, real_images
 from harness.seeds import derived_seed
 from harness.sweep import Judge, Sources, SweepRunner
 
 
 def load_judge(ctx: Context) -> Judge:
-    """The evaluator: probe readings and features, evaluation-CLIP embeddings (never the conditioning CLIP)."""
+    """The evaluator, never the conditioning CLIP: the evaluation CLIP's embeddings and, on the shapes world, the
+    probe's readings and features (on a dataset the evaluation CLIP's image embeddings are the features)."""
     from harness.clip import encode_images, encode_texts, load_clip
     from harness.evaluator.probe import load_probe
 
-    probe = load_probe(ctx["probe"], ctx.device)
     model, tokenizer = load_clip(ctx["eval_clip"], ctx.device)
     precision = ctx.cfg.precision
-    return Judge(read=probe.read, features=probe.features,
-                 embed_images=lambda images: encode_images(model, images, precision=precision),
-                 embed_texts=lambda captions: encode_texts(model, tokenizer, captions, precision=precision))
+
+    def embed_images(images: np.ndarray) -> torch.Tensor:
+        return encode_images(model, images, precision=precision)
+
+    def embed_texts(captions: list[str]) -> torch.Tensor:
+        return encode_texts(model, tokenizer, captions, precision=precision)
+
+    if "probe" not in ctx:
+        return Judge(read=None, features=embed_images, embed_images=embed_images, embed_texts=embed_texts)
+    probe = load_probe(ctx["probe"], ctx.device)
+    return Judge(read=probe.read, features=probe.features, embed_images=embed_images, embed_texts=embed_texts)
 
 
-def load_runner(ctx: Context, prompts: list[Prompt]) -> SweepRunner:
+def load_runner(ctx: Context, prompts: list[SweepPrompt]) -> SweepRunner:
     """A runner over `prompts` with the context's conditioning CLIP, prior, decoders and judge."""
     from harness.clip import encode_images, encode_texts, load_clip
     from harness.decoder import stage as decoder_stage
     from harness.priors.stage import load_prior
 
-    cfg, device, precision, world = ctx.cfg, ctx.device, ctx.cfg.precision, ctx.world
+    cfg, device, precision = ctx.cfg, ctx.device, ctx.cfg.precision
     clip_model, tokenizer = load_clip(ctx["clip"], device)
     prior = load_prior(ctx["prior"], cfg.prior.kind, device)
     context = decoder_stage.clip_context(ctx["clip"], ctx["embeddings"], device, precision)
 
+    def real(ids: list[int], k: int, seed_of: Callable[[int], int]) -> np.ndarray:
+        return real_images(ctx, prompts, ids, k, seed_of)
+
     def oracle_vectors(ids: list[int], k: int) -> torch.Tensor:
-        """CLIP image vectors of k fresh real images per prompt: what a perfect prior would hand unCLIP."""
-        images = np.concatenate([world.references(prompts[i], k, seed=derived_seed(cfg.sweep.seed, f"oracle{i}"))[1]
-                                 for i in ids])
-        return encode_images(clip_model, images, precision=precision).reshape(len(ids), k, -1).cpu()
+        """CLIP image vectors of real images of each prompt (k fresh ones on the world, a held-out caption's own
+        image k times): what a perfect prior would hand unCLIP."""
+        images = real(ids, k, lambda i: derived_seed(cfg.sweep.seed, f"oracle{i}"))
+        vectors = encode_images(clip_model, images.reshape(-1, *images.shape[2:]), precision=precision)
+        return vectors.reshape(len(ids), images.shape[1], -1).expand(len(ids), k, -1).cpu()
 
     sources = Sources(
         encode_texts=lambda captions: (tokenizer(captions).long(),
                                        encode_texts(clip_model, tokenizer, captions, precision=precision).cpu()),
         prior_sample=lambda text, tokens, n, generator: prior.sample(text.to(device), tokens.to(device), n,
                                                                      generator=generator).cpu(),
-        oracle_vectors=oracle_vectors)
+        oracle_vectors=oracle_vectors, real_images=real)
     loaders = {key: (lambda m=key[0], a=artifact: decoder_stage.load(a, cfg, m, context, device))
                for key, artifact in ctx.decoders().items()}
-    return SweepRunner(cfg, prompts, loaders, sources, load_judge(ctx), world)
+    return SweepRunner(cfg, prompts, loaders, sources, load_judge(ctx))

@@ -156,7 +156,7 @@ def test_hard_negative_clip_trains(smoke_config, smoke_data):
 
 def test_hard_negatives_need_the_shapes_world(smoke_config):
     with pytest.raises(ConfigError, match="clip.hard_negatives"):
-        smoke_config("data=hf", "data.hf.path=/nowhere", "clip.hard_negatives=true", "sweep.prompt_kinds=[full]")
+        smoke_config("data=hf", "data.hf.path=/nowhere", "clip.hard_negatives=true")
 
 
 # ------------------------------------------------------------------------------------------ pretrained

@@ -32,8 +32,8 @@ def write_disk_dataset(path, n=12, broken_index=None):
 
 def test_load_from_disk_grayscale_to_rgb(smoke_config, tmp_path):
     write_disk_dataset(tmp_path / "ds")
-    cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'ds'}", "data.hf.image_column=img",
-                       "sweep.prompt_kinds=[full,free]", cache=tmp_path / "cache")
+    cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", f"data.hf.path={tmp_path / 'ds'}", "data.hf.image_column=img",
+                       cache=tmp_path / "cache")
     artifact = run_stage("data", Context.start(cfg))
     train = data_stage.load_split(artifact, "train")
     assert train.pixels.shape[1:] == (16, 16, 3)
@@ -49,16 +49,16 @@ def test_imagefolder_with_captions_file(smoke_config, tmp_path):
         for i in range(10):
             Image.fromarray(np.full((40, 24, 3), i * 20, dtype=np.uint8)).save(folder / f"{i}.png")
             f.write(json.dumps({"file_name": f"{i}.png", "caption": f"grey level {i}"}) + "\n")
-    cfg = smoke_config("data=hf", f"data.hf.path={folder}", "data.hf.text_column=caption",
-                       "sweep.prompt_kinds=[full]", cache=tmp_path / "cache")
+    cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", f"data.hf.path={folder}", "data.hf.text_column=caption",
+                       cache=tmp_path / "cache")
     artifact = run_stage("data", Context.start(cfg))
     assert sum(len(data_stage.load_split(artifact, s)) for s in data_stage.SPLITS) == 10
 
 
 def test_missing_column_names_it_and_the_columns(smoke_config, tmp_path):
     write_disk_dataset(tmp_path / "ds")
-    cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'ds'}", "data.hf.image_column=img",
-                       "data.hf.text_column=caption", "sweep.prompt_kinds=[full]", cache=tmp_path / "cache")
+    cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", f"data.hf.path={tmp_path / 'ds'}", "data.hf.image_column=img",
+                       "data.hf.text_column=caption", cache=tmp_path / "cache")
     with pytest.raises(HarnessError) as info:
         run_stage("data", Context.start(cfg))
     message = str(info.value)
@@ -68,8 +68,8 @@ def test_missing_column_names_it_and_the_columns(smoke_config, tmp_path):
 
 def test_unreadable_image_reported_with_index(smoke_config, tmp_path):
     write_disk_dataset(tmp_path / "ds", broken_index=5)
-    cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'ds'}", "data.hf.image_column=img",
-                       "sweep.prompt_kinds=[full]", cache=tmp_path / "cache")
+    cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", f"data.hf.path={tmp_path / 'ds'}", "data.hf.image_column=img",
+                       cache=tmp_path / "cache")
     with pytest.raises(HarnessError, match="index 5"):
         run_stage("data", Context.start(cfg))
 
@@ -90,8 +90,8 @@ def test_rgba_and_non_square_images_are_converted(smoke_config, tmp_path):
     pixels = np.zeros((20, 40, 4), dtype=np.uint8)
     pixels[5:15, 15:25] = (255, 0, 0, 255)
     folder = write_imagefolder(tmp_path / "rgba", [Image.fromarray(pixels, mode="RGBA")] * 6, ["a red square"] * 6)
-    cfg = smoke_config("data=hf", f"data.hf.path={folder}", "data.hf.text_column=caption",
-                       "sweep.prompt_kinds=[full]", cache=tmp_path / "cache")
+    cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", f"data.hf.path={folder}", "data.hf.text_column=caption",
+                       cache=tmp_path / "cache")
     artifact = run_stage("data", Context.start(cfg))
     image = data_stage.load_split(artifact, "train").pixels[0]
     assert image.shape == (16, 16, 3)
@@ -100,7 +100,7 @@ def test_rgba_and_non_square_images_are_converted(smoke_config, tmp_path):
 
 
 def _grey(n):
-    return [Image.fromarray(np.full((8, 8, 3), 40 * i, dtype=np.uint8)) for i in range(n)]
+    return [Image.fromarray(np.full((8, 8, 3), 40 * i % 256, dtype=np.uint8)) for i in range(n)]
 
 
 @pytest.mark.parametrize("make, overrides, key, words", [
@@ -112,10 +112,13 @@ def _grey(n):
      ["data.hf.text_column=caption"], "data.hf.text_column", ["2 of 6 captions", "index 1"]),
     (lambda d: write_imagefolder(d / "tiny", _grey(2), ["one", "two"]), ["data.hf.text_column=caption"],
      "data.hf.max_images", ["2 images are too few"]),
+    (lambda d: write_imagefolder(d / "few_held_out", _grey(20), [f"grey {i}" for i in range(20)]),
+     ["data.hf.text_column=caption", "sweep.prompts_per_kind=5"], "sweep.prompts_per_kind",
+     ["asks for 5 held-out captions", "has 2 distinct ones (2 images)", "data.test_fraction"]),
 ])
 def test_bad_datasets_fail_at_the_data_stage_in_one_line(smoke_config, tmp_path, make, overrides, key, words):
     path = make(tmp_path)
-    cfg = smoke_config("data=hf", f"data.hf.path={path}", "sweep.prompt_kinds=[full]", *overrides,
+    cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", f"data.hf.path={path}", *overrides,
                        cache=tmp_path / "cache")
     with pytest.raises(HarnessError) as info:
         run_stage("data", Context.start(cfg))
@@ -129,15 +132,15 @@ def test_caption_column_that_is_not_text_names_its_type(smoke_config, tmp_path):
 
     rows = {"image": _grey(4), "caption": [1, 2, 3, 4], "text": ["a", "b", "c", "d"]}
     datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "ds"))
-    cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'ds'}", "data.hf.text_column=caption",
-                       "sweep.prompt_kinds=[full]", cache=tmp_path / "cache")
+    cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", f"data.hf.path={tmp_path / 'ds'}", "data.hf.text_column=caption",
+                       cache=tmp_path / "cache")
     with pytest.raises(HarnessError, match=r"^data.hf.text_column: column 'caption' .* holds int64, not text; "
                                            r"columns are image, caption, text$"):
         run_stage("data", Context.start(cfg))
 
 
 def test_hub_name_needs_network_permission(smoke_config, tmp_path):
-    cfg = smoke_config("data=hf", "data.hf.path=someone/some-dataset", "sweep.prompt_kinds=[full]",
+    cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", "data.hf.path=someone/some-dataset",
                        cache=tmp_path / "cache")
     with pytest.raises(HarnessError, match="allow_network"):
         run_stage("data", Context.start(cfg))

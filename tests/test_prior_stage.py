@@ -64,7 +64,7 @@ def test_any_dataset_gets_clip_evaluator_and_priors(smoke_config, tmp_path):
     images = [Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)) for _ in range(40)]
     datasets.Dataset.from_dict({"image": images, "text": [f"picture {i % 7}" for i in range(40)]}).save_to_disk(
         str(tmp_path / "ds"))
-    cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'ds'}", "sweep.prompt_kinds=[full]",
+    cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'ds'}",
                        "prior.compare=[identity]", "prior.kind=linear", cache=tmp_path / "cache")
     ctx = build(cfg)
     assert set(ctx["clip"].meta["quality"]) == {"retrieval"}

@@ -80,8 +80,12 @@ def run(ctx: Context) -> Artifact:
     if cfg.source == "shapes":
         config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "hf"}
         return ctx.cache.build("data", VERSION, config, [], lambda w: build_shapes(cfg, ctx.world, w))
+    from harness.data.prompts import held_out_captions
+
     config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("shapes", "num_images")}
-    return ctx.cache.build("data", f"hf{hf_source.VERSION}", config, [], lambda w: hf_source.build(cfg, w))
+    artifact = ctx.cache.build("data", f"hf{hf_source.VERSION}", config, [], lambda w: hf_source.build(cfg, w))
+    held_out_captions(artifact, ctx.cfg)  # a test split too small for the prompts fails here, before training
+    return artifact
 
 
 @dataclass

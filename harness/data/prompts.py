@@ -1,18 +1,69 @@
-"""The sweep's prompts, chosen by the data: on the shapes world, fresh captions of each configured kind."""
+"""The sweep's prompts and their real images, chosen by the data (nothing downstream asks which it has).
+
+- The shapes world: fresh captions of each configured kind (`prompts_by_kind`); a prompt's real images are
+  rendered for it, drawing what its caption leaves free, as many as asked.
+- A dataset: held-out captions of its test split, each with its own image as its one real reference.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import numpy as np
+
+from harness.cache import Artifact
+from harness.config import CAPTION_PROMPTS, Config
 from harness.context import Context
 from harness.data.build import load_split
 from harness.data.world import Prompt, prompts_by_kind
+from harness.errors import HarnessError
 
 
-def sweep_prompts(ctx: Context) -> list[Prompt]:
-    """Held-out prompts, stratified by kind (`sweep.prompt_kinds`, `sweep.prompts_per_kind`), avoiding the
-    training captions where the world has enough others; deterministic in `sweep.seed`."""
+@dataclass(frozen=True)
+class HeldOutCaption:
+    """A dataset's prompt: a caption of the test split and the row of its image there."""
+    caption: str
+    image: int
+    kind: str = CAPTION_PROMPTS
+
+
+SweepPrompt = Union[Prompt, HeldOutCaption]
+
+
+def sweep_prompts(ctx: Context) -> list[SweepPrompt]:
+    """The prompts every mode is sampled on: `sweep.prompts_per_kind` of each kind, deterministic in
+    `sweep.seed`; on the world, avoiding the training captions where it has enough others."""
     cfg = ctx.cfg.sweep
+    if ctx.cfg.data.source != "shapes":
+        return held_out_captions(ctx["data"], ctx.cfg)
     return prompts_by_kind(ctx.world, cfg.prompt_kinds, cfg.prompts_per_kind, cfg.seed, avoid=train_captions(ctx))
+
+
+def held_out_captions(data: Artifact, cfg: Config) -> list[HeldOutCaption]:
+    """`sweep.prompts_per_kind` distinct captions of the test split, in an order drawn from `sweep.seed`."""
+    split, wanted = load_split(data, "test"), cfg.sweep.prompts_per_kind
+    chosen: dict[str, int] = {}
+    for row in np.random.default_rng(cfg.sweep.seed).permutation(len(split)):
+        chosen.setdefault(split.captions[row], int(row))
+        if len(chosen) == wanted:
+            break
+    if len(chosen) < wanted:
+        raise HarnessError(f"sweep.prompts_per_kind: the sweep asks for {wanted} held-out captions, but the test "
+                           f"split of {cfg.data.hf.path} has {len(chosen)} distinct ones ({len(split)} images); "
+                           "ask for fewer or raise data.test_fraction")
+    return [HeldOutCaption(caption, row) for caption, row in chosen.items()]
 
 
 def train_captions(ctx: Context) -> set[str]:
     return set(load_split(ctx["data"], "train").captions)
+
+
+def real_images(ctx: Context, prompts: list[SweepPrompt], ids: list[int], k: int,
+                seed_of: Callable[[int], int]) -> np.ndarray:
+    """uint8 [len(ids), K, H, W, 3]: on the world, k fresh images per prompt (prompt i's drawn with
+    `seed_of(i)`); on a dataset, each held-out caption's own image (K = 1)."""
+    if ctx.cfg.data.source == "shapes":
+        return np.stack([ctx.world.references(prompts[i], k, seed=seed_of(i))[1] for i in ids])
+    pixels = load_split(ctx["data"], "test").pixels
+    return np.asarray(pixels[[prompts[i].image for i in ids]])[:, None]

@@ -200,10 +200,14 @@ def leave_one_prompt_out(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict
     # Selections of equal size are batched: the full set, then the P deletions.
     fid = np.concatenate([_fid_selections(real_t, fake_t, keep[:1]), _fid_selections(real_t, fake_t, keep[1:])])
     kid = _kid_selections(real_t, fake_t, keep)
-    flat_real, flat_fake = real_t.reshape(-1, real_t.shape[-1]), fake_t.reshape(-1, fake_t.shape[-1])
-    prdc_values = SetMetrics(flat_real, flat_fake, k=k).prdc_selections(
-        keep.repeat_interleave(real_t.shape[1], dim=1), keep.repeat_interleave(fake_t.shape[1], dim=1))
-    columns = {"fid": fid, "kid": kid, **{name: values.numpy() for name, values in prdc_values.items()}}
+    columns = {"fid": fid, "kid": kid}
+    # The k-NN metrics need more than k points on each side in every selection; a dataset with one real image
+    # per prompt and few prompts has fewer, and then they are not computed (the table lacks them).
+    if (n_prompts - 1) * min(real_t.shape[1], fake_t.shape[1]) > k:
+        flat_real, flat_fake = real_t.reshape(-1, real_t.shape[-1]), fake_t.reshape(-1, fake_t.shape[-1])
+        prdc_values = SetMetrics(flat_real, flat_fake, k=k).prdc_selections(
+            keep.repeat_interleave(real_t.shape[1], dim=1), keep.repeat_interleave(fake_t.shape[1], dim=1))
+        columns.update({name: values.numpy() for name, values in prdc_values.items()})
     return {name: (float(values[0]), np.asarray(values[1:], dtype=float)) for name, values in columns.items()}
 
 

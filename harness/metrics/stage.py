@@ -35,7 +35,8 @@ def run(ctx: Context) -> Artifact:
         with np.load(swept.file(f"{sweep_stage.REAL}.npz")) as raw:
             real = metrics_table.real_group(dict(raw))
         text_embeddings = load_judge(ctx).embed_texts([p.caption for p in prompts]).cpu().numpy()
-        per_prompt = metrics_table.build_table(groups, real, prompts, ctx.world, text_embeddings, cfg.workers)
+        world = ctx.world if cfg.data.source == "shapes" else None
+        per_prompt = metrics_table.build_table(groups, real, prompts, world, text_embeddings, cfg.workers)
         table = Sweep(per_prompt, cfg.report.confidence).rows(cfg.sweep.samples_per_prompt)
         table.to_csv(workdir / METRICS, index=False)
         table.to_parquet(workdir / METRICS_PARQUET, index=False)

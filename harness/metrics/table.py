@@ -4,10 +4,12 @@ listed in docs/reading-the-report.md).
 Per group (mode, guidance, prior draw, train seed), each prompt's contribution to every metric (the metrics
 table and the report are built from these by `harness.report.estimate.Sweep`, which gives each number its
 interval over prompts and training seeds):
-- per-prompt metrics (a mean over the prompt's K samples): attribute accuracy, shape-and-colour accuracy and
-  whether most samples show them (whose mean is the share of prompts drawn right), on two-object prompts
-  binding (each object with its own shape and colour), relation and swap-binding accuracy, CLIP score,
-  free-attribute entropy, pairwise distance, Vendi, prior spread;
+- per-prompt metrics (a mean over the prompt's K samples): on the shapes world, from the probe's readings,
+  attribute accuracy, shape-and-colour accuracy and whether most samples show them (whose mean is the share
+  of prompts drawn right), on two-object prompts binding (each object with its own shape and colour),
+  relation and swap-binding accuracy, and free-attribute entropy; on any data, CLIP score and retrieval of
+  the prompt among the sweep's captions (evaluation CLIP), pairwise distance and Vendi (judge features),
+  prior spread;
 - set metrics compare the group's samples with real images of the same prompts (FID, KID, precision,
   recall, density, coverage); a prompt's contribution is its jackknife pseudo-value (the metric recomputed
   without that prompt), so no sample is ever duplicated;
@@ -28,6 +30,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from harness.data.prompts import SweepPrompt
 from harness.data.world import Prompt, ShapesWorld, attribute_value, paired_correctly
 from harness.metrics.clip_score import clip_score
 from harness.metrics.distribution import leave_one_prompt_out
@@ -54,22 +57,63 @@ class Group:
     seed: int | str
     prompt_ids: np.ndarray  # [P]
     features: np.ndarray  # [P, K, F]
-    readings: list[list[dict]]  # [P][K]
+    readings: list[list[dict]] | None  # [P][K]: the probe's, on the shapes world only
     clip: np.ndarray | None  # [P, K, D]
     prior_spread: np.ndarray  # [P]
     attention: dict[str, dict[str, np.ndarray]]  # layer -> token group -> [P] mass (empty if not recorded)
 
 
-def per_prompt_values(group: Group, prompts: list[Prompt], world: ShapesWorld,
+ATTRIBUTE_METRICS = ("attribute_accuracy", "shape_color_accuracy", "shape_color_majority", "binding_accuracy",
+                     "relation_accuracy", "swap_binding", "swap_eligible", "all_attributes", "free_entropy")
+# Every per-prompt metric, in the order of the table's rows.
+PER_PROMPT_METRICS = ("attribute_accuracy", "shape_color_accuracy", "shape_color_majority", "binding_accuracy",
+                      "relation_accuracy", "swap_binding", "swap_eligible", "all_attributes", "clip_retrieval",
+                      "judge_agreement", "free_entropy", "pairwise_distance", "vendi", "clip_score", "prior_spread")
+
+
+def per_prompt_values(group: Group, prompts: list[SweepPrompt], world: ShapesWorld | None,
                       text_embeddings: np.ndarray | None) -> dict[str, np.ndarray]:
-    """metric -> [P] values (NaN where a metric does not apply to a prompt)."""
+    """metric -> [P] values (NaN where a metric does not apply to a prompt). The attribute metrics need the
+    world and the probe's readings; the rest need only the judge's features and the evaluation CLIP."""
     n = len(group.prompt_ids)
-    out = {name: np.full(n, np.nan) for name in ("attribute_accuracy", "shape_color_accuracy", "shape_color_majority",
-                                                  "binding_accuracy", "relation_accuracy", "swap_binding",
-                                                  "swap_eligible",
-                                                  "all_attributes", "clip_retrieval", "judge_agreement",
-                                                  "free_entropy",
-                                                  "pairwise_distance", "vendi", "clip_score", "prior_spread")}
+    out = {name: np.full(n, np.nan) for name in PER_PROMPT_METRICS}
+    all_right: list[np.ndarray | None] = [None] * n  # per prompt, per sample: every named attribute shown
+    if world is not None and group.readings is not None:
+        attributes, all_right = _attribute_values(group, prompts, world)
+        out.update(attributes)
+    for row, pid in enumerate(group.prompt_ids):
+        feats = torch.as_tensor(group.features[row])
+        out["pairwise_distance"][row] = mean_pairwise_distance(feats)
+        out["vendi"][row] = vendi_score(feats)
+        if group.clip is not None and text_embeddings is not None:
+            images = torch.as_tensor(group.clip[row])
+            texts = torch.as_tensor(text_embeddings[pid]).expand(len(images), -1)
+            out["clip_score"][row] = clip_score(images, texts).mean().item()
+            # Does the evaluation CLIP pick the sample's own caption among the sweep's prompts? On the world, the
+            # two judges side by side: does it exactly when the probe finds every named attribute?
+            similarity = F.cosine_similarity(images[:, None].float(), torch.as_tensor(text_embeddings)[None].float(), dim=-1)
+            retrieved = similarity.argmax(dim=1).numpy() == pid
+            out["clip_retrieval"][row] = retrieved.mean()
+            if all_right[row] is not None:
+                out["judge_agreement"][row] = (retrieved == all_right[row]).mean()
+        out["prior_spread"][row] = group.prior_spread[row]
+    for layer, masses in group.attention.items():
+        for name, mass in masses.items():
+            out[f"attention_{name}@{layer}"] = np.asarray(mass, dtype=float)
+    for name in sorted({n for masses in group.attention.values() for n in masses}):
+        # A layer without this token group puts no mass on it.
+        out[f"attention_{name}"] = np.mean([masses.get(name, np.zeros(n)) for masses in group.attention.values()],
+                                           axis=0)
+    return out
+
+
+def _attribute_values(group: Group, prompts: list[Prompt], world: ShapesWorld
+                      ) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """The probe's readings against each prompt: the attribute metrics ([P] each) and, per prompt, whether each
+    sample shows every attribute its caption names."""
+    n = len(group.prompt_ids)
+    out = {name: np.full(n, np.nan) for name in ATTRIBUTE_METRICS}
+    all_right = []
     for row, pid in enumerate(group.prompt_ids):
         prompt, readings = prompts[pid], group.readings[row]
         checks = [world.check(prompt, r) for r in readings]
@@ -95,30 +139,9 @@ def per_prompt_values(group: Group, prompts: list[Prompt], world: ShapesWorld,
                       for key in free}
             entropies = [normalised_entropy(values[key], count) for key, count in free.items() if values[key]]
             out["free_entropy"][row] = np.mean(entropies) if entropies else np.nan
-        feats = torch.as_tensor(group.features[row])
-        out["pairwise_distance"][row] = mean_pairwise_distance(feats)
-        out["vendi"][row] = vendi_score(feats)
-        all_right = np.array([all(c.values()) for c in checks])
-        out["all_attributes"][row] = all_right.mean()
-        if group.clip is not None and text_embeddings is not None:
-            images = torch.as_tensor(group.clip[row])
-            texts = torch.as_tensor(text_embeddings[pid]).expand(len(readings), -1)
-            out["clip_score"][row] = clip_score(images, texts).mean().item()
-            # The two judges side by side: does the evaluation CLIP pick the sample's own caption among the
-            # sweep's prompts exactly when the probe finds every named attribute?
-            similarity = F.cosine_similarity(images[:, None].float(), torch.as_tensor(text_embeddings)[None].float(), dim=-1)
-            retrieved = similarity.argmax(dim=1).numpy() == pid
-            out["clip_retrieval"][row] = retrieved.mean()
-            out["judge_agreement"][row] = (retrieved == all_right).mean()
-        out["prior_spread"][row] = group.prior_spread[row]
-    for layer, masses in group.attention.items():
-        for name, mass in masses.items():
-            out[f"attention_{name}@{layer}"] = np.asarray(mass, dtype=float)
-    for name in sorted({n for masses in group.attention.values() for n in masses}):
-        # A layer without this token group puts no mass on it.
-        out[f"attention_{name}"] = np.mean([masses.get(name, np.zeros(n)) for masses in group.attention.values()],
-                                           axis=0)
-    return out
+        all_right.append(np.array([all(c.values()) for c in checks]))
+        out["all_attributes"][row] = all_right[-1].mean()
+    return out, all_right
 
 
 def metric_range(metric: str) -> tuple[float, float] | None:
@@ -141,7 +164,7 @@ def set_metric_contributions(fake: np.ndarray, real: np.ndarray) -> dict[str, np
     return {name: pseudo_values(value, loo) for name, (value, loo) in leave_one_prompt_out(real, fake).items()}
 
 
-def group_contributions(group: Group, prompts: list[Prompt], world: ShapesWorld, real_features: np.ndarray,
+def group_contributions(group: Group, prompts: list[SweepPrompt], world: ShapesWorld | None, real_features: np.ndarray,
                         text_embeddings: np.ndarray | None) -> list[dict]:
     """The per-prompt rows of one group: each prompt's contribution to each metric.
 
@@ -173,7 +196,7 @@ def group_contributions(group: Group, prompts: list[Prompt], world: ShapesWorld,
     return rows
 
 
-def build_table(groups: list[Group], real: Group, prompts: list[Prompt], world: ShapesWorld,
+def build_table(groups: list[Group], real: Group, prompts: list[SweepPrompt], world: ShapesWorld | None,
                 text_embeddings: np.ndarray | None, workers: int = 1) -> pd.DataFrame:
     """The per-prompt table of every group, `real` ceiling rows included.
 
@@ -193,7 +216,7 @@ def build_table(groups: list[Group], real: Group, prompts: list[Prompt], world: 
     return table
 
 
-def _batch_rows(groups: list[Group], prompts: list[Prompt], world: ShapesWorld, real_features: np.ndarray,
+def _batch_rows(groups: list[Group], prompts: list[SweepPrompt], world: ShapesWorld | None, real_features: np.ndarray,
                 text_embeddings: np.ndarray | None) -> list[dict]:
     return [row for group in groups
             for row in group_contributions(group, prompts, world, real_features, text_embeddings)]
@@ -211,15 +234,20 @@ def assemble_groups(cells, n_prompts: int) -> list[Group]:
         groups.append(Group(mode, guidance, policy, seed,
                             np.concatenate([d["prompt_ids"] for d in parts]),
                             np.concatenate([d["features"] for d in parts]),
-                            [row for d in parts for row in _split_readings(d)],
+                            _join_readings(parts),
                             np.concatenate([d["clip"] for d in parts]) if "clip" in parts[0] else None,
                             np.concatenate([d["prior_spread"] for d in parts]), attention))
     return groups
 
 
 def real_group(data: dict) -> Group:
-    return Group("real", float("nan"), "-", "-", data["prompt_ids"], data["features"], _split_readings(data),
+    return Group("real", float("nan"), "-", "-", data["prompt_ids"], data["features"], _join_readings([data]),
                  data.get("clip"), np.full(len(data["prompt_ids"]), np.nan), {})
+
+
+def _join_readings(parts: list[dict]) -> list[list[dict]] | None:
+    """The probe's readings of a group's chunks, per prompt; None where there is no probe (a dataset)."""
+    return [row for d in parts for row in _split_readings(d)] if "readings" in parts[0] else None
 
 
 def _split_readings(data: dict) -> list[list[dict]]:

@@ -66,7 +66,8 @@ def summary(ctx: Context) -> dict:
                   "prompts_per_kind": cfg.sweep.prompts_per_kind, "samples_per_prompt": cfg.sweep.samples_per_prompt,
                   "unseen_prompts": swept.meta.get("unseen_prompts"), "machine": _machine(),
                   "device": str(ctx.device)},
-        "clip": ctx["clip"].meta, "probe": ctx["probe"].meta, "eval_clip": ctx["eval_clip"].meta,
+        "clip": ctx["clip"].meta, "eval_clip": ctx["eval_clip"].meta,
+        **({"probe": ctx["probe"].meta} if "probe" in ctx else {}),
         "priors": {name: {"cosine": q["cosine"], "retrieval": q.get("retrieval_top1", q.get("retrieval_own_image_top1"))}
                    for name, q in ctx["prior"].meta["quality"].items()},
         "decoders": {f"{m}/seed{s}": {k: v for k, v in a.meta.items() if k != "history"}
