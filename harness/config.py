@@ -316,7 +316,8 @@ class PrimaryContrast:
                                "lowest and highest guidance; matched_fidelity: a - b at matched diversity")
     a: str = param("", help="a curve: mode, or mode/prior_draw (unclip/per_sample)")
     b: str = param("", help="the other curve")
-    metric: str = "attribute_accuracy"
+    metric: str = param("", help="empty: the run's primary fidelity measure (attribute accuracy on the world, CLIP "
+                                 "score on a dataset), or for drop_difference its primary diversity measure")
     b_metric: str = param("", help="difference only: b's metric when it is not `metric` (attention per group)")
     guidance: float = param(3.0, gt=0, help="difference only: the guidance scale compared at")
     if_positive: str = param("", help="what a - b > 0 means, in words (default: a generic sentence)")
@@ -333,8 +334,8 @@ def _default_primary() -> list[PrimaryContrast]:
         PrimaryContrast("q1", "matched_fidelity", "unclip/per_sample", "glide"),
         PrimaryContrast("q2", "matched_fidelity", "clip_text", "glide"),
         PrimaryContrast("q2", "matched_fidelity", "clip_text", "unclip/per_sample"),
-        PrimaryContrast("q3", "drop_difference", "glide", "unclip/per_sample", "free_entropy"),
-        PrimaryContrast("q3", "drop_difference", "unclip/fixed", "unclip/per_sample", "free_entropy"),
+        PrimaryContrast("q3", "drop_difference", "glide", "unclip/per_sample"),
+        PrimaryContrast("q3", "drop_difference", "unclip/fixed", "unclip/per_sample"),
         # Reliance: accuracy without the text tokens - without the CLIP tokens = drop(CLIP) - drop(text).
         PrimaryContrast("q4", "difference", "combined-without_text/per_sample", "combined-without_clip/per_sample",
                         if_positive="combined relies more on its CLIP tokens than on its text tokens",

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from harness.config import PrimaryContrast, ReportConfig
 from harness.metrics.intervals import holm
 from harness.report.contrasts import difference, drop_difference, first_measured, matched_difference
-from harness.report.estimate import DIVERSITY, Curve, Estimate, Sweep
+from harness.metrics.table import ATTRIBUTE_METRICS
+from harness.report.estimate import DIVERSITY, FIDELITY, Curve, Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt, fmt_est, name
 
 REPRODUCED, NOT_REPRODUCED, UNDECIDED = "reproduced", "not reproduced", "the data cannot tell"
@@ -28,11 +29,13 @@ REPRODUCED, NOT_REPRODUCED, UNDECIDED = "reproduced", "not reproduced", "the dat
 @dataclass(frozen=True)
 class PrimaryResult:
     spec: PrimaryContrast
+    metric: str  # the metric compared: the spec's, or the run's primary measure when the spec leaves it empty
     statement: str  # what is estimated, in words
     estimate: Estimate | None  # None: not measured in this run
     adjusted_p: float = math.nan
     detectable: float = math.nan
     note: str = ""  # why a measured contrast has no value
+    missing: str = ""  # why it was not measured, when the reason is the data rather than the run's modes
 
     @property
     def measured(self) -> bool:
@@ -54,29 +57,43 @@ def _curve_text(spec: PrimaryContrast) -> tuple[Curve, Curve]:
     return Curve.parse(spec.a), Curve.parse(spec.b)
 
 
+def primary_metric(sweep: Sweep, spec: PrimaryContrast) -> str:
+    """The metric a contrast compares: its own, else the run's first measured diversity measure (a drop) or
+    fidelity measure (the rest), so the same defaults read the world's probe and a dataset's evaluation CLIP."""
+    if spec.metric:
+        return spec.metric
+    if spec.contrast == "drop_difference":
+        return first_measured(sweep, DIVERSITY) or DIVERSITY[0]
+    return first_measured(sweep, FIDELITY) or FIDELITY[0]
+
+
 def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig) -> PrimaryResult:
     """The contrast `spec` declares, measured on this run (estimate None when a curve or cell is missing)."""
     a, b = _curve_text(spec)
+    metric = primary_metric(sweep, spec)
+    if metric in ATTRIBUTE_METRICS and not sweep.has(metric):
+        return PrimaryResult(spec, metric, f"{a.label} − {b.label}, {name(metric)}", None,
+                             missing=f"{name(metric)} needs the shapes world's attribute probe")
     if spec.contrast == "matched_fidelity":
-        diversity = first_measured(sweep, DIVERSITY) or "free_entropy"
-        statement = (f"{name(spec.metric)} at matched diversity ({settings.matched_diversity:.0%} of the real "
+        diversity = first_measured(sweep, DIVERSITY) or DIVERSITY[0]
+        statement = (f"{name(metric)} at matched diversity ({settings.matched_diversity:.0%} of the real "
                      f"{name(diversity)}), {a.label} − {b.label}")
-        estimate = matched_difference(sweep, a, b, diversity, spec.metric, settings.matched_diversity)
-        return PrimaryResult(spec, statement, estimate, note=_diversity_ranges(sweep, (a, b), diversity))
+        estimate = matched_difference(sweep, a, b, diversity, metric, settings.matched_diversity)
+        return PrimaryResult(spec, metric, statement, estimate, note=_diversity_ranges(sweep, (a, b), diversity))
     if spec.contrast == "drop_difference":
-        scales = sorted(set(sweep.guidances(a, spec.metric)) & set(sweep.guidances(b, spec.metric)))
+        scales = sorted(set(sweep.guidances(a, metric)) & set(sweep.guidances(b, metric)))
         span = f"g = {scales[0]:g} → {scales[-1]:g}" if len(scales) >= 2 else "lowest → highest guidance"
-        statement = f"drop({a.label}) − drop({b.label}) in {name(spec.metric)}, {span}"
-        return PrimaryResult(spec, statement, drop_difference(sweep, a, b, spec.metric))
-    b_metric = spec.b_metric or spec.metric
-    right = f"{b.label} {name(b_metric)}" if b_metric != spec.metric else b.label
-    left = f"{a.label} {name(spec.metric)}" if b_metric != spec.metric else a.label
-    statement = f"{left} − {right}" + ("" if b_metric != spec.metric else f", {name(spec.metric)}") + \
+        statement = f"drop({a.label}) − drop({b.label}) in {name(metric)}, {span}"
+        return PrimaryResult(spec, metric, statement, drop_difference(sweep, a, b, metric))
+    b_metric = spec.b_metric or metric
+    right = f"{b.label} {name(b_metric)}" if b_metric != metric else b.label
+    left = f"{a.label} {name(metric)}" if b_metric != metric else a.label
+    statement = f"{left} − {right}" + ("" if b_metric != metric else f", {name(metric)}") + \
         f", g = {spec.guidance:g}"
-    cells_exist = (spec.guidance in sweep.guidances(a, spec.metric) and spec.guidance in sweep.guidances(b, b_metric))
-    estimate = difference(sweep, sweep.cell(a, spec.guidance, spec.metric),
+    cells_exist = (spec.guidance in sweep.guidances(a, metric) and spec.guidance in sweep.guidances(b, b_metric))
+    estimate = difference(sweep, sweep.cell(a, spec.guidance, metric),
                           sweep.cell(b, spec.guidance, b_metric)) if cells_exist else None
-    return PrimaryResult(spec, statement, estimate)
+    return PrimaryResult(spec, metric, statement, estimate)
 
 
 def _diversity_ranges(sweep: Sweep, curves: Sequence[Curve], diversity: str) -> str:
@@ -101,7 +118,8 @@ def primary_family(sweep: Sweep, settings: ReportConfig) -> list[PrimaryResult]:
     alpha = 1 - settings.confidence
     adjusted = holm([r.estimate.p_value() for r in measured])
     strictest = alpha / max(1, len(measured))
-    done = {id(r): PrimaryResult(r.spec, r.statement, r.estimate, p, r.estimate.detectable(alpha=strictest), r.note)
+    done = {id(r): PrimaryResult(r.spec, r.metric, r.statement, r.estimate, p, r.estimate.detectable(alpha=strictest),
+                                 r.note)
             for r, p in zip(measured, adjusted)}
     return [done.get(id(r), r) for r in results]
 
@@ -127,7 +145,8 @@ def finding_line(result: PrimaryResult, alpha: float) -> str:
                 f"their guidance scales ({result.note} of the real images'), so their fidelity cannot be read at "
                 "equal diversity.")
     if not result.measured:
-        return f"- **{q}** {result.statement}: not measured in this run."
+        why = f": {result.missing}" if result.missing else ""
+        return f"- **{q}** {result.statement}: not measured in this run{why}."
     e = result.estimate
     seeds = f"{e.seeds} training seed{'s' if e.seeds != 1 else ''}" + (" (prompt variation only)" if e.seeds == 1
                                                                           else "")
@@ -151,7 +170,7 @@ class Claim:
 
 
 def _find(results: Sequence[PrimaryResult], contrast: str, a: str, b: str, metric: str) -> PrimaryResult | None:
-    return next((r for r in results if r.spec.contrast == contrast and r.spec.metric == metric
+    return next((r for r in results if r.spec.contrast == contrast and r.metric == metric
                  and Curve.parse(r.spec.a) == Curve.parse(a) and Curve.parse(r.spec.b) == Curve.parse(b)
                  and r.measured), None)
 
@@ -224,6 +243,12 @@ def key_findings(sweep: Sweep, settings: ReportConfig) -> Section:
              f"detect with 80% power at the family's strictest level. Everything after this section is "
              "exploratory. † marks an interval that rests on one training seed (prompt variation only).", ""]
     lines += [finding_line(r, alpha) for r in results] + [""]
+    if not any(sweep.has(metric) for metric in ATTRIBUTE_METRICS):
+        lines += [f"This run has no exact attributes to read (a dataset, not the shapes world): fidelity is "
+                  f"{name(first_measured(sweep, FIDELITY) or FIDELITY[0])} and diversity "
+                  f"{name(first_measured(sweep, DIVERSITY) or DIVERSITY[0])}. Binding (Q5) and free-attribute "
+                  "entropy, the diversity the paper's claim is about, need the shapes world's attribute probe; "
+                  "what needs them is marked not measured.", ""]
     claims = paper_claims(sweep, results, settings)
     lines += ["The DALL-E 2 paper's claims:", ""]
     lines += [f"- {c.text}: **{c.verdict}** ({c.evidence})." for c in claims] + [""]

@@ -45,8 +45,9 @@ def run(ctx: Context) -> Artifact:
     per_prompt.to_csv(run_dir / metrics_stage.PER_PROMPT, index=False)
     cells = list(sweep_stage.load_cells(ctx["sweep"].file(sweep_stage.CELLS)))
     prompts = sweep_prompts(ctx)
-    grids = {p.stem.removeprefix("grid_"): p for p in figures.write_grids(cells, prompts, cfg, run_dir)}
-    sheets = {p.stem.removeprefix("sheet_"): p for p in figures.write_mode_sheets(cells, prompts, cfg, run_dir)}
+    grids = {p.stem.removeprefix("grid_"): p for p in sorted(figures.write_grids(cells, prompts, cfg, run_dir))}
+    sheets = {p.stem.removeprefix("sheet_"): p
+              for p in sorted(figures.write_mode_sheets(cells, prompts, cfg, run_dir))}
     write_report(metrics, summary(ctx), run_dir, per_prompt, grids=grids, sheets=sheets, settings=cfg.report)
     written = json.loads((run_dir / "summary.json").read_text())
     track(run_dir, metrics, written)
@@ -68,7 +69,8 @@ def summary(ctx: Context) -> dict:
                   "device": str(ctx.device)},
         "clip": ctx["clip"].meta, "eval_clip": ctx["eval_clip"].meta,
         **({"probe": ctx["probe"].meta} if "probe" in ctx else {}),
-        "priors": {name: {"cosine": q["cosine"], "retrieval": q.get("retrieval_top1", q.get("retrieval_own_image_top1"))}
+        "priors": {name: {"cosine": q["cosine"],
+                          "retrieval": q.get("retrieval_top1", q.get("retrieval_own_image_top1"))}
                    for name, q in ctx["prior"].meta["quality"].items()},
         "decoders": {f"{m}/seed{s}": {k: v for k, v in a.meta.items() if k != "history"}
                      for (m, s), a in ctx.decoders().items()},

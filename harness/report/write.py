@@ -108,11 +108,13 @@ def setup_lines(summary: dict, sweep: Sweep) -> list[str]:
     lines += _wall_time_lines(summary)
     lines += judge_lines(sweep)
     lines += ["### Quality of the pieces", ""]
+    on_dataset = summary.get("setup", {}).get("data", "shapes") != "shapes"
     for key, label in (("clip", "Conditioning CLIP"), ("eval_clip", "Evaluation CLIP"),
                        ("probe", "Attribute probe (evaluator)"), ("decoders", "Decoders")):
         flat = _flatten(summary.get(key) or {})
-        lines += [f"{label}: " + ("; ".join(f"{k} {v}" for k, v in flat.items()) if flat else "not recorded") + ".",
-                  ""]
+        missing = "none: a dataset has no exact attributes, the evaluation CLIP judges alone" \
+            if key == "probe" and on_dataset else "not recorded"
+        lines += [f"{label}: " + ("; ".join(f"{k} {v}" for k, v in flat.items()) if flat else missing) + ".", ""]
     priors = summary.get("priors") or {}
     lines += (table(["prior", "cosine to true image vector", "retrieval accuracy"],
                     [[p, _plain(q.get("cosine")), _plain(q.get("retrieval"))] for p, q in priors.items()])
