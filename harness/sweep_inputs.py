@@ -54,11 +54,12 @@ def load_runner(ctx: Context, prompts: list[SweepPrompt]) -> SweepRunner:
         return real_images(ctx, prompts, ids, k, seed_of)
 
     def oracle_vectors(ids: list[int], k: int) -> torch.Tensor:
-        """CLIP image vectors of real images of each prompt (k fresh ones on the world, a held-out caption's own
-        image k times): what a perfect prior would hand unCLIP."""
+        """CLIP image vectors of real images of each prompt (k fresh ones on the world; on a dataset the images
+        a held-out caption captions, taken in turn): what a perfect prior would hand unCLIP."""
         images = real(ids, k, lambda i: derived_seed(cfg.sweep.seed, f"oracle{i}"))
         vectors = encode_images(clip_model, images.reshape(-1, *images.shape[2:]), precision=precision)
-        return vectors.reshape(len(ids), images.shape[1], -1).expand(len(ids), k, -1).cpu()
+        vectors = vectors.reshape(len(ids), images.shape[1], -1)
+        return vectors[:, torch.arange(k) % images.shape[1]].cpu()
 
     sources = Sources(
         encode_texts=lambda captions: (tokenizer(captions).long(),

@@ -71,3 +71,22 @@ def test_a_dataset_runs_to_a_report(smoke_config, tmp_path, write):
     assert {"clip_score", "clip_retrieval", "pairwise_distance", "vendi", "fid", "kid", "precision", "recall"} <= measured
     assert not measured & {"attribute_accuracy", "binding_accuracy", "free_entropy"}  # they need the world's probe
     assert summary["setup"]["data"] == "hf" and "probe" not in summary
+
+
+def test_a_held_out_caption_brings_every_test_image_it_captions(smoke_config, smoke_data, tmp_path):
+    from harness.data.build import load_split
+    from harness.data.prompts import real_images, sweep_prompts
+
+    columns = save_to_disk(tmp_path / "dataset")
+    cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'dataset'}", *columns, "sweep.prompts_per_kind=4",
+                       "data.test_fraction=0.25", cache=tmp_path / "cache")
+    ctx = smoke_data(cfg)
+    prompts, test = sweep_prompts(ctx), load_split(ctx["data"], "test")
+    assert len({p.caption for p in prompts}) == 4
+    for prompt in prompts:
+        assert sorted(prompt.images) == [row for row, c in enumerate(test.captions) if c == prompt.caption]
+    images = real_images(ctx, prompts, [0, 1, 2, 3], k=12, seed_of=lambda i: 0)
+    per_prompt = min(12, *(len(p.images) for p in prompts))
+    assert per_prompt > 1 and images.shape[:2] == (4, per_prompt)  # captions repeat: a ceiling for diversity
+    for i, prompt in enumerate(prompts):
+        assert np.array_equal(images[i], np.asarray(test.pixels[list(prompt.images[:per_prompt])]))
