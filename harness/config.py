@@ -184,6 +184,7 @@ class ClipConfig:
     # clip=pretrained
     architecture: str = "ViT-B-32"
     weights: str = param("", help="a local weights file (.pt, .bin or .safetensors)")
+    model_config: str = param("", help="a custom open_clip model config (JSON) instead of a registry architecture")
     pretrained_tag: str = param("", help="an open_clip pretrained tag; needs allow_network")
     allow_network: bool = False
 
@@ -213,9 +214,13 @@ class EvaluatorConfig:
     clip_width_factor: float = param(0.75, gt=0, help="the evaluation CLIP's tower widths: the conditioning "
                                                        "CLIP's times this, rounded to a multiple of its heads")
     clip_extra_layers: int = param(1, ge=0, help="layers the evaluation CLIP has beyond the conditioning CLIP's")
+    # A pretrained judge instead of one trained here (its weights, and a registry or custom architecture).
+    clip_weights: str = param("", help="a local open_clip weights file: the evaluation CLIP is then this model")
+    clip_architecture: str = "ViT-B-32"
+    clip_model_config: str = param("", help="a custom open_clip model config (JSON) for clip_weights")
 
     def cross_checks(self) -> Iterator[tuple[str, str]]:
-        if self.clip_width_factor == 1 and self.clip_extra_layers == 0:
+        if not self.clip_weights and self.clip_width_factor == 1 and self.clip_extra_layers == 0:
             yield "clip_width_factor", ("the evaluation CLIP must differ from the conditioning CLIP in more than its "
                                         "seed: set clip_width_factor != 1 or clip_extra_layers > 0")
 

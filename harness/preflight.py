@@ -27,10 +27,13 @@ def check_cache_dir(path: Path) -> None:
 
 def check_paths(cfg: Config) -> None:
     """The folders and files `cfg` names (a relative `cache_dir` is taken from the current folder)."""
-    check_cache_dir(Path(cfg.cache_dir))
-    if cfg.clip.kind == "pretrained":
-        from harness.clip.pretrained import check_architecture, read_state_dict
+    from harness.clip.pretrained import PretrainedModel, read_state_dict, register
 
-        check_architecture(cfg.clip.architecture)
-        if cfg.clip.weights:
-            read_state_dict(Path(cfg.clip.weights).expanduser())
+    check_cache_dir(Path(cfg.cache_dir))
+    pretrained = [PretrainedModel.conditioning(cfg.clip)] if cfg.clip.kind == "pretrained" else []
+    if cfg.evaluator.clip_weights:
+        pretrained.append(PretrainedModel.judge(cfg.evaluator))
+    for model in pretrained:
+        register(model)
+        if model.weights:
+            read_state_dict(Path(model.weights).expanduser(), model.key("weights"))

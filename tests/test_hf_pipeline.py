@@ -68,7 +68,8 @@ def test_a_dataset_runs_to_a_report(smoke_config, tmp_path, write):
     table = pd.read_csv(run / "metrics.csv")
     assert CORE_MODES | {"real"} <= set(table["mode"])
     measured = set(table[table["mode"].isin(CORE_MODES)]["metric"])
-    assert {"clip_score", "clip_retrieval", "pairwise_distance", "vendi", "fid", "kid", "precision", "recall"} <= measured
+    assert {"clip_score", "clip_retrieval", "pairwise_distance", "vendi", "fid", "kid", "precision",
+            "recall"} <= measured
     assert not measured & {"attribute_accuracy", "binding_accuracy", "free_entropy"}  # they need the world's probe
     assert summary["setup"]["data"] == "hf" and "probe" not in summary
 
@@ -90,3 +91,40 @@ def test_a_held_out_caption_brings_every_test_image_it_captions(smoke_config, sm
     assert per_prompt > 1 and images.shape[:2] == (4, per_prompt)  # captions repeat: a ceiling for diversity
     for i, prompt in enumerate(prompts):
         assert np.array_equal(images[i], np.asarray(test.pixels[list(prompt.images[:per_prompt])]))
+
+
+def test_pretrained_clips_condition_and_judge_a_dataset(smoke_config, tmp_path):
+    """clip=pretrained and evaluator.clip_weights, each from a local checkpoint the test writes, of a custom
+    open_clip architecture given by its config file."""
+    import open_clip
+    import torch
+
+    from harness.clip.model import create_from_folder
+
+    config = {"embed_dim": 16,
+              "vision_cfg": {"image_size": 16, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+              "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    architecture = tmp_path / "harness-test-dataset-clip.json"
+    architecture.write_text(json.dumps(config))
+    open_clip.add_model_config(architecture)
+    weights = {}
+    for role, seed in (("conditioning", 0), ("judge", 1)):
+        torch.manual_seed(seed)
+        weights[role] = tmp_path / f"{role}.pt"
+        torch.save(open_clip.create_model(architecture.stem).state_dict(), weights[role])
+    columns = save_to_disk(tmp_path / "dataset")
+    cfg = smoke_config("data=hf", f"data.hf.path={tmp_path / 'dataset'}", *columns, "sweep.prompts_per_kind=6",
+                       "clip=pretrained", f"clip.model_config={architecture}",
+                       f"clip.weights={weights['conditioning']}",
+                       f"evaluator.clip_model_config={architecture}", f"evaluator.clip_weights={weights['judge']}",
+                       cache=tmp_path / "cache")
+    summary = pipeline.run(cfg, tmp_path / "run")
+
+    assert summary["clip"]["kind"] == "pretrained" and summary["eval_clip"]["kind"] == "pretrained"
+    judge = torch.load(weights["judge"], weights_only=True)
+    cache = tmp_path / "cache" / "eval_clip"
+    installed, _ = create_from_folder(next(p for p in cache.iterdir() if (p / "artifact.json").exists()),
+                                      torch.device("cpu"))
+    assert all(torch.equal(installed.state_dict()[k], judge[k]) for k in judge)
+    table = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert CORE_MODES <= set(table["mode"]) and {"clip_score", "fid"} <= set(table["metric"])

@@ -15,7 +15,7 @@ import numpy as np
 from harness.cache import Artifact
 from harness.clip.model import create_from_folder
 from harness.clip.negatives import HardNegatives
-from harness.clip.pretrained import fingerprint, install_pretrained
+from harness.clip.pretrained import PretrainedModel, fingerprint, install_pretrained
 from harness.clip.quality import split_quality, summary_line
 from harness.clip.train import CaptionedImages, recipe_config, train_clip
 from harness.config import Config
@@ -30,7 +30,7 @@ VERSION = "1"
 def stage_config(cfg: Config) -> dict:
     """What the stage reads: the pretrained model's identity, or the scratch recipe and hard-negative setting."""
     if cfg.clip.kind == "pretrained":
-        return fingerprint(cfg.clip)
+        return fingerprint(PretrainedModel.conditioning(cfg.clip))
     config = {"kind": "scratch", "seed": cfg.clip.train.seed,
               "precision": effective_precision(cfg.device, cfg.precision), **recipe_config(cfg.clip)}
     if cfg.clip.hard_negatives:
@@ -45,7 +45,7 @@ def run(ctx: Context) -> Artifact:
     def build(workdir: Path) -> dict:
         meta: dict = {"kind": cfg.clip.kind}
         if cfg.clip.kind == "pretrained":
-            install_pretrained(cfg.clip, workdir)
+            install_pretrained(PretrainedModel.conditioning(cfg.clip), workdir)
             model, tokenizer = create_from_folder(workdir, ctx.device)
         else:
             split = load_split(data, "train")

@@ -1,8 +1,10 @@
 """The `eval_clip` stage: an evaluation CLIP, independent of the conditioning one (docs/design.md, section 5).
 
-The conditioning CLIP's recipe (`harness.clip.train.train_clip`), but another architecture (towers
-`evaluator.clip_width_factor` as wide and `evaluator.clip_extra_layers` deeper), another seed
-(`evaluator.clip_seed`, for the initial weights and the data order) and other images:
+With `evaluator.clip_weights` it is a pretrained open_clip model from that file
+(`harness.clip.pretrained`). Otherwise it is trained here, with the conditioning CLIP's recipe
+(`harness.clip.train.train_clip`) but another architecture (towers `evaluator.clip_width_factor` as wide and
+`evaluator.clip_extra_layers` deeper), another seed (`evaluator.clip_seed`, for the initial weights and the
+data order) and other images:
 - shapes: a fresh set rendered by the world with a seed derived from `evaluator.clip_seed`, as large as the
   train split; its quality is measured on the dataset's val split, which it never saw;
 - any other dataset: the val and test splits; its quality is measured on the train split, which it never saw.
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.cache import Artifact
+from harness.clip.model import create_from_folder
+from harness.clip.pretrained import PretrainedModel, fingerprint, install_pretrained
 from harness.clip.quality import split_quality, summary_line
 from harness.clip.train import CaptionedImages, recipe_config, train_clip
 from harness.config import ClipConfig, Config
@@ -54,19 +58,29 @@ def architecture(cfg: Config) -> ClipConfig:
 
 
 def run(ctx: Context) -> Artifact:
-    """Build (or reuse) the evaluation CLIP; load it with `harness.clip.load_clip`."""
+    """Build (or reuse) the evaluation CLIP, trained here or pretrained (`evaluator.clip_weights`); load it with
+    `harness.clip.load_clip`."""
     cfg, data = ctx.cfg, ctx["data"]
     clip_cfg = architecture(cfg)
+    pretrained = PretrainedModel.judge(cfg.evaluator) if cfg.evaluator.clip_weights else None
 
     def build(workdir: Path) -> dict:
-        model, tokenizer, result = train_clip(workdir, training_set(ctx), clip_cfg,
-                                              seed=cfg.evaluator.clip_seed, device=ctx.device,
-                                              precision=cfg.precision, progress=cfg.progress, desc="eval_clip")
+        meta: dict = {"kind": "pretrained" if pretrained else "scratch"}
+        if pretrained:
+            install_pretrained(pretrained, workdir)
+            model, tokenizer = create_from_folder(workdir, ctx.device)
+        else:
+            model, tokenizer, result = train_clip(workdir, training_set(ctx), clip_cfg,
+                                                  seed=cfg.evaluator.clip_seed, device=ctx.device,
+                                                  precision=cfg.precision, progress=cfg.progress, desc="eval_clip")
+            meta["train"] = result.summary()
         held_out = load_split(data, "val" if cfg.data.source == "shapes" else "train")
-        meta = {"train": result.summary(), "quality": split_quality(model, tokenizer, held_out, ctx)}
-        log.info("eval_clip: %s", summary_line(meta["quality"]))
+        meta["quality"] = split_quality(model.eval(), tokenizer, held_out, ctx)
+        log.info("eval_clip (%s): %s", meta["kind"], summary_line(meta["quality"]))
         return meta
 
-    config = {"clip_seed": cfg.evaluator.clip_seed, "precision": effective_precision(cfg.device, cfg.precision),
-              **recipe_config(clip_cfg)}
-    return ctx.cache.build("eval_clip", VERSION, config, [data], build, every_rank=True)
+    config = fingerprint(pretrained) if pretrained else {
+        "clip_seed": cfg.evaluator.clip_seed, "precision": effective_precision(cfg.device, cfg.precision),
+        **recipe_config(clip_cfg)}
+    # Installing pretrained weights is rank 0's job alone; training runs on every rank under torchrun.
+    return ctx.cache.build("eval_clip", VERSION, config, [data], build, every_rank=pretrained is None)
