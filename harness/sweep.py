@@ -10,7 +10,6 @@ vectors come from (`sampling_vector`) and which policies it compares (`draw_poli
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ import torch
 from harness import parallel, progress
 from harness.cache import Artifact
 from harness.conditioning.base import ModeInputs, mode_class
-from harness.config import Config
+from harness.config import MODE_KEYS, Config, key_fields
 from harness.context import Context
 from harness.data.prompts import SweepPrompt
 from harness.decoder.diffusion import guided, make_sampler, make_train_scheduler, paired_noise, sample, \
@@ -234,9 +233,11 @@ def load_cells(cell_dir: Path) -> Iterator[tuple[Cell, dict]]:
 
 
 def sweep_config(cfg: Config, modes: list[str]) -> dict:
-    return {"sweep": dataclasses.asdict(cfg.sweep), "train_seeds": {m: cfg.seeds_for(m) for m in modes},
+    """What keys the sweep: the fields the schema marks for it (the sweep's settings, each mode's), each mode's
+    training seeds and the precision."""
+    return {**key_fields(cfg, "sweep"), "train_seeds": {m: cfg.seeds_for(m) for m in modes},
             "precision": effective_precision(cfg.device, cfg.precision),
-            "modes": {m: dataclasses.asdict(cfg.conditioning[m]) for m in modes}}
+            "modes": {m: key_fields(cfg.conditioning[m], "sweep", MODE_KEYS) for m in modes}}
 
 
 def policies_and_token_groups(cfg: Config) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]]]:

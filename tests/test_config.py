@@ -78,3 +78,43 @@ def test_console_script_help_version_and_tab_completion(tmp_path):
     completed = console("-sc", "query=bash", env=dict(os.environ, COMP_LINE=line, COMP_POINT=str(len(line))))
     assert set(completed.stdout.split()) == {f"experiment={p}" for p in ("cpu", "cpu_hard_negatives", "gpu",
                                                                           "quick", "smoke")}
+
+
+@pytest.mark.parametrize("stage, override, changes", [
+    ("prior", "prior.train.seed=3", True),
+    ("prior", "clip.train.seed=3", False),  # another section's training seed
+    ("probe", "evaluator.probe.train.steps=7", True),
+    ("probe", "prior.width=8", False),
+    ("clip", "clip.hard_negatives=true", True),
+    ("eval_clip", "clip.hard_negatives=true", False),  # the judge stays the same when Q5 toggles them
+    ("eval_clip", "clip.train.seed=3", False),
+    ("eval_clip", "clip.embed_dim=16", True),  # its architecture is derived from the conditioning CLIP's
+    ("decoder", "decoder.train.seed=3", False),  # a decoder keys on its task's seed
+    ("decoder", "decoder.min_snr_gamma=1", True),
+    ("sweep", "sweep.guidance=[1.0]", True),
+    ("metrics", "report.confidence=0.9", True),
+    ("metrics", "report.matched_diversity=0.5", False),  # read when the report is written, not cached
+])
+def test_cache_keys_come_from_the_fields_the_schema_marks(stage, override, changes):
+    from harness.config import key_fields
+
+    base, other = compose(["experiment=smoke"]), compose(["experiment=smoke", override])
+    assert (key_fields(base, stage) != key_fields(other, stage)) is changes
+
+
+def test_a_modes_sampling_settings_key_its_sweep_not_its_decoders():
+    from harness.config import MODE_KEYS, key_fields
+
+    base, other = (compose(["experiment=smoke", *extra]).conditioning["unclip"]
+                   for extra in ([], ["conditioning.unclip.prior_draws=[per_sample]"]))
+    assert key_fields(base, "decoder", MODE_KEYS) == key_fields(other, "decoder", MODE_KEYS)
+    assert key_fields(base, "sweep", MODE_KEYS) != key_fields(other, "sweep", MODE_KEYS)
+
+
+def test_a_datasets_key_ignores_the_shapes_world():
+    from harness.config import key_fields
+
+    base, other = (compose(["experiment=smoke", "data=hf", "data.hf.path=/data", *extra])
+                   for extra in ([], ["data.shapes.num_shapes=3", "data.num_images=50"]))
+    assert key_fields(base.data, "data.hf") == key_fields(other.data, "data.hf")
+    assert key_fields(base.data, "data.shapes") != key_fields(other.data, "data.shapes")

@@ -17,8 +17,8 @@ from harness.clip.model import create_from_folder
 from harness.clip.negatives import HardNegatives
 from harness.clip.pretrained import PretrainedModel, fingerprint, install_pretrained
 from harness.clip.quality import split_quality, summary_line
-from harness.clip.train import CaptionedImages, recipe_config, train_clip
-from harness.config import Config
+from harness.clip.train import CaptionedImages, train_clip
+from harness.config import Config, key_fields
 from harness.context import Context
 from harness.data.build import load_split
 from harness.device import effective_precision
@@ -28,14 +28,11 @@ VERSION = "1"
 
 
 def stage_config(cfg: Config) -> dict:
-    """What the stage reads: the pretrained model's identity, or the scratch recipe and hard-negative setting."""
+    """What keys the stage's artifact: the pretrained model's identity, or the fields the schema marks for it
+    (architecture, recipe, hard negatives) and the precision it trains at."""
     if cfg.clip.kind == "pretrained":
         return fingerprint(PretrainedModel.conditioning(cfg.clip))
-    config = {"kind": "scratch", "seed": cfg.clip.train.seed,
-              "precision": effective_precision(cfg.device, cfg.precision), **recipe_config(cfg.clip)}
-    if cfg.clip.hard_negatives:
-        config["num_hard_negatives"] = cfg.clip.num_hard_negatives
-    return config
+    return {**key_fields(cfg, "clip"), "precision": effective_precision(cfg.device, cfg.precision)}
 
 
 def run(ctx: Context) -> Artifact:

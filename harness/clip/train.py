@@ -84,16 +84,3 @@ def train_clip(folder: Path, data: CaptionedImages, cfg: ClipConfig, *, seed: in
     if distributed.is_main():
         save_weights(final, folder)
     return final, tokenizer, result
-
-
-def recipe_config(cfg: ClipConfig) -> dict:
-    """The part of `ClipConfig` that `train_clip` reads (architecture and recipe), for artifact keys.
-
-    The training seed is left out: each caller passes its own seed to `train_clip` and keys on that.
-    """
-    fields = ("embed_dim", "vision_width", "vision_layers", "vision_heads", "patch_size", "text_width",
-              "text_layers", "text_heads", "context_length")
-    config = {name: getattr(cfg, name) for name in fields}
-    config["train"] = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k != "seed"}
-    return config
-

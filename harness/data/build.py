@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.cache import Artifact
-from harness.config import DataConfig
+from harness.config import DataConfig, key_fields
 from harness.context import Context
 from harness.data.world import ObjectSpec, Prompt, ShapesWorld
 
@@ -77,12 +77,11 @@ def run(ctx: Context) -> Artifact:
     from harness.data import hf_source
 
     cfg = ctx.cfg.data
+    config = key_fields(cfg, f"data.{cfg.source}")  # the fields of this source (harness/config.py)
     if cfg.source == "shapes":
-        config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "hf"}
         return ctx.cache.build("data", VERSION, config, [], lambda w: build_shapes(cfg, ctx.world, w))
     from harness.data.prompts import held_out_captions
 
-    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("shapes", "num_images")}
     artifact = ctx.cache.build("data", f"hf{hf_source.VERSION}", config, [], lambda w: hf_source.build(cfg, w))
     held_out_captions(artifact, ctx.cfg)  # a test split too small for the prompts fails here, before training
     return artifact

@@ -1,8 +1,8 @@
 """The decoder stage: train one UNet under one conditioning mode and one seed, as a cached artifact.
 
 The artifact key holds only what changes the trained weights: the decoder recipe, the mode's training
-settings (not its sampling-only ones such as prior draw policies) under its training identity, the seed,
-and the upstream data and embedding artifacts. So `unclip_oracle` reuses the `unclip` decoder, and a sweep
+settings (not its sampling-only ones such as prior draw policies, which the schema marks) under its training
+identity, the seed, and the upstream data and embedding artifacts. So `unclip_oracle` reuses the `unclip` decoder, and a sweep
 over guidance scales never retrains anything.
 """
 
@@ -23,7 +23,7 @@ from harness.clip.embeddings import load_embeddings
 from harness.conditioning.base import ConditioningMode, ModeInputs, build_mode, mode_class
 from harness.conditioning.condition import Condition
 from harness.conditioning.pathways import Dims
-from harness.config import Config
+from harness.config import MODE_KEYS, Config, key_fields
 from harness.context import Context
 from harness.data.build import load_split
 from harness.decoder.diffusion import diffusion_loss, make_train_scheduler
@@ -34,9 +34,6 @@ from harness.training import train
 log = logging.getLogger(__name__)
 VERSION = "1"
 WEIGHTS = "decoder.pt"
-# Conditioning settings that do not make one trained decoder differ from another (sampling-only settings and
-# the list of seeds to train), so they do not key it.
-SAMPLING_ONLY = ("module", "prior_draws", "train_seeds")
 
 
 @dataclass
@@ -78,13 +75,12 @@ def build_decoder(cfg: Config, mode_name: str, clip: ClipContext) -> Decoder:
 
 
 def artifact_config(cfg: Config, mode_name: str, seed: int) -> dict:
+    """What keys one decoder: the fields the schema marks for it (the decoder recipe, the mode's training
+    settings), the mode's training identity, the seed and the precision."""
     mode_cfg = cfg.conditioning[mode_name]
-    recipe = dataclasses.asdict(cfg.decoder)
-    recipe["train"]["seed"] = seed
-    return {"decoder": recipe, "resolution": cfg.data.resolution,
-            "precision": effective_precision(cfg.device, cfg.precision),
+    return {**key_fields(cfg, "decoder"), "seed": seed, "precision": effective_precision(cfg.device, cfg.precision),
             "mode": mode_class(mode_cfg.module).training_identity(),
-            "conditioning": {k: v for k, v in dataclasses.asdict(mode_cfg).items() if k not in SAMPLING_ONLY}}
+            "conditioning": key_fields(mode_cfg, "decoder", MODE_KEYS)}
 
 
 def pixels_to_model(pixels: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -23,8 +23,8 @@ from harness.cache import Artifact
 from harness.clip.model import create_from_folder
 from harness.clip.pretrained import PretrainedModel, fingerprint, install_pretrained
 from harness.clip.quality import split_quality, summary_line
-from harness.clip.train import CaptionedImages, recipe_config, train_clip
-from harness.config import ClipConfig, Config
+from harness.clip.train import CaptionedImages, train_clip
+from harness.config import ClipConfig, Config, key_fields
 from harness.context import Context
 from harness.data.build import load_split
 from harness.device import effective_precision
@@ -79,8 +79,9 @@ def run(ctx: Context) -> Artifact:
         log.info("eval_clip (%s): %s", meta["kind"], summary_line(meta["quality"]))
         return meta
 
+    # Trained here, it keys on its own seed and size and on the conditioning CLIP's architecture and recipe it is
+    # derived from (not that CLIP's seed or hard negatives: the judge stays the same when they change).
     config = fingerprint(pretrained) if pretrained else {
-        "clip_seed": cfg.evaluator.clip_seed, "precision": effective_precision(cfg.device, cfg.precision),
-        **recipe_config(clip_cfg)}
+        **key_fields(cfg, "eval_clip"), "precision": effective_precision(cfg.device, cfg.precision)}
     # Installing pretrained weights is rank 0's job alone; training runs on every rank under torchrun.
     return ctx.cache.build("eval_clip", VERSION, config, [data], build, every_rank=pretrained is None)

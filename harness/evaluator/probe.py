@@ -19,6 +19,7 @@ import torch
 
 from harness import distributed, training
 from harness.cache import Artifact
+from harness.config import key_fields
 from harness.context import Context
 from harness.data.build import load_split
 from harness.data.world import ObjectSpec, Prompt, ShapesWorld, Vocabulary
@@ -98,7 +99,7 @@ def run(ctx: Context) -> Artifact:
                  ", ".join(f"{k} {v:.4f}" for k, v in meta["accuracy"].items()))
         return meta
 
-    config = {"probe": dataclasses.asdict(probe_cfg), "precision": effective_precision(cfg.device, cfg.precision)}
+    config = {**key_fields(cfg, "probe"), "precision": effective_precision(cfg.device, cfg.precision)}
     return ctx.cache.build("probe", VERSION, config, [data], build, every_rank=True)
 
 

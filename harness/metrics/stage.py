@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.cache import Artifact
+from harness.config import key_fields
 from harness.context import Context
 
 VERSION = "1"
@@ -43,4 +44,4 @@ def run(ctx: Context) -> Artifact:
         per_prompt.to_csv(workdir / PER_PROMPT, index=False)
         return {"groups": len(groups), "rows": len(table)}
 
-    return ctx.cache.build("metrics", VERSION, {"confidence": cfg.report.confidence}, [swept], build)
+    return ctx.cache.build("metrics", VERSION, key_fields(cfg, "metrics"), [swept], build)

@@ -14,7 +14,6 @@ so a killed build resumes; under torchrun every rank fits the priors and rank 0 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 from harness import distributed
 from harness.cache import Artifact
 from harness.clip.embeddings import load_embeddings
-from harness.config import Config
+from harness.config import Config, key_fields
 from harness.context import Context
 from harness.data.build import load_split
 from harness.device import effective_precision
@@ -94,7 +93,7 @@ def run(ctx: Context) -> Artifact:
             for name in names))
         return {"quality": meta, "kind": cfg.prior.kind, "eval_captions": n}
 
-    config = {"prior": dataclasses.asdict(cfg.prior), "precision": effective_precision(cfg.device, cfg.precision)}
+    config = {**key_fields(cfg, "prior"), "precision": effective_precision(cfg.device, cfg.precision)}
     return ctx.cache.build("prior", VERSION, config, [data, embeddings], build, every_rank=True)
 
 
