@@ -48,7 +48,8 @@ class Sources:
     encode_texts: Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]  # -> tokens [B,L], vectors [B,D]
     prior_sample: Callable[[torch.Tensor, torch.Tensor, int, torch.Generator], torch.Tensor] | None
     oracle_vectors: Callable[[list[int], int], torch.Tensor] | None  # prompt ids, k -> [P, k, D]
-    # prompt ids, k, prompt id -> seed: uint8 [P, K, H, W, 3], k per prompt (or one: a dataset's own image)
+    # prompt ids, k, prompt id -> seed: uint8 [P, K, H, W, 3] real images, k per prompt on the world, on a
+    # dataset as many as every held-out caption has (harness.data.prompts.real_images)
     real_images: Callable[[list[int], int, Callable[[int], int]], np.ndarray]
 
 
