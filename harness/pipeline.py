@@ -40,7 +40,7 @@ JUDGES = "judges"  # in NEEDS: the stages that judge samples, which the data cho
 NEEDS = {"data": (), "clip": ("data",), "embeddings": ("data", "clip"), "prior": ("data", "embeddings"),
          "probe": ("data",), "eval_clip": ("data",), DECODER: ("data", "clip", "embeddings"),
          "sweep": ("data", "clip", "embeddings", "prior", JUDGES, DECODER),
-         "metrics": ("sweep", JUDGES), "report": ("metrics", "sweep", "clip", JUDGES, "prior", DECODER)}
+         "metrics": ("sweep", JUDGES), "report": ("data", "metrics", "sweep", "clip", JUDGES, "prior", DECODER)}
 
 
 def judge_stages(cfg: Config) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness.metrics.intervals import CONFIDENCE, Interval, combine, crossed_interval, fill_absent
-from harness.metrics.table import COLUMNS, WITHOUT, metric_range
+from harness.metrics.table import ATTRIBUTE_METRICS, COLUMNS, WITHOUT, metric_range
 
 Estimate = Interval  # a number with its interval, standard error, degrees of freedom, prompts and seeds
 
@@ -162,6 +162,12 @@ class Sweep:
 
     def has(self, metric: str) -> bool:
         return any(key[3] == metric for key in self._tables)
+
+    @property
+    def read_by_probe(self) -> bool:
+        """Whether the shapes world's attribute probe judged this run (its readings and features); on a dataset
+        the evaluation CLIP judges alone."""
+        return any(self.has(metric) for metric in ATTRIBUTE_METRICS)
 
     def metrics_named(self, prefix: str) -> list[str]:
         return sorted({key[3] for key in self._tables if key[3].startswith(prefix)})

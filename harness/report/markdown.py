@@ -32,8 +32,8 @@ NAMES = {
     "recall": "recall",
     "coverage": "coverage",
     "density": "density",
-    "fid": "FID (probe features)",
-    "kid": "KID (probe features)",
+    "fid": "FID",
+    "kid": "KID",
 }
 
 

@@ -243,7 +243,7 @@ def key_findings(sweep: Sweep, settings: ReportConfig) -> Section:
              f"detect with 80% power at the family's strictest level. Everything after this section is "
              "exploratory. † marks an interval that rests on one training seed (prompt variation only).", ""]
     lines += [finding_line(r, alpha) for r in results] + [""]
-    if not any(sweep.has(metric) for metric in ATTRIBUTE_METRICS):
+    if not sweep.read_by_probe:
         lines += [f"This run has no exact attributes to read (a dataset, not the shapes world): fidelity is "
                   f"{name(first_measured(sweep, FIDELITY) or FIDELITY[0])} and diversity "
                   f"{name(first_measured(sweep, DIVERSITY) or DIVERSITY[0])}. Binding (Q5) and free-attribute "

@@ -60,7 +60,8 @@ def summary(ctx: Context) -> dict:
     cfg, swept = ctx.cfg, ctx["sweep"]
     return {
         "experiment": cfg.experiment_name,
-        "setup": {"data": cfg.data.source, "resolution": cfg.data.resolution, "num_images": cfg.data.num_images,
+        "setup": {"data": cfg.data.source, "resolution": cfg.data.resolution,
+                  "num_images": ctx["data"].meta["images"],
                   "decoder_size": cfg.decoder.size, "decoder_steps": cfg.decoder.train.steps,
                   "train_seeds": list(cfg.train_seeds), "modes": list(cfg.conditioning),
                   "sampler": cfg.sweep.sampler, "sample_steps": cfg.sweep.sample_steps,

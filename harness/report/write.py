@@ -29,7 +29,7 @@ JUDGE_AGREEMENT = "judge_agreement"
 OTHER_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "vendi", "pairwise_distance",
                  "clip_score", "attribute_accuracy")
 SETUP_FIELDS = (  # summary["setup"] keys in reading order, with their labels
-    ("data", "data"), ("resolution", "resolution (px)"), ("num_images", "training images"),
+    ("data", "data"), ("resolution", "resolution (px)"), ("num_images", "images (train, val and test)"),
     ("decoder_size", "decoder size"), ("decoder_steps", "decoder training steps"), ("train_seeds", "training seeds"),
     ("sampler", "sampler"), ("sample_steps", "sampling steps"), ("prompts_per_kind", "prompts per kind"),
     ("samples_per_prompt", "samples per prompt"), ("machine", "machine"), ("device", "device"),
@@ -48,8 +48,9 @@ def sections(sweep: Sweep, settings: ReportConfig) -> dict[str, Section]:
 
 def other_metrics(sweep: Sweep) -> Section:
     """Every curve x guidance table of the metrics the question sections do not show in full."""
+    features = "the probe's" if sweep.read_by_probe else "the evaluation CLIP's image"
     section = Section("Other metrics", ["Each cell: mean over training seeds and prompts, with its interval "
-                                        "(FID and KID on the probe's features against real images of the same "
+                                        f"(FID and KID in {features} features against real images of the same "
                                         "prompts; lower is better).", ""], {"measured": True})
     for metric in OTHER_METRICS:
         curves = sweep.curves(metric)
