@@ -311,3 +311,19 @@ def test_without_hard_negative_runs_the_binding_section_says_so(tmp_path):
     cells = {key: v for key, v in CELLS.items() if "@" not in key[0]}
     found = sections(write_report(pd.DataFrame(), SUMMARY, tmp_path, make_per_prompt(cells)).read_text())
     assert "The run did not include a hard-negative CLIP: not measured." in found["Q5"]
+
+
+def test_a_dataset_of_unique_captions_says_why_q1_has_no_matched_diversity():
+    """On a dataset whose held-out captions caption one test image each, the real images have no within-prompt
+    diversity: Q1's contrast at matched diversity cannot exist, and Key findings says why instead of 'n/a'."""
+    from harness.report.primary import finding_line, primary_family
+
+    dataset = {(mode, draw, metric): by_g for mode, draw in (("glide", "-"), ("unclip", "per_sample"))
+               for metric, by_g in (("clip_score", {1: 0.20, 3: 0.24}), ("pairwise_distance", {1: 0.40, 3: 0.30}))}
+    dataset[("real", "-", "clip_score")] = {None: 0.25}  # a real image per caption: a score, but no spread
+    settings = ReportConfig(primary=[PrimaryContrast("q1", "matched_fidelity", "unclip/per_sample", "glide")])
+    (result,) = primary_family(Sweep(make_per_prompt(dataset)), settings)
+    assert not result.measured and not result.unreached
+    line = finding_line(result, alpha=0.05)
+    assert "not measured in this run: the real images have no pairwise feature distance to match" in line
+    assert "two or more test images" in line

@@ -78,6 +78,10 @@ def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig
         diversity = first_measured(sweep, DIVERSITY) or DIVERSITY[0]
         statement = (f"{name(metric)} at matched diversity ({settings.matched_diversity:.0%} of the real "
                      f"{name(diversity)}), {a.label} − {b.label}")
+        if sweep.value(sweep.ceiling_cell(diversity)) is None:
+            return PrimaryResult(spec, metric, statement, None,
+                                 missing=f"the real images have no {name(diversity)} to match (on a dataset, each "
+                                         "held-out caption needs two or more test images: captions that repeat)")
         estimate = matched_difference(sweep, a, b, diversity, metric, settings.matched_diversity)
         return PrimaryResult(spec, metric, statement, estimate, note=_diversity_ranges(sweep, (a, b), diversity))
     if spec.contrast == "drop_difference":
