@@ -52,7 +52,7 @@ def compose(overrides: list[str] = ()) -> Config:  # type: ignore[assignment]
 
 def _one_line_error(exc: Exception, group_options: Callable[[str], list[str]]) -> ConfigError:
     text = str(exc)
-    missing = re.search(r"Could not find '([^']+)/([^/']+)'", text)
+    missing = re.search(r"Could not (?:find|load) '([^']+)/([^/']+)'", text)
     if missing:  # the group may be nested (hydra/launcher) and its options may come from plugins
         group, choice = missing.groups()
         return ConfigError(group, f"no option {choice!r}; choose from {', '.join(sorted(group_options(group)))}")

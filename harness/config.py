@@ -319,7 +319,6 @@ class ConditioningConfig:
     p_drop_vector: float = param(0.1, ge=0, le=1)
     p_drop_text: float = param(0.2, ge=0, le=1)
     image_noise: float = param(0.0, ge=0, help="std of Gaussian noise added to training CLIP image vectors")
-    prior_draws: List[str] = param(["fixed"], choices=("fixed", "per_sample"), min_len=1, keys=("sweep",))
     # An ablation may need fewer seeds than the core modes: the cpu preset trains its extras once.
     train_seeds: Optional[List[int]] = param(None, min_len=1, keys=(),
                                              help="decoder seeds of this mode; None: the run's train_seeds")
@@ -329,6 +328,28 @@ class ConditioningConfig:
         # The automatic width (the decoder's 4 x UNet width: 64, 256 or 512) splits into any power-of-two heads.
         if self.text_width and self.text_width % self.text_heads:
             yield "text_width", "must be a multiple of text_heads"
+
+
+@dataclass
+class ArmConfig:
+    """One sampling arm (harness/arms/<module>.py): what happens to the condition or the guidance at sampling
+    time. Arms key only the sweep: adding one samples the trained decoders again, it retrains nothing."""
+    module: str = param(MISSING, keys=("sweep",))
+    modes: List[str] = param([], keys=("sweep",), help="the modes it is sampled with; empty: every mode it applies to")
+    # The arm's own parameters, typed and checked by its module's `Params` dataclass (a wrong name or value fails
+    # here, naming arms.<arm>.params.<key>).
+    params: Dict[str, Any] = param({}, keys=("sweep",))
+
+    def cross_checks(self) -> Iterator[tuple[str, str]]:
+        from harness.arms.base import arm_class, check_params
+
+        try:
+            cls = arm_class(self.module)
+        except ConfigError as exc:
+            yield "module", exc.message
+            return
+        for key, message in check_params(cls, self.params):
+            yield f"params.{key}", message
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -357,7 +378,7 @@ class SweepConfig:
 
 
 CONTRASTS = ("difference", "drop_difference", "matched_fidelity")
-QUESTIONS = ("q1", "q2", "q3", "q4", "q5")
+QUESTIONS = ("q1", "q2", "q3", "q4", "q5", "q6")
 
 
 @dataclass
@@ -368,7 +389,7 @@ class PrimaryContrast:
     contrast: str = param("difference", choices=CONTRASTS,
                           help="difference: a - b at `guidance`; drop_difference: drop(a) - drop(b) between the "
                                "lowest and highest guidance; matched_fidelity: a - b at matched diversity")
-    a: str = param("", help="a curve: mode, or mode/prior_draw (unclip/per_sample)")
+    a: str = param("", help="a curve: mode, or mode/arm (unclip/per_sample, clip_text/text_noise)")
     b: str = param("", help="the other curve")
     metric: str = param("", help="empty: the run's primary fidelity measure (attribute accuracy on the world, CLIP "
                                  "score on a dataset), or for drop_difference its primary diversity measure")
@@ -380,7 +401,7 @@ class PrimaryContrast:
     def cross_checks(self) -> Iterator[tuple[str, str]]:
         for side in ("a", "b"):
             if not getattr(self, side).strip():
-                yield side, "must name a curve (mode or mode/prior_draw)"
+                yield side, "must name a curve (mode or mode/arm)"
 
 
 def _default_primary() -> list[PrimaryContrast]:
@@ -400,6 +421,19 @@ def _default_primary() -> list[PrimaryContrast]:
         PrimaryContrast("q5", "difference", "glide", "glide_seq", "binding_accuracy",
                         if_positive="GLIDE's pooled token improves binding",
                         if_negative="GLIDE's pooled token worsens binding"),
+        # Q6 (experiment=mechanism): plausibility against randomness, then guidance variants against plain CFG.
+        PrimaryContrast("q6", "matched_fidelity", "unclip/per_sample", "clip_text/text_noise",
+                        if_positive="the prior's draws are more faithful at equal diversity than the text vector plus "
+                                    "noise of the prior's spread",
+                        if_negative="the text vector plus noise of the prior's spread is more faithful at equal "
+                                    "diversity than the prior's draws"),
+        PrimaryContrast("q6", "matched_fidelity", "unclip/per_sample", "unclip/cads",
+                        if_positive="fresh prior draws are more faithful at equal diversity than one draw with "
+                                    "condition-annealed noise",
+                        if_negative="one draw with condition-annealed noise is more faithful at equal diversity "
+                                    "than fresh prior draws"),
+        *(PrimaryContrast("q6", "matched_fidelity", f"{mode}/{arm}", mode)
+          for arm in ("interval", "apg") for mode in ("glide", "clip_text")),
     ]
 
 
@@ -439,6 +473,7 @@ class Config:
     prior: PriorConfig = section(PriorConfig, keys=("prior",))
     decoder: DecoderConfig = section(DecoderConfig, keys=("decoder",))
     conditioning: Dict[str, ConditioningConfig] = field(default_factory=dict)  # each keyed by MODE_KEYS
+    arms: Dict[str, ArmConfig] = field(default_factory=dict)  # sampling arms, each keyed by the sweep
     sweep: SweepConfig = section(SweepConfig, keys=("sweep",))
     report: ReportConfig = field(default_factory=ReportConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -501,9 +536,26 @@ def _drop_modes_not_chosen(cfg: DictConfig) -> None:
             del modes[name]
 
 
+def _arm_modes_not_chosen(cfg: DictConfig) -> None:
+    """An arm restricted to modes (`arms.fixed.modes=[unclip]`) keeps the restriction when the run chooses fewer
+    modes: a mode it names that is not chosen is dropped with a warning; a name that is no mode is an error."""
+    known = {path.stem for path in (CONF_DIR / "conditioning").glob("*.yaml")}
+    chosen = set(cfg.get("conditioning") or {})
+    for arm, node in (cfg.get("arms") or {}).items():
+        modes = list(node.get("modes") or [])
+        for mode in modes:
+            if mode not in known | chosen:
+                raise ConfigError(f"arms.{arm}.modes", f"no mode {mode!r}; choose from {', '.join(sorted(known))}")
+        if any(mode not in chosen for mode in modes):
+            log.warning("arms.%s.modes: %s not chosen in conditioning=[...]; ignored", arm,
+                        ", ".join(m for m in modes if m not in chosen))
+            node.modes = [m for m in modes if m in chosen]
+
+
 def validate(cfg: DictConfig) -> Config:
     """Turn a composed config into checked dataclasses, or raise one `ConfigError` naming the first bad key."""
     _drop_modes_not_chosen(cfg)
+    _arm_modes_not_chosen(cfg)
     for key in _unknown_keys(cfg, Config):
         raise ConfigError(key, "no such key in the schema (harness/config.py)")
     try:

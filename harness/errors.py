@@ -13,7 +13,7 @@ class HarnessError(Exception):
 
 class ConfigError(HarnessError):
     def __init__(self, key: str, message: str) -> None:
-        self.key = key
+        self.key, self.message = key, message
         super().__init__(f"{key}: {message}")
 
 

@@ -1,11 +1,12 @@
-"""The guidance sweep (docs/questions.md; docs/design.md, section 5): every trained mode x guidance scale x prior draw policy,
-K samples for each of P held-out prompts, from paired noise.
+"""The guidance sweep (docs/questions.md; docs/design.md, section 5): every trained mode x sampling arm x guidance
+scale, K samples for each of P held-out prompts, from paired noise.
 
-Work is cut into cells (mode, seed, guidance, policy, prompt chunk). Each cell is sampled, read by the
+Work is cut into cells (mode, seed, guidance, arm, prompt chunk). Each cell is sampled, read by the
 evaluator (probe attributes, probe features, evaluation-CLIP embeddings) and saved atomically as soon as it
 finishes, inside the sweep artifact's resumable work folder; a killed sweep restarts, finds the finished
-cells and computes only the rest. Nothing here depends on which mode it samples: a mode says where its
-vectors come from (`sampling_vector`) and which policies it compares (`draw_policies`).
+cells and computes only the rest. Nothing here depends on which mode or arm it samples: the conditioning package
+says where a mode's vectors come from (`harness.conditioning.sampling`), an arm which modes it applies to, how it
+perturbs their vectors and how it guides (`harness.arms`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ import numpy as np
 import torch
 
 from harness import parallel, progress
+from harness.arms.base import PLAIN, Guidance, Plain, SamplingArm, arm_class, draws_from_prior
 from harness.cache import Artifact
 from harness.conditioning.base import ModeInputs, mode_class
+from harness.conditioning.sampling import VectorSources, draw_seed, sampling_vectors
 from harness.config import MODE_KEYS, Config, key_fields
 from harness.context import Context
 from harness.data.prompts import SweepPrompt
-from harness.decoder.diffusion import guided, make_sampler, make_train_scheduler, paired_noise, sample, \
+from harness.decoder.diffusion import NoiseLevels, make_sampler, make_train_scheduler, paired_noise, sample, \
     step_generators
+from harness.errors import ConfigError
 from harness.decoder.stage import Decoder
 from harness.decoder.unet import record_attention
 from harness.metrics.table import NO_ABLATION, WITHOUT
@@ -36,18 +40,16 @@ from harness.device import effective_precision, resolve_device
 
 log = logging.getLogger(__name__)
 PER_TOKEN = "_per_token"  # attention group name suffix: mean mass per attendable token of the group
-VERSION = "5"  # 2: DPM-Solver++ thresholds its x0 predictions; 3: attention mass per prompt; 4: prompts drawn right;
-# 5: attention at every guidance scale, per token too
+VERSION = "6"  # 2: DPM-Solver++ thresholds its x0 predictions; 3: attention mass per prompt; 4: prompts drawn right;
+# 5: attention at every guidance scale, per token too; 6: sampling arms, each cell's sampling time
 REAL = "real"  # the pseudo-mode holding real reference images: the ceiling every mode is read against
 CELLS = "cells"  # the sweep artifact's folder of finished cells
 
 
 @dataclass
 class Sources:
-    """Where sampling inputs come from."""
-    encode_texts: Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]  # -> tokens [B,L], vectors [B,D]
-    prior_sample: Callable[[torch.Tensor, torch.Tensor, int, torch.Generator], torch.Tensor] | None
-    oracle_vectors: Callable[[list[int], int], torch.Tensor] | None  # prompt ids, k -> [P, k, D]
+    """Where sampling inputs come from: the modes' vectors (`harness.conditioning.sampling`) and the real images."""
+    vectors: VectorSources
     # prompt ids, k, prompt id -> seed: uint8 [P, K, H, W, 3] real images, k per prompt on the world, on a
     # dataset as many as every held-out caption has (harness.data.prompts.real_images)
     real_images: Callable[[list[int], int, Callable[[int], int]], np.ndarray]
@@ -68,13 +70,13 @@ class Cell:
     mode: str
     seed: int
     guidance: float
-    policy: str
+    arm: str
     chunk: int
     ablation: str = NO_ABLATION  # a token group hidden from attention at sampling (the reliance test)
 
     @property
     def name(self) -> str:
-        name = f"{self.mode}__s{self.seed}__g{self.guidance:g}__{self.policy}__c{self.chunk}"
+        name = f"{self.mode}__s{self.seed}__g{self.guidance:g}__{self.arm}__c{self.chunk}"
         return name if self.ablation == NO_ABLATION else f"{name}__{self.ablation}"
 
     @property
@@ -87,18 +89,21 @@ def chunks(n: int, size: int) -> list[range]:
     return [range(start, min(n, start + size)) for start in range(0, n, size)]
 
 
-def plan(cfg: Config, policies: dict[str, list[str]], n_prompts: int,
-         token_groups: dict[str, tuple[str, ...]] | None = None) -> list[Cell]:
-    """Every cell of the sweep, in a fixed order (modes, seeds, guidance, policies, chunks), then the reliance
-    cells: for modes with two token groups, each group hidden in turn at `sweep.reliance_guidance`."""
+def plan(cfg: Config, arms: dict[str, list[str]], n_prompts: int,
+         token_groups: dict[str, tuple[str, ...]] | None = None, baselines: dict[str, list[str]] | None = None
+         ) -> list[Cell]:
+    """Every cell of the sweep, in a fixed order (modes, seeds, guidance, arms, chunks), then the reliance
+    cells: for modes with two token groups, each group hidden in turn at `sweep.reliance_guidance`, under each
+    of the mode's baseline arms (its own way of sampling; default: every arm)."""
+    baselines = baselines or arms
     n_chunks = len(chunks(n_prompts, cfg.sweep.cells_per_chunk))
-    cells = [Cell(mode, seed, float(g), policy, c)
-             for mode in policies for seed in cfg.seeds_for(mode) for g in cfg.sweep.guidance
-             for policy in policies[mode] for c in range(n_chunks)]
-    groups = {mode: names for mode, names in (token_groups or {}).items() if mode in policies and len(names) > 1}
-    cells += [Cell(mode, seed, float(g), policy, c, group)
+    cells = [Cell(mode, seed, float(g), arm, c)
+             for mode in arms for seed in cfg.seeds_for(mode) for g in cfg.sweep.guidance
+             for arm in arms[mode] for c in range(n_chunks)]
+    groups = {mode: names for mode, names in (token_groups or {}).items() if mode in arms and len(names) > 1}
+    cells += [Cell(mode, seed, float(g), arm, c, group)
               for mode, names in groups.items() for seed in cfg.seeds_for(mode) for g in cfg.sweep.reliance_guidance
-              for policy in policies[mode] for group in names for c in range(n_chunks)]
+              for arm in baselines[mode] for group in names for c in range(n_chunks)]
     return cells
 
 
@@ -121,7 +126,7 @@ def judge_images(judge: Judge, images: np.ndarray) -> dict[str, np.ndarray]:
 
 
 class SweepRunner:
-    """Samples the cells of one sweep; the pipeline hands it the trained decoders and the evaluator."""
+    """Samples the cells of one sweep; the pipeline hands it the trained decoders, the arms and the evaluator."""
 
     def __init__(self, cfg: Config, prompts: list[SweepPrompt], decoders: dict[tuple[str, int], Callable[[], Decoder]],
                  sources: Sources, judge: Judge) -> None:
@@ -131,7 +136,8 @@ class SweepRunner:
         train = make_train_scheduler(cfg.decoder.num_train_timesteps, cfg.decoder.beta_schedule,
                                      cfg.decoder.prediction)
         self.sampler = make_sampler(cfg.sweep.sampler, train, cfg.sweep.sample_steps)
-        self.tokens, self.text_vectors = sources.encode_texts([p.caption for p in prompts])
+        self.levels = NoiseLevels(train)
+        self.arms = build_arms(cfg)
         self._loaded: dict[tuple[str, int], Decoder] = {}
 
     def decoder(self, mode: str, seed: int) -> Decoder:
@@ -140,43 +146,37 @@ class SweepRunner:
             self._loaded[(mode, seed)] = self.decoders[(mode, seed)]()
         return self._loaded[(mode, seed)]
 
-    def vectors(self, decoder: Decoder, cell: Cell, ids: list[int], k: int) -> torch.Tensor | None:
-        """The CLIP image vectors [P, K, D] a mode samples from, or None when it reads text vectors."""
-        mode = decoder.mode
-        if mode.vector_source != "image":
-            return None
-        if mode.sampling_vector == "oracle":
-            return self.sources.oracle_vectors(ids, k)
-        # One generator per chunk and policy, shared by every guidance scale, so scales are paired.
-        generator = torch.Generator().manual_seed(int(np.random.SeedSequence(
-            [self.cfg.sweep.seed, cell.chunk, cell.seed, 7]).generate_state(1)[0]))
-        draws = 1 if cell.policy == "fixed" else k
-        drawn = self.sources.prior_sample(self.text_vectors[ids], self.tokens[ids], draws, generator)
-        return drawn.expand(len(ids), k, drawn.shape[-1]) if draws == 1 else drawn
-
     def sample_cell(self, cell: Cell, ids: list[int]) -> dict[str, np.ndarray]:
         k, res = self.cfg.sweep.samples_per_prompt, self.cfg.data.resolution
         decoder = self.decoder(cell.mode, cell.seed)
-        vectors = self.vectors(decoder, cell, ids, k)
+        arm = self.arms[cell.arm]
+        # One stream per chunk, shared by every guidance scale and arm, so that they are paired.
+        seed = draw_seed(self.cfg.sweep.seed, cell.chunk, cell.seed)
+        vectors = sampling_vectors(type(decoder.mode), arm, self.sources.vectors, ids, k, seed)
         rows = torch.tensor(ids).repeat_interleave(k)
         samples = torch.arange(k).repeat(len(ids))
-        inputs = ModeInputs(self.tokens[rows].to(self.device), self.text_vectors[rows].to(self.device),
-                            None if vectors is None else vectors.reshape(len(rows), -1).to(self.device))
+        inputs = ModeInputs(self.sources.vectors.tokens[rows].to(self.device),
+                            vectors.text.reshape(len(rows), -1).to(self.device),
+                            None if vectors.image is None else vectors.image.reshape(len(rows), -1).to(self.device))
         noise = paired_noise(self.cfg.sweep.seed, rows, samples, (3, res, res), device=self.device)
         generators = step_generators(self.cfg.sweep.seed, rows, samples) if self.cfg.sweep.sampler == "ddpm" else None
-        with torch.no_grad():
-            branches, weights = decoder.mode.guidance_branches(inputs, cell.guidance)
+
+        def branches_at(scale: float) -> tuple[list, list[float]]:
+            branches, weights = decoder.mode.guidance_branches(inputs, scale)
             if cell.ablation != NO_ABLATION:
                 branches = [branch.without(cell.ablation) for branch in branches]
-            model_fn = guided(decoder, branches, weights)
+            return branches, weights
+
+        with torch.no_grad():
+            model_fn = arm.model_fn(decoder, Guidance(branches_at, cell.guidance, self.levels, vectors.seed))
             # Attention mass at every guidance scale, of the conditional branch: it comes first in the guided
             # batch (`guidance_branches`), so its rows are the first len(rows) of each recorded forward.
             if decoder.mode.has_tokens:
-                with record_attention(decoder.unet) as recorder:
+                with record_attention(decoder.unet, rows=len(rows)) as recorder:
                     x0 = sample(model_fn, noise, self.sampler, generators, precision=self.cfg.precision)
                 # layer -> token group -> per-prompt mass (mean over the prompt's K samples)
                 per_token = recorder.per_token()
-                attention = {layer: {name + suffix: values[:len(rows)].reshape(len(ids), k).mean(dim=1).tolist()
+                attention = {layer: {name + suffix: values.reshape(len(ids), k).mean(dim=1).tolist()
                                      for suffix, source in (("", groups), (PER_TOKEN, per_token[layer]))
                                      for name, values in source.items()}
                              for layer, groups in recorder.per_sample().items()}
@@ -187,7 +187,8 @@ class SweepRunner:
         images = images.permute(0, 2, 3, 1).reshape(len(ids), k, res, res, 3).numpy()
         out = judge_images(self.judge, images)
         out["attention"] = np.array(json.dumps(attention))
-        out["prior_spread"] = (prior_spread(vectors) if vectors is not None and cell.policy == "per_sample"
+        read = vectors.image if vectors.image is not None else vectors.text
+        out["prior_spread"] = (vector_spread(read) if decoder.mode.vector_path is not None and varies(read)
                                else np.full(len(ids), np.nan))
         return out
 
@@ -198,7 +199,10 @@ class SweepRunner:
         label = "sweep" if len({(c.mode, c.seed) for c in cells}) != 1 else f"sweep {cells[0].mode} s{cells[0].seed}"
         for cell in progress.bar(cells, desc=label, enabled=self.cfg.progress):
             ids = list(prompt_chunks[cell.chunk])
-            save_npz(cell_dir / f"{cell.name}.npz", prompt_ids=np.array(ids), **self.sample_cell(cell, ids))
+            started = time.perf_counter()
+            out = self.sample_cell(cell, ids)
+            save_npz(cell_dir / f"{cell.name}.npz", prompt_ids=np.array(ids),
+                     sampling_s=np.array(time.perf_counter() - started), **out)
         return len(cells)
 
     def references(self, path: Path) -> None:
@@ -214,8 +218,14 @@ def reference_seed(seed: int, prompt_id: int) -> int:
     return int(np.random.SeedSequence([seed, prompt_id, 11]).generate_state(1)[0])
 
 
-def prior_spread(vectors: torch.Tensor) -> np.ndarray:
-    """Per prompt, the mean pairwise cosine distance between the prior's draws [P, K, D]."""
+def varies(vectors: torch.Tensor) -> bool:
+    """Whether the samples of a prompt read different vectors [P, K, D] (prior draws per sample, added noise)."""
+    return bool((vectors != vectors[:, :1]).any())
+
+
+def vector_spread(vectors: torch.Tensor) -> np.ndarray:
+    """Per prompt, the mean pairwise cosine distance between the CLIP vectors [P, K, D] its samples read: the
+    prior's draws, or a text vector plus noise (the metric `prior_spread`)."""
     v = torch.nn.functional.normalize(vectors.float(), dim=-1)
     sims = v @ v.transpose(1, 2)
     k = v.shape[1]
@@ -227,30 +237,54 @@ def load_cells(cell_dir: Path) -> Iterator[tuple[Cell, dict]]:
     for path in sorted(cell_dir.glob("*.npz")):
         if path.name.endswith(".tmp.npz"):
             continue
-        mode, seed, guidance, policy, chunk, *ablation = path.stem.split("__")
+        mode, seed, guidance, arm, chunk, *ablation = path.stem.split("__")
         with np.load(path) as data:
-            yield Cell(mode, int(seed[1:]), float(guidance[1:]), policy, int(chunk[1:]),
+            yield Cell(mode, int(seed[1:]), float(guidance[1:]), arm, int(chunk[1:]),
                        *ablation), dict(data)
 
 
 def sweep_config(cfg: Config, modes: list[str]) -> dict:
-    """What keys the sweep: the fields the schema marks for it (the sweep's settings, each mode's), each mode's
-    training seeds and the precision."""
+    """What keys the sweep: the fields the schema marks for it (the sweep's settings, each mode's and arm's),
+    each mode's training seeds and the precision."""
     return {**key_fields(cfg, "sweep"), "train_seeds": {m: cfg.seeds_for(m) for m in modes},
             "precision": effective_precision(cfg.device, cfg.precision),
-            "modes": {m: key_fields(cfg.conditioning[m], "sweep", MODE_KEYS) for m in modes}}
+            "modes": {m: key_fields(cfg.conditioning[m], "sweep", MODE_KEYS) for m in modes},
+            "arms": {a: key_fields(cfg.arms[a], "sweep", ("sweep",)) for a in cfg.arms}}
 
 
-def policies_and_token_groups(cfg: Config) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]]]:
-    """Per mode, the prior-draw policies its sweep compares ("-" for a mode that draws nothing) and the names
-    of the token groups its decoder attends to (the reliance cells hide each in turn)."""
-    policies, token_groups = {}, {}
+def build_arms(cfg: Config) -> dict[str, SamplingArm]:
+    """The run's sampling arms by name, and the plain arm `-` of modes that draw nothing."""
+    arms: dict[str, SamplingArm] = {PLAIN: Plain(PLAIN)}
+    for name, arm_cfg in cfg.arms.items():
+        arms[name] = arm_class(arm_cfg.module)(name, dict(arm_cfg.params))
+    return arms
+
+
+def describe_arms(cfg: Config) -> dict:
+    """The run's arms as the report prints them: module, parameters, whether it is a baseline (a mode's own way
+    of sampling) and the modes it was sampled with."""
+    built, (arms, _, _) = build_arms(cfg), arms_and_token_groups(cfg)
+    return {name: {**built[name].describe(), "baseline": built[name].baseline,
+                   "modes": [mode for mode, names in arms.items() if name in names]} for name in cfg.arms}
+
+
+def arms_and_token_groups(cfg: Config) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]], dict[str, list[str]]]:
+    """Per mode, the arms its sweep samples (a mode that draws nothing is sampled plain, `-`, and under each arm
+    that applies to it), the names of the token groups its decoder attends to (the reliance cells hide each
+    in turn), and its baseline arms (its own way of sampling)."""
+    arms, token_groups, baselines = {}, {}, {}
+    built = build_arms(cfg)
     for mode in cfg.conditioning:
         mode_cls = mode_class(cfg.conditioning[mode].module)
-        is_prior_mode = mode_cls.vector_source == "image" and mode_cls.sampling_vector == "prior"
-        policies[mode] = list(cfg.conditioning[mode].prior_draws) if is_prior_mode else ["-"]
+        chosen = [name for name, arm_cfg in cfg.arms.items()
+                  if type(built[name]).applies_to(mode_cls) and (not arm_cfg.modes or mode in arm_cfg.modes)]
+        arms[mode] = chosen if draws_from_prior(mode_cls) else [PLAIN, *chosen]
+        baselines[mode] = [name for name in arms[mode] if built[name].baseline]
+        if not baselines[mode]:
+            raise ConfigError("arms", f"mode {mode} samples from the prior but no chosen arm says how many draws: "
+                                      "add fixed or per_sample (arms=[fixed,per_sample,...])")
         token_groups[mode] = mode_cls.token_group_names(cfg.conditioning[mode])
-    return policies, token_groups
+    return arms, token_groups, baselines
 
 
 def run(ctx: Context) -> Artifact:
@@ -264,8 +298,8 @@ def run(ctx: Context) -> Artifact:
 
     cfg = ctx.cfg
     prompts = sweep_prompts(ctx)
-    policies, token_groups = policies_and_token_groups(cfg)
-    cells = plan(cfg, policies, len(prompts), token_groups)
+    arms, token_groups, baselines = arms_and_token_groups(cfg)
+    cells = plan(cfg, arms, len(prompts), token_groups, baselines)
     upstream = [ctx[name] for name in ("data", "clip", "prior", "probe", "eval_clip") if name in ctx]
     upstream += ctx.decoders().values()
 
@@ -284,11 +318,16 @@ def run(ctx: Context) -> Artifact:
             tasks[REAL] = (_sample_references, (ctx, prompts, real))
         parallel.run_tasks(tasks, cfg.workers, labels=_task_label, desc="sweep tasks")
         seen = train_captions(ctx)
+        by_arm: dict[str, float] = {}
+        for cell in cells:  # each cell's own sampling time, summed per arm (reused cells keep theirs)
+            with np.load(cell_dir / f"{cell.name}.npz") as data:
+                by_arm[cell.arm] = by_arm.get(cell.arm, 0.0) + float(data["sampling_s"])
         return {"cells": len(cells), "cells_computed": len(todo), "cells_reused": len(cells) - len(todo),
                 "prompts": len(prompts), "unseen_prompts": sum(p.caption not in seen for p in prompts),
-                "sampling_s": round(time.perf_counter() - started, 2)}
+                "sampling_s": round(time.perf_counter() - started, 2),
+                "sampling_s_by_arm": {arm: round(seconds, 1) for arm, seconds in by_arm.items()}}
 
-    return ctx.cache.build("sweep", VERSION, sweep_config(cfg, list(policies)), upstream, build)
+    return ctx.cache.build("sweep", VERSION, sweep_config(cfg, list(arms)), upstream, build)
 
 
 def _sample_cells(ctx: Context, prompts: list[SweepPrompt], cells: list[Cell], cell_dir: Path) -> int:

@@ -14,7 +14,6 @@ import torch
 
 from harness.context import Context
 from harness.data.prompts import SweepPrompt, real_images
-from harness.seeds import derived_seed
 from harness.sweep import Judge, Sources, SweepRunner
 
 
@@ -40,33 +39,17 @@ def load_judge(ctx: Context) -> Judge:
 
 
 def load_runner(ctx: Context, prompts: list[SweepPrompt]) -> SweepRunner:
-    """A runner over `prompts` with the context's conditioning CLIP, prior, decoders and judge."""
-    from harness.clip import encode_images, encode_texts, load_clip
+    """A runner over `prompts` with the context's vector sources (conditioning CLIP, prior, oracle), decoders and
+    judge."""
+    from harness.conditioning.sampling import load_sources
     from harness.decoder import stage as decoder_stage
-    from harness.priors.stage import load_prior
 
-    cfg, device, precision = ctx.cfg, ctx.device, ctx.cfg.precision
-    clip_model, tokenizer = load_clip(ctx["clip"], device)
-    prior = load_prior(ctx["prior"], cfg.prior.kind, device)
-    context = decoder_stage.clip_context(ctx["clip"], ctx["embeddings"], device, precision)
+    cfg, device = ctx.cfg, ctx.device
+    context = decoder_stage.clip_context(ctx["clip"], ctx["embeddings"], device, cfg.precision)
 
     def real(ids: list[int], k: int, seed_of: Callable[[int], int]) -> np.ndarray:
         return real_images(ctx, prompts, ids, k, seed_of)
 
-    def oracle_vectors(ids: list[int], k: int) -> torch.Tensor:
-        """CLIP image vectors of real images of each prompt (k fresh ones on the world; on a dataset the images
-        a held-out caption captions, taken in turn): what a perfect prior would hand unCLIP."""
-        images = real(ids, k, lambda i: derived_seed(cfg.sweep.seed, f"oracle{i}"))
-        vectors = encode_images(clip_model, images.reshape(-1, *images.shape[2:]), precision=precision)
-        vectors = vectors.reshape(len(ids), images.shape[1], -1)
-        return vectors[:, torch.arange(k) % images.shape[1]].cpu()
-
-    sources = Sources(
-        encode_texts=lambda captions: (tokenizer(captions).long(),
-                                       encode_texts(clip_model, tokenizer, captions, precision=precision).cpu()),
-        prior_sample=lambda text, tokens, n, generator: prior.sample(text.to(device), tokens.to(device), n,
-                                                                     generator=generator).cpu(),
-        oracle_vectors=oracle_vectors, real_images=real)
     loaders = {key: (lambda m=key[0], a=artifact: decoder_stage.load(a, cfg, m, context, device))
                for key, artifact in ctx.decoders().items()}
-    return SweepRunner(cfg, prompts, loaders, sources, load_judge(ctx))
+    return SweepRunner(cfg, prompts, loaders, Sources(load_sources(ctx, prompts), real), load_judge(ctx))

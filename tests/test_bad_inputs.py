@@ -59,7 +59,11 @@ BAD_INPUTS = [
     (["conditioning.glide.p_drop_text=1.5"], "conditioning.glide.p_drop_text"),
     (["conditioning.glide.text_width=30"], "conditioning.glide.text_width"),
     (["conditioning.glide.null_condition=random"], "conditioning.glide.null_condition"),
-    (["conditioning.unclip.prior_draws=[sometimes]"], "conditioning.unclip.prior_draws"),
+    (["arms=[fixed,per_sample,cads]", "arms.cads.params.tau1=0.95"], "arms.cads.params.tau1"),
+    (["arms=[fixed,per_sample,cads]", "+arms.cads.params.tua1=0.5"], "arms.cads.params.tua1"),
+    (["arms=[fixed,per_sample,apg]", "arms.apg.params.eta=high"], "arms.apg.params.eta"),
+    (["arms.fixed.modes=[unclp]"], "arms.fixed.modes"),
+    (["arms=[fixed,per_sample,nosuch]"], "arms"),
     (["conditioning.unclip.train_seeds=[]"], "conditioning.unclip.train_seeds"),
     (["conditioning.glid.p_drop_text=0.3"], "conditioning.glid"),
     # Group choices that do not exist.

@@ -114,9 +114,3 @@ def test_a_hidden_token_group_changes_the_prediction_and_nothing_else():
     assert type(model.mode).token_group_names(model.mode.cfg) == ("clip", "text")
     with pytest.raises(ValueError, match="no token group 'image'.*clip, text"):
         cond.without("image")
-
-
-def test_draw_policies():
-    assert decoder_for("unclip").mode.draw_policies() == ["fixed", "per_sample"]
-    assert decoder_for("clip_text").mode.draw_policies() == ["-"]
-    assert decoder_for("unclip_oracle").mode.draw_policies() == ["-"]

@@ -54,7 +54,9 @@ def test_cpu_preset_trains_five_seeds_of_the_core_modes_three_of_q5s_ablations()
     assert {m: cfg.seeds_for(m) for m in core} == {m: [0, 1, 2, 3, 4] for m in core}
     assert {m: cfg.seeds_for(m) for m in ablations} == {m: [0, 1, 2] for m in ablations}
     assert all(cfg.seeds_for(m) == [0] for m in set(cfg.conditioning) - core - ablations)
-    assert cfg.conditioning["combined"].prior_draws == ["fixed", "per_sample"]
+    from harness.sweep import arms_and_token_groups
+    assert arms_and_token_groups(cfg)[0]["combined"] == ["fixed", "per_sample"]  # quick draws per sample only
+    assert arms_and_token_groups(compose(["experiment=quick"]))[0]["combined"] == ["per_sample"]
     # The two jobs of the cpu multirun score the same prompts, or their join is refused.
     hard = compose(["experiment=cpu_hard_negatives"])
     assert (hard.sweep.prompts_per_kind, hard.sweep.samples_per_prompt, hard.sweep.guidance) == \
@@ -71,13 +73,13 @@ def console(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_console_script_help_version_and_tab_completion(tmp_path):
     helped = console("--help")
     assert helped.returncode == 0, helped.stderr[-2000:]
-    assert "usage: unclip-harness" in helped.stdout and "experiment: cpu, cpu_hard_negatives, gpu, hf_quick, quick, " \
+    assert "usage: unclip-harness" in helped.stdout and "experiment: cpu, cpu_hard_negatives, gpu, hf_quick, mechanism, quick, " \
         "smoke" in helped.stdout
     assert console("--version").stdout.startswith("unclip-harness ")
     line = "unclip-harness experiment="
     completed = console("-sc", "query=bash", env=dict(os.environ, COMP_LINE=line, COMP_POINT=str(len(line))))
     assert set(completed.stdout.split()) == {f"experiment={p}" for p in ("cpu", "cpu_hard_negatives", "gpu",
-                                                                          "hf_quick", "quick", "smoke")}
+                                                                          "hf_quick", "mechanism", "quick", "smoke")}
 
 
 @pytest.mark.parametrize("stage, override, changes", [
@@ -102,13 +104,17 @@ def test_cache_keys_come_from_the_fields_the_schema_marks(stage, override, chang
     assert (key_fields(base, stage) != key_fields(other, stage)) is changes
 
 
-def test_a_modes_sampling_settings_key_its_sweep_not_its_decoders():
-    from harness.config import MODE_KEYS, key_fields
+def test_sampling_arms_key_the_sweep_and_nothing_trained():
+    """An arm only samples: adding one or changing its parameters re-runs the sweep, never a decoder or prior."""
+    from harness.config import key_fields
+    from harness.sweep import sweep_config
 
-    base, other = (compose(["experiment=smoke", *extra]).conditioning["unclip"]
-                   for extra in ([], ["conditioning.unclip.prior_draws=[per_sample]"]))
-    assert key_fields(base, "decoder", MODE_KEYS) == key_fields(other, "decoder", MODE_KEYS)
-    assert key_fields(base, "sweep", MODE_KEYS) != key_fields(other, "sweep", MODE_KEYS)
+    base = compose(["experiment=smoke"])
+    for extra in (["arms=[fixed,per_sample,cads]"], ["arms=[fixed,per_sample,cads]", "arms.cads.params.tau1=0.5"],
+                  ["arms.fixed.modes=[unclip]"]):
+        other = compose(["experiment=smoke", *extra])
+        assert all(key_fields(base, stage) == key_fields(other, stage) for stage in ("decoder", "prior", "clip"))
+        assert sweep_config(base, list(base.conditioning)) != sweep_config(other, list(other.conditioning)), extra
 
 
 def test_a_datasets_key_ignores_the_shapes_world():

@@ -59,7 +59,7 @@ def test_prompt_only_interval_of_several_seeds_would_be_too_narrow():
 
 
 def _per_prompt_rows(mode: str, values: np.ndarray) -> list[dict]:
-    return [{"mode": mode, "guidance": 3.0, "prior_draw": "-", "train_seed": str(s), "prompt_kind": "full",
+    return [{"mode": mode, "guidance": 3.0, "arm": "-", "train_seed": str(s), "prompt_kind": "full",
              "prompt_id": p, "metric": "attribute_accuracy", "value": float(values[s, p])}
             for s in range(values.shape[0]) for p in range(values.shape[1])]
 

@@ -175,8 +175,8 @@ def test_ddpm_trajectory_does_not_depend_on_batch_neighbours():
 def test_guidance_weights_forms():
     assert guidance_weights(1.0) == [1.0, 0.0]
     assert guidance_weights(4.0) == [4.0, -3.0]
-    assert guidance_weights(vector_scale=3.0, text_scale=2.0) == [-2.0, 1.0, 2.0]
-    assert guidance_weights(vector_scale=1.0, text_scale=1.0) == [0.0, 0.0, 1.0]
+    assert guidance_weights(vector_scale=3.0, text_scale=2.0) == [2.0, 1.0, -2.0]
+    assert guidance_weights(vector_scale=1.0, text_scale=1.0) == [1.0, 0.0, 0.0]
     with pytest.raises(ValueError):
         guidance_weights(2.0, vector_scale=1.0, text_scale=1.0)
 

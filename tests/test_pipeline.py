@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 SUPPORT = Path(__file__).parent / "support"
-METRIC_COLUMNS = ["mode", "guidance", "prior_draw", "train_seed", "prompt_kind", "metric", "value", "ci_low",
+METRIC_COLUMNS = ["mode", "guidance", "arm", "train_seed", "prompt_kind", "metric", "value", "ci_low",
                   "ci_high", "n_prompts", "n_samples", "n_seeds"]
 
 
@@ -53,7 +53,7 @@ def test_pipeline_writes_the_report_without_network(smoke_run):
     table = pd.read_csv(run / "metrics.csv")
     assert list(table.columns) == METRIC_COLUMNS
     assert {"glide", "clip_text", "unclip", "combined", "real"} <= set(table["mode"])
-    assert {"fixed", "per_sample"} <= set(table[table["mode"] == "unclip"]["prior_draw"])
+    assert {"fixed", "per_sample"} <= set(table[table["mode"] == "unclip"]["arm"])
     assert {"attribute_accuracy", "free_entropy", "fid", "vendi", "clip_score"} <= set(table["metric"])
     # attention mass is a per-prompt metric with an interval, like the others
     assert (table["metric"] == "attention_clip").any() and (table["metric"] == "attention_text").any()

@@ -23,7 +23,7 @@ PROMPTS = 20
 SPREAD = 0.1  # per-prompt standard deviation of every cell: a cell's interval is about +-0.047
 KIND_OF = {"free_entropy": "free", "binding_accuracy": "binding", "swap_binding": "binding"}
 
-# (mode, prior_draw, metric): {guidance: mean}. Differences are either large (>= 0.2, separated) or tiny
+# (mode, arm, metric): {guidance: mean}. Differences are either large (>= 0.2, separated) or tiny
 # (<= 0.02, not separated), so each expected verdict holds whatever the random per-prompt scatter.
 CELLS = {
     ("glide", "-", "attribute_accuracy"): {1: 0.80, 3: 0.90},
@@ -78,7 +78,7 @@ def make_per_prompt(cells: dict, seeds: tuple[int, ...] = (0,)) -> pd.DataFrame:
         for g, mean in by_g.items():
             for seed in ["-"] if mode == "real" else seeds:
                 values = mean + scatter((mode, draw, metric, g), seed if mode != "real" else 0)
-                rows += [{"mode": mode, "guidance": np.nan if g is None else float(g), "prior_draw": draw,
+                rows += [{"mode": mode, "guidance": np.nan if g is None else float(g), "arm": draw,
                           "train_seed": seed, "prompt_kind": kind, "prompt_id": offset + p, "metric": metric,
                           "value": float(v)} for p, v in enumerate(values)]
     return pd.DataFrame(rows)
@@ -147,7 +147,7 @@ def test_paired_per_prompt_values_separate_what_overlapping_intervals_cannot():
     # Prompts differ a lot in difficulty, but glide is 0.05 better than clip_text on every single prompt.
     base = np.linspace(0.2, 0.9, 20)
     per_prompt = pd.DataFrame(
-        [dict(mode=m, guidance=3.0, prior_draw="-", train_seed=0, prompt_kind="full", prompt_id=i,
+        [dict(mode=m, guidance=3.0, arm="-", train_seed=0, prompt_kind="full", prompt_id=i,
               metric="attribute_accuracy", value=v + shift)
          for m, shift in (("glide", 0.05), ("clip_text", 0.0)) for i, v in enumerate(base)])
     sweep = Sweep(per_prompt)

@@ -132,8 +132,9 @@ class ConditioningMode(nn.Module):
         """Conditions and weights for `harness.decoder.diffusion.guided`.
 
         One joint scale: [cond, null] with weights [s, 1-s]. With `text_scale` (modes with both pathways):
-        [null, vector only, vector + text] with weights [1 - s, s - s_text, s_text], where s scales the
-        vector and s_text the text on top of it.
+        [vector + text, vector only, null] with weights [s_text, s - s_text, 1 - s], where s scales the
+        vector and s_text the text on top of it. The full condition comes first and the null last in both
+        (attention is recorded on the first rows; condition-noise arms leave the last branch alone).
         """
         from harness.decoder.diffusion import guidance_weights
 
@@ -144,13 +145,7 @@ class ConditioningMode(nn.Module):
         if not self.has_two_pathways:
             raise ValueError(f"mode {self.module_name} has one pathway; separate text/vector scales need two")
         vector_only = self(inputs, ~yes, yes)
-        return [null, vector_only, self(inputs)], guidance_weights(vector_scale=scale, text_scale=text_scale)
-
-    def draw_policies(self) -> list[str]:
-        """Prior draw policies the sweep should compare for this mode ("-" when no prior is involved)."""
-        if self.vector_source == "image" and self.sampling_vector == "prior":
-            return list(self.cfg.prior_draws)
-        return ["-"]
+        return [self(inputs), vector_only, null], guidance_weights(vector_scale=scale, text_scale=text_scale)
 
 
 def build_mode(cfg: ConditioningConfig, dims: Dims, empty_caption_tokens: torch.Tensor,

@@ -7,6 +7,7 @@ branches into such a function, so training, sampling and the guidance sweep shar
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import numpy as np
@@ -82,6 +83,43 @@ def diffusion_loss(model_fn: ModelFn, x0: torch.Tensor, scheduler: DDPMScheduler
         # An epsilon (velocity) error is an x0 error scaled by 1/SNR (1/(SNR+1)): divide that back out.
         errors = errors * snr.clamp(max=min_snr_gamma) / (snr if prediction_type == "epsilon" else snr + 1)
     return errors.mean()
+
+
+class NoiseLevels:
+    """The training schedule seen from a sampling step: how noisy x_t is at timestep t, and the conversions
+    between the model's prediction (noise or velocity) and its clean-image (x0) estimate, which guidance
+    variants that act in image space need."""
+
+    def __init__(self, scheduler: DDPMScheduler) -> None:
+        self.alphas_cumprod = scheduler.alphas_cumprod.double()
+        self.num_train_timesteps = scheduler.config.num_train_timesteps
+        self.prediction = scheduler.config.prediction_type
+
+    def _alpha_sigma(self, t: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = self.alphas_cumprod[torch.as_tensor(t).long().cpu()].to(like.device, torch.float32)
+        shape = (-1,) + (1,) * (like.dim() - 1)
+        return a.sqrt().reshape(shape), (1 - a).sqrt().reshape(shape)
+
+    def sigma(self, t: int) -> float:
+        """The noise-to-signal ratio sqrt((1 - alpha_bar) / alpha_bar): EDM's sigma of this timestep."""
+        a = float(self.alphas_cumprod[int(t)])
+        return math.sqrt((1 - a) / a)
+
+    def fraction(self, t: int) -> float:
+        """How far along the forward process timestep t is: 0 clean, 1 pure noise."""
+        return float(t) / self.num_train_timesteps
+
+    def to_x0(self, prediction: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        alpha, sigma = self._alpha_sigma(t, x_t)
+        if self.prediction == "v_prediction":
+            return alpha * x_t - sigma * prediction
+        return (x_t - sigma * prediction) / alpha
+
+    def from_x0(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        alpha, sigma = self._alpha_sigma(t, x_t)
+        if self.prediction == "v_prediction":
+            return (alpha * x_t - x0) / sigma
+        return (x_t - alpha * x0) / sigma
 
 
 #################################################################################
@@ -165,16 +203,16 @@ def step_generators(seed: int, prompt_index: Indices, sample_index: Indices) -> 
 
 def guidance_weights(scale: float | None = None, *, vector_scale: float | None = None,
                      text_scale: float | None = None) -> list[float]:
-    """Branch weights for `guided`, in the two standard forms.
+    """Branch weights for `guided`, in the two standard forms; the null branch always comes last.
 
     - Joint scale s, branches [cond, null]: [s, 1 - s], i.e. null + s * (cond - null).
-    - Separate scales (s_v, s_t), branches [null, vector-only, vector+text]:
-      [1 - s_v, s_v - s_t, s_t], i.e. null + s_v * (vector - null) + s_t * (vector+text - vector).
+    - Separate scales (s_v, s_t), branches [vector+text, vector-only, null]:
+      [s_t, s_v - s_t, 1 - s_v], i.e. null + s_v * (vector - null) + s_t * (vector+text - vector).
     """
     if scale is not None and vector_scale is None and text_scale is None:
         return [scale, 1.0 - scale]
     if scale is None and vector_scale is not None and text_scale is not None:
-        return [1.0 - vector_scale, vector_scale - text_scale, text_scale]
+        return [text_scale, vector_scale - text_scale, 1.0 - vector_scale]
     raise ValueError("pass either a joint `scale` or both `vector_scale` and `text_scale`")
 
 

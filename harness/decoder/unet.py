@@ -277,14 +277,15 @@ class AttentionRecorder:
 
     Masses are averaged over heads and queries within a sample, then over every recorded forward pass (the
     sampling steps), so each sample of the batch keeps its own value: the sweep turns them into per-prompt
-    values; `per_token` divides each group's mass by its attendable tokens. Every row of a
-    forward is recorded; under classifier-free guidance the batch holds each branch in turn, and the sweep keeps
-    the conditional branch's rows.
+    values; `per_token` divides each group's mass by its attendable tokens. Under classifier-free guidance the
+    batch holds each branch in turn, the conditional first: `rows` keeps the first rows of every forward (the
+    conditional branch's, however many branches a step runs); None keeps them all.
     """
 
     SPATIAL = "spatial"
 
-    def __init__(self) -> None:
+    def __init__(self, rows: int | None = None) -> None:
+        self.rows = rows
         self._sums: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
         self._token_sums: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
         self._passes: dict[str, int] = defaultdict(int)
@@ -294,6 +295,8 @@ class AttentionRecorder:
         """weights [B, heads, queries, spatial + tokens], rows summing to 1 (masked keys hold 0)."""
         if any(name == self.SPATIAL for name, _ in token_groups):
             raise ValueError(f"token group name {self.SPATIAL!r} is reserved for spatial positions")
+        if self.rows is not None:
+            weights = weights[:self.rows]
         per_key = weights.detach().float().mean(dim=(1, 2)).cpu()  # [B, keys]: each sample's mass per key
         start, masses, counts = 0, {}, {}
         for name, length in ((self.SPATIAL, spatial), *token_groups):
@@ -330,13 +333,13 @@ class AttentionRecorder:
 
 
 @contextlib.contextmanager
-def record_attention(unet: nn.Module) -> Iterator[AttentionRecorder]:
+def record_attention(unet: nn.Module, rows: int | None = None) -> Iterator[AttentionRecorder]:
     """Inside the block every attention layer of `unet` computes explicit softmax weights and records them.
 
     Layers are named by their module path (e.g. "down.1.blocks.0.attn", "mid.0.attn"). Outside the block
     attention runs through the fused kernel with no recording overhead.
     """
-    recorder = AttentionRecorder()
+    recorder = AttentionRecorder(rows)
     layers = [(name, m) for name, m in unet.named_modules() if isinstance(m, Attention)]
     for name, layer in layers:
         layer.recording = (recorder, name)

@@ -1,7 +1,7 @@
 """From sweep cells to the per-prompt table behind every number (docs/design.md, section 5; the columns are
 listed in docs/reading-the-report.md).
 
-Per group (mode, guidance, prior draw, train seed), each prompt's contribution to every metric (the metrics
+Per group (mode, guidance, arm, train seed), each prompt's contribution to every metric (the metrics
 table and the report are built from these by `harness.report.estimate.Sweep`, which gives each number its
 interval over prompts and training seeds):
 - per-prompt metrics (a mean over the prompt's K samples): on the shapes world, from the probe's readings,
@@ -40,9 +40,9 @@ from harness.metrics.intervals import pseudo_values
 POOLED_KIND = "all"  # prompt_kind of a set metric computed on every prompt at once
 NO_ABLATION = "-"
 WITHOUT = "-without_"  # mode label of a reliance line: `combined-without_clip` is combined without its CLIP tokens
-COLUMNS = ["mode", "guidance", "prior_draw", "train_seed", "prompt_kind", "metric", "value", "ci_low", "ci_high",
+COLUMNS = ["mode", "guidance", "arm", "train_seed", "prompt_kind", "metric", "value", "ci_low", "ci_high",
            "n_prompts", "n_samples", "n_seeds"]
-PER_PROMPT_COLUMNS = ["mode", "guidance", "prior_draw", "train_seed", "prompt_kind", "prompt_id", "metric", "value"]
+PER_PROMPT_COLUMNS = ["mode", "guidance", "arm", "train_seed", "prompt_kind", "prompt_id", "metric", "value"]
 UNIT_METRICS = frozenset({"attribute_accuracy", "shape_color_accuracy", "shape_color_majority", "binding_accuracy",
                           "relation_accuracy", "all_attributes", "clip_retrieval", "judge_agreement", "swap_binding",
                           "swap_eligible", "free_entropy", "precision", "recall", "coverage"})
@@ -50,10 +50,10 @@ UNIT_METRICS = frozenset({"attribute_accuracy", "shape_color_accuracy", "shape_c
 
 @dataclass
 class Group:
-    """All samples of one (mode, guidance, policy, seed), prompts in sweep order."""
+    """All samples of one (mode, guidance, arm, seed), prompts in sweep order."""
     mode: str
     guidance: float
-    policy: str
+    arm: str
     seed: int | str
     prompt_ids: np.ndarray  # [P]
     features: np.ndarray  # [P, K, F]
@@ -174,7 +174,7 @@ def group_contributions(group: Group, prompts: list[SweepPrompt], world: ShapesW
     (`harness.report.estimate.Sweep`)."""
     values = per_prompt_values(group, prompts, world, text_embeddings)
     kinds = np.array([prompts[pid].kind for pid in group.prompt_ids])
-    key = {"mode": group.mode, "guidance": group.guidance, "prior_draw": group.policy, "train_seed": group.seed}
+    key = {"mode": group.mode, "guidance": group.guidance, "arm": group.arm, "train_seed": group.seed}
     rows = []
 
     def add(kind: str, metric: str, ids: np.ndarray, contributions: np.ndarray) -> None:
@@ -223,15 +223,15 @@ def _batch_rows(groups: list[Group], prompts: list[SweepPrompt], world: ShapesWo
 
 
 def assemble_groups(cells, n_prompts: int) -> list[Group]:
-    """Join the chunks of each (mode, seed, guidance, policy) back into one group in prompt order."""
+    """Join the chunks of each (mode, seed, guidance, arm) back into one group in prompt order."""
     by_key: dict[tuple, list[tuple]] = {}
     for cell, data in cells:  # a reliance cell (a token group hidden) is a line of its own: `cell.label`
-        by_key.setdefault((cell.label, cell.seed, cell.guidance, cell.policy), []).append((cell.chunk, data))
+        by_key.setdefault((cell.label, cell.seed, cell.guidance, cell.arm), []).append((cell.chunk, data))
     groups = []
-    for (mode, seed, guidance, policy), parts in sorted(by_key.items()):
+    for (mode, seed, guidance, arm), parts in sorted(by_key.items()):
         parts = [d for _, d in sorted(parts, key=lambda x: x[0])]
         attention = _join_attention([json.loads(str(d["attention"])) for d in parts])
-        groups.append(Group(mode, guidance, policy, seed,
+        groups.append(Group(mode, guidance, arm, seed,
                             np.concatenate([d["prompt_ids"] for d in parts]),
                             np.concatenate([d["features"] for d in parts]),
                             _join_readings(parts),

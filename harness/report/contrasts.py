@@ -106,7 +106,7 @@ def draw_pairs(sweep: Sweep, metric: str) -> list[tuple[Curve, Curve]]:
     """(fixed, per_sample) curves of every mode measured with both prior-draw policies."""
     curves = set(sweep.curves(metric))
     return [(c, Curve(c.mode, "per_sample")) for c in sorted(curves, key=Curve.sort_key)
-            if c.prior_draw == "fixed" and Curve(c.mode, "per_sample") in curves]
+            if c.arm == "fixed" and Curve(c.mode, "per_sample") in curves]
 
 
 # ---------------------------------------------------------------- fidelity at matched diversity

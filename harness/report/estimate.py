@@ -1,10 +1,11 @@
 """The report's estimation engine: cells of the sweep and any function of them, with intervals.
 
-Input: the per-prompt table the sweep writes (`mode, guidance, prior_draw, train_seed, prompt_kind, prompt_id,
+Input: the per-prompt table the sweep writes (`mode, guidance, arm, train_seed, prompt_kind, prompt_id,
 metric, value`, and optionally `clip`, the CLIP variant of a joint report). Each row is a prompt's contribution
 to a metric for one training seed: the prompt's own value for a mean metric, its jackknife pseudo-value for a
-set metric (harness/metrics/table.py). A *cell* is one (mode, prior draw, guidance, metric, prompt kind); a
-*curve* is one line of the figure: a mode with one prior-draw policy, its cells over guidance scales.
+set metric (harness/metrics/table.py). A *cell* is one (mode, arm, guidance, metric, prompt kind); a *curve* is
+one line of the figure: a mode under one sampling arm (a prior-draw policy, condition noise, a guidance
+variant), its cells over guidance scales.
 
 A cell's estimate is the mean over training seeds of each seed's mean over prompts. Its interval, and that of
 any function of cells (a difference, a drop, a ratio, a frontier area), comes from
@@ -29,7 +30,7 @@ from harness.metrics.table import ATTRIBUTE_METRICS, COLUMNS, WITHOUT, metric_ra
 Estimate = Interval  # a number with its interval, standard error, degrees of freedom, prompts and seeds
 
 REAL = "real"  # pseudo-mode: real reference images of the same prompts, the ceiling
-NO_DRAW = "-"  # prior_draw of modes that use no prior
+NO_ARM = "-"  # arm of a mode sampled plain (its own vectors, plain guidance)
 POOLED = "all"  # train_seed of rows that pool seeds; prompt_kind of rows over every prompt
 NO_SEED = "-"  # train_seed of the real ceiling
 
@@ -42,21 +43,21 @@ LOWER_IS_BETTER = frozenset({"fid", "kid"})
 # Display order: the modes of docs/design.md's table, ablations beside their parent; unknown modes follow by name.
 MODE_ORDER = ("glide", "glide_seq", "clip_text", "clip_text_k1", "clip_text_seq", "unclip", "combined",
               "unclip_oracle")
-DRAW_ORDER = (NO_DRAW, "per_sample", "fixed")
+ARM_ORDER = (NO_ARM, "per_sample", "fixed")
 
-_CELL_KEYS = ["mode", "prior_draw", "guidance", "metric"]
+_CELL_KEYS = ["mode", "arm", "guidance", "metric"]
 
 
 @dataclass(frozen=True)
 class Curve:
-    """One line of the figure: a mode and, for modes with a prior, its draw policy."""
+    """One line of the figure: a mode and its sampling arm (`-` when sampled plain)."""
 
     mode: str
-    prior_draw: str = NO_DRAW
+    arm: str = NO_ARM
 
     @property
     def label(self) -> str:
-        return self.mode if self.prior_draw == NO_DRAW else f"{self.mode} ({self.prior_draw})"
+        return self.mode if self.arm == NO_ARM else f"{self.mode} ({self.arm})"
 
     @property
     def base_mode(self) -> str:
@@ -74,7 +75,7 @@ class Curve:
         """The line with every token group: `combined-without_clip (per_sample)` -> `combined (per_sample)`."""
         mode, _, rest = self.mode.partition(WITHOUT)
         variant = rest.partition("@")[2]
-        return Curve(mode + (f"@{variant}" if variant else ""), self.prior_draw)
+        return Curve(mode + (f"@{variant}" if variant else ""), self.arm)
 
     @property
     def hard_negative(self) -> bool:
@@ -83,18 +84,18 @@ class Curve:
     def sort_key(self) -> tuple:
         base = self.base_mode
         rank = MODE_ORDER.index(base) if base in MODE_ORDER else len(MODE_ORDER)
-        draw = DRAW_ORDER.index(self.prior_draw) if self.prior_draw in DRAW_ORDER else len(DRAW_ORDER)
-        return rank, base, self.mode, draw, self.prior_draw
+        arm = ARM_ORDER.index(self.arm) if self.arm in ARM_ORDER else len(ARM_ORDER)
+        return rank, base, self.mode, arm, self.arm
 
     @classmethod
     def parse(cls, text: str) -> Curve:
         """`unclip (per_sample)` or `unclip/per_sample` -> Curve("unclip", "per_sample"); `glide` -> Curve("glide")."""
         text = text.strip()
         if text.endswith(")") and " (" in text:
-            mode, _, draw = text[:-1].partition(" (")
-            return cls(mode.strip(), draw.strip())
-        mode, _, draw = text.partition("/")
-        return cls(mode.strip(), draw.strip() or NO_DRAW)
+            mode, _, arm = text[:-1].partition(" (")
+            return cls(mode.strip(), arm.strip())
+        mode, _, arm = text.partition("/")
+        return cls(mode.strip(), arm.strip() or NO_ARM)
 
 
 REAL_CURVE = Curve(REAL)
@@ -122,20 +123,23 @@ def normalise(table: pd.DataFrame) -> pd.DataFrame:
         variant = t["clip"].fillna("").astype(str)
         fold = variant.str.contains("hard", case=False) & ~t["mode"].str.contains("@")
         t.loc[fold, "mode"] = t.loc[fold, "mode"] + "@" + variant[fold]
-    t["prior_draw"] = t["prior_draw"].fillna(NO_DRAW).astype(str)
+    t["arm"] = t["arm"].fillna(NO_ARM).astype(str)
     t["train_seed"] = t["train_seed"].astype(str)
     t["prompt_kind"] = t["prompt_kind"].astype(str)
     t["guidance"] = pd.to_numeric(t["guidance"], errors="coerce").round(6)
     real = t["mode"] == REAL
     t.loc[real, "guidance"] = np.nan
-    t.loc[real, "prior_draw"] = NO_DRAW
+    t.loc[real, "arm"] = NO_ARM
     t.loc[real, "train_seed"] = NO_SEED
     return t
 
 
 def read_table(path: Path | str) -> pd.DataFrame:
-    """A metrics or per-prompt table as the pipeline wrote it, training seeds as text ("0", "all", "-")."""
-    return pd.read_csv(path, dtype={"train_seed": str, "mode": str, "prior_draw": str, "prompt_kind": str})
+    """A metrics or per-prompt table as the pipeline wrote it, training seeds as text ("0", "all", "-"). Tables
+    written before sampling arms existed call the column `prior_draw` (its values are arm names)."""
+    table = pd.read_csv(path, dtype={"train_seed": str, "mode": str, "arm": str, "prior_draw": str,
+                                     "prompt_kind": str})
+    return table.rename(columns={"prior_draw": "arm"})
 
 
 class Sweep:
@@ -146,17 +150,29 @@ class Sweep:
             raise ValueError("the report needs the sweep's per-prompt table (per_prompt.csv); it is empty")
         self.per_prompt = normalise(per_prompt)
         self.confidence = confidence
-        # (mode, draw, guidance, metric) -> {kind: [seeds x prompts] contributions, NaN where absent}
+        # (mode, arm, guidance, metric) -> {kind: [seeds x prompts] contributions, NaN where absent}
         self._tables: dict[tuple, dict[str, pd.DataFrame]] = {}
-        for (mode, draw, g, metric), rows in self.per_prompt.groupby(_CELL_KEYS, dropna=False, sort=False):
+        for (mode, arm, g, metric), rows in self.per_prompt.groupby(_CELL_KEYS, dropna=False, sort=False):
             by_kind = {kind: part.pivot_table(index="train_seed", columns="prompt_id", values="value",
                                               aggfunc="mean")
                        for kind, part in rows.groupby("prompt_kind")}
             if POOLED not in by_kind:  # a mean metric: every prompt of every kind
                 by_kind[POOLED] = rows.pivot_table(index="train_seed", columns="prompt_id", values="value",
                                                    aggfunc="mean")
-            self._tables[(mode, draw, _guidance_key(g), metric)] = by_kind
+            self._tables[(mode, arm, _guidance_key(g), metric)] = by_kind
         self._cache: dict[tuple, Estimate | None] = {}
+
+    def only(self, keep: Callable[[Curve], bool]) -> Sweep:
+        """The same sweep with only the curves `keep` accepts (and the real ceiling): what a question reads."""
+        view = object.__new__(Sweep)
+        view.confidence, view._cache = self.confidence, {}
+        view._tables = {key: value for key, value in self._tables.items()
+                        if key[0] == REAL or keep(Curve(key[0], key[1]))}
+        keys = self.per_prompt[["mode", "arm"]].drop_duplicates()
+        kept = {(m, a) for m, a in keys.itertuples(index=False) if m == REAL or keep(Curve(m, a))}
+        view.per_prompt = self.per_prompt[[(m, a) in kept for m, a in
+                                           zip(self.per_prompt["mode"], self.per_prompt["arm"])]]
+        return view
 
     # -- what was measured
 
@@ -203,7 +219,7 @@ class Sweep:
     # -- numbers
 
     def table(self, cell: Cell) -> pd.DataFrame | None:
-        kinds = self._tables.get((cell.curve.mode, cell.curve.prior_draw, _guidance_key(cell.guidance), cell.metric))
+        kinds = self._tables.get((cell.curve.mode, cell.curve.arm, _guidance_key(cell.guidance), cell.metric))
         return None if kinds is None else kinds.get(cell.prompt_kind)
 
     def value(self, cell: Cell) -> Estimate | None:
@@ -244,14 +260,14 @@ class Sweep:
         seed (its prompts only: a prompt-only interval) and, for generated lines, one with the seeds pooled
         (`train_seed` = all, the crossed interval the report uses). `samples_per_prompt` fills `n_samples`."""
         rows = []
-        for (mode, draw, g, metric), kinds in self._tables.items():
+        for (mode, arm, g, metric), kinds in self._tables.items():
             for kind, table in kinds.items():
-                key = {"mode": mode, "guidance": math.nan if g is None else g, "prior_draw": draw,
+                key = {"mode": mode, "guidance": math.nan if g is None else g, "arm": arm,
                        "prompt_kind": kind, "metric": metric}
                 bounds = metric_range(metric)
                 per_seed = [(seed, crossed_interval(table.loc[[seed]].dropna(axis=1).to_numpy(float), self.confidence,
                                                     bounds, seeds=0 if mode == REAL else 1)) for seed in table.index]
-                pooled = [] if mode == REAL else [(POOLED, self.value(Cell(Curve(mode, draw), key["guidance"],
+                pooled = [] if mode == REAL else [(POOLED, self.value(Cell(Curve(mode, arm), key["guidance"],
                                                                           metric, kind)))]
                 for seed, est in per_seed + pooled:
                     rows.append({**key, "train_seed": seed, "value": est.value, "ci_low": est.low,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +15,18 @@ import numpy as np
 from harness.config import Config
 from harness.data.world import Prompt
 from harness.report.contrasts import first_measured
-from harness.report.estimate import DIVERSITY, FIDELITY, Estimate, Sweep
+from harness.report.estimate import DIVERSITY, FIDELITY, Curve, Estimate, Sweep
 from harness.report.markdown import NOT_MEASURED, name
 from harness.report.q1_frontier import frontier_points
 from harness.metrics.table import NO_ABLATION
 from harness.sweep import Cell
 
 
-def plot_curves(sweep: Sweep, path: Path) -> Path:
+def plot_curves(sweep: Sweep, path: Path, curves: Sequence[Curve] | None = None, title: str = "") -> Path:
     """One panel per fidelity measure (columns) against free-attribute entropy and a second diversity measure
     (rows): one line per curve, guidance scales as labelled points, 95% intervals both ways, the real ceiling
-    as a star with dotted guides. Fixed prior draws are dashed, hard-negative CLIP variants use squares."""
+    as a star with dotted guides. Fixed prior draws are dashed, hard-negative CLIP variants use squares.
+    `curves`: only these, one colour each (one mode's arms, Q6); default every curve, one colour per mode."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,20 +41,22 @@ def plot_curves(sweep: Sweep, path: Path) -> Path:
     if not fidelities or not diversities:
         axes[0][0].text(0.5, 0.5, f"{NOT_MEASURED}: no fidelity and diversity measures", ha="center", va="center")
         axes[0][0].axis("off")
-    modes = list(dict.fromkeys(c.mode for c in sweep.curves()))
+    key = (lambda c: c.label) if curves is not None else (lambda c: c.mode)
+    names = list(dict.fromkeys(key(c) for c in (curves if curves is not None else sweep.curves())))
     # Past ten modes (the cpu preset joined with its hard-negative job has eleven) the default cycle would give
     # two modes one colour; tab20 keeps every mode apart.
-    palette = [f"C{i}" for i in range(10)] if len(modes) <= 10 else list(plt.get_cmap("tab20").colors)
-    colors = {mode: palette[i % len(palette)] for i, mode in enumerate(modes)}
+    palette = [f"C{i}" for i in range(10)] if len(names) <= 10 else list(plt.get_cmap("tab20").colors)
+    colors = {label: palette[i % len(palette)] for i, label in enumerate(names)}
     handles: dict[str, Any] = {}
     for row, diversity in enumerate(diversities):
         for col, fidelity in enumerate(fidelities):
-            _panel(axes[row][col], sweep, diversity, fidelity, colors, handles)
+            _panel(axes[row][col], sweep, diversity, fidelity, lambda c: colors[key(c)], handles, curves)
     legend_rows = -(-len(handles) // 4) if handles else 0
     if handles:
         fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)),
                    frameon=False, fontsize=8.5)
-    fig.suptitle("Diversity–fidelity curves: numbers at points are guidance scales, bars are 95% intervals", fontsize=11)
+    fig.suptitle(title or "Diversity–fidelity curves: numbers at points are guidance scales, bars are 95% intervals",
+                 fontsize=11)
     bottom = min(0.4, (0.1 + 0.2 * legend_rows) / fig.get_figheight())
     fig.tight_layout(rect=(0, bottom, 1, 0.97))
     tmp = path.with_name(path.name + ".tmp")
@@ -63,16 +66,16 @@ def plot_curves(sweep: Sweep, path: Path) -> Path:
     return path
 
 
-def _panel(ax: Any, sweep: Sweep, diversity: str, fidelity: str, colors: dict[str, str],
-           handles: dict[str, Any]) -> None:
+def _panel(ax: Any, sweep: Sweep, diversity: str, fidelity: str, color_of: Callable[[Curve], str],
+           handles: dict[str, Any], only: Sequence[Curve] | None = None) -> None:
     from matplotlib.lines import Line2D
 
-    curves = sweep.curves(diversity, fidelity)
+    curves = [c for c in sweep.curves(diversity, fidelity) if only is None or c in only]
     for curve in curves:
         points = frontier_points(sweep, curve, diversity, fidelity)
         x, y = [p.diversity for p in points], [p.fidelity for p in points]
-        color = colors[curve.mode]
-        style = dict(color=color, linestyle="--" if curve.prior_draw == "fixed" else "-",
+        color = color_of(curve)
+        style = dict(color=color, linestyle="--" if curve.arm == "fixed" else "-",
                      marker="s" if curve.hard_negative else "o", markersize=4.5, linewidth=1.6)
         ax.errorbar([e.value for e in x], [e.value for e in y], xerr=_bar(x), yerr=_bar(y), elinewidth=0.7,
                     capsize=2, alpha=0.9, **style)
@@ -110,12 +113,12 @@ def _bar(estimates: Sequence[Estimate]) -> list[list[float]]:
 
 
 def _sample_images(cells: list[tuple[Cell, dict]], cfg: Config) -> dict[tuple[str, str, float], dict[int, np.ndarray]]:
-    """(mode, policy, guidance) -> prompt id -> the prompt's K samples [K, H, W, 3], from each mode's first
+    """(mode, arm, guidance) -> prompt id -> the prompt's K samples [K, H, W, 3], from each mode's first
     training seed."""
     images: dict[tuple[str, str, float], dict[int, np.ndarray]] = {}
     for cell, data in cells:  # the reliance cells (a token group hidden) are not pictured
         if cell.seed == cfg.seeds_for(cell.mode)[0] and cell.ablation == NO_ABLATION:
-            bucket = images.setdefault((cell.mode, cell.policy, cell.guidance), {})
+            bucket = images.setdefault((cell.mode, cell.arm, cell.guidance), {})
             bucket.update({int(pid): data["images"][row] for row, pid in enumerate(data["prompt_ids"])})
     return images
 
@@ -124,8 +127,8 @@ def _curves_in_order(images: dict, cfg: Config) -> list[tuple[str, str]]:
     return sorted({(m, p) for m, p, _ in images}, key=lambda mp: (list(cfg.conditioning).index(mp[0]), mp[1]))
 
 
-def _label(mode: str, policy: str, sep: str = "\n") -> str:
-    return mode if policy == "-" else f"{mode}{sep}({policy})"
+def _label(mode: str, arm: str, sep: str = "\n") -> str:
+    return mode if arm == "-" else f"{mode}{sep}({arm})"
 
 
 def _save(fig, path: Path, dpi: int) -> Path:
@@ -142,7 +145,7 @@ def _grid_prompt_ids(prompts: list[Prompt], cfg: Config, kind: str) -> list[int]
 
 
 def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Config, out_dir: Path) -> list[Path]:
-    """One sheet per prompt kind: rows are modes (and draw policies), columns guidance scales; each cell
+    """One sheet per prompt kind: rows are modes (and sampling arms), columns guidance scales; each cell
     shows the same prompts' first sample from the same noise, like the DALL-E 2 paper's vase figure."""
     import matplotlib
 
@@ -159,9 +162,9 @@ def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Conf
             continue
         fig, axes = plt.subplots(len(rows), len(scales), figsize=(1.1 * len(ids) * len(scales) + 1.2,
                                                                   1.25 * len(rows) + 1.2), squeeze=False)
-        for r, (mode, policy) in enumerate(rows):
+        for r, (mode, arm) in enumerate(rows):
             for c, g in enumerate(scales):
-                tiles = images.get((mode, policy, g), {})
+                tiles = images.get((mode, arm, g), {})
                 blank = np.zeros_like(next(iter(tiles.values()))[0])
                 strip = np.concatenate([tiles[i][0] if i in tiles else blank for i in ids], axis=1)
                 ax = axes[r][c]
@@ -171,7 +174,7 @@ def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Conf
                 if r == 0:
                     ax.set_title(f"guidance {g:g}", fontsize=8)
                 if c == 0:
-                    ax.set_ylabel(_label(mode, policy), fontsize=7)
+                    ax.set_ylabel(_label(mode, arm), fontsize=7)
         captions = "; ".join(f"{n + 1}: {prompts[i].caption}" for n, i in enumerate(ids))
         fig.suptitle(f"{kind} prompts (left to right) - {captions}", fontsize=7, wrap=True)
         written.append(_save(fig, out_dir / f"grid_{kind}.png", dpi=120))
@@ -180,7 +183,7 @@ def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Conf
 
 def write_mode_sheets(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Config,
                       out_dir: Path) -> list[Path]:
-    """One contact sheet per mode (and draw policy): a row per prompt (the grid prompts of every kind), and
+    """One contact sheet per mode (and sampling arm): a row per prompt (the grid prompts of every kind), and
     for each guidance scale all K samples of that prompt, so the reader sees both what guidance fixes and
     what diversity it costs. Same prompts and noise on every sheet."""
     import matplotlib
@@ -192,11 +195,11 @@ def write_mode_sheets(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg
     scales = sorted({g for _, _, g in images})
     ids = [i for kind in cfg.sweep.prompt_kinds for i in _grid_prompt_ids(prompts, cfg, kind)]
     written = []
-    for mode, policy in _curves_in_order(images, cfg):
+    for mode, arm in _curves_in_order(images, cfg):
         fig, axes = plt.subplots(1, len(scales), figsize=(0.2 * cfg.sweep.samples_per_prompt * len(scales) + 3.5,
                                                           0.22 * len(ids) + 0.9), squeeze=False)
         for c, g in enumerate(scales):
-            tiles = images[(mode, policy, g)]
+            tiles = images[(mode, arm, g)]
             # rows: prompts; columns: the prompt's K samples
             mosaic = np.concatenate([np.concatenate(list(tiles[i]), axis=1) for i in ids if i in tiles], axis=0)
             ax = axes[0][c]
@@ -206,6 +209,6 @@ def write_mode_sheets(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg
             tile = mosaic.shape[0] // len(ids)
             ax.set_yticks([tile * (n + 0.5) for n in range(len(ids))])
             ax.set_yticklabels([prompts[i].caption for i in ids] if c == 0 else [], fontsize=4)
-        fig.suptitle(f"{_label(mode, policy, ' ')}: {cfg.sweep.samples_per_prompt} samples per prompt", fontsize=8)
-        written.append(_save(fig, out_dir / f"sheet_{mode}{'' if policy == '-' else '_' + policy}.png", dpi=150))
+        fig.suptitle(f"{_label(mode, arm, ' ')}: {cfg.sweep.samples_per_prompt} samples per prompt", fontsize=8)
+        written.append(_save(fig, out_dir / f"sheet_{mode}{'' if arm == '-' else '_' + arm}.png", dpi=150))
     return written

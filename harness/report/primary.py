@@ -20,7 +20,7 @@ from harness.config import PrimaryContrast, ReportConfig
 from harness.metrics.intervals import holm
 from harness.report.contrasts import difference, drop_difference, first_measured, matched_difference
 from harness.metrics.table import ATTRIBUTE_METRICS
-from harness.report.estimate import DIVERSITY, FIDELITY, Curve, Estimate, Sweep
+from harness.report.estimate import DIVERSITY, FIDELITY, NO_ARM, Curve, Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt, fmt_est, name
 
 REPRODUCED, NOT_REPRODUCED, UNDECIDED = "reproduced", "not reproduced", "the data cannot tell"
@@ -237,7 +237,43 @@ def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: Repor
     return claims
 
 
-def key_findings(sweep: Sweep, settings: ReportConfig) -> Section:
+def q6_answer(results: Sequence[PrimaryResult], arms: dict, alpha: float) -> str:
+    """Q6 in one sentence, from its primary contrasts: those that set a mode's own prior draws (a baseline arm)
+    against an arm that adds randomness say whether plausibility or randomness keeps diversity; those that set a
+    guidance variant against plain guidance say whether the variant helps."""
+    from harness.report.q6_mechanism import is_baseline
+
+    mine = [r for r in results if r.spec.question == "q6" and r.measured]
+    if not mine:
+        return ("- **Q6 answer**: not measured in this run (its arms are sampled by experiment=mechanism, on quick's "
+                "decoders).")
+    prior = [r for r in mine if is_baseline(Curve.parse(r.spec.a), arms) and Curve.parse(r.spec.a).arm != NO_ARM
+             and not is_baseline(Curve.parse(r.spec.b), arms)]
+    variants = [r for r in mine if r not in prior]
+    parts = []
+    if prior:
+        signs = [r.significant(alpha) for r in prior]
+        smallest = min(r.detectable for r in prior)
+        if all(sign > 0 for sign in signs):
+            parts.append("the prior's draws are more faithful at equal diversity than every arm that only adds "
+                         f"randomness ({len(prior)} of {len(prior)} contrasts): what keeps diversity is the prior's "
+                         "knowledge of plausible image vectors, not randomness alone")
+        elif any(sign < 0 for sign in signs):
+            parts.append(f"randomness alone matches or beats the prior's draws at equal diversity (worse for the "
+                         f"prior in {signs.count(-1)} of {len(prior)} contrasts, better in {signs.count(1)}): the "
+                         "prior's knowledge of plausibility is not what keeps diversity here")
+        else:
+            parts.append(f"plausibility against randomness: better for the prior in {signs.count(1)} of {len(prior)} "
+                         f"contrasts, worse in none; {CANNOT_TELL} the rest (minimal detectable difference "
+                         f"{fmt(smallest)})")
+    if variants:
+        signs = [r.significant(alpha) for r in variants]
+        parts.append(f"guidance variants against plain guidance: better at equal diversity in {signs.count(1)} of "
+                     f"{len(variants)} contrasts, worse in {signs.count(-1)}, {CANNOT_TELL} in {signs.count(0)}")
+    return "- **Q6 answer**: " + "; ".join(parts) + "."
+
+
+def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict | None = None) -> Section:
     """The report's opening section: one line per primary contrast, then the paper's claims."""
     alpha = 1 - settings.confidence
     results = primary_family(sweep, settings)
@@ -246,7 +282,8 @@ def key_findings(sweep: Sweep, settings: ReportConfig) -> Section:
              f"{alpha:.0%}; each with its {settings.confidence:.0%} interval and the smallest difference it would "
              f"detect with 80% power at the family's strictest level. Everything after this section is "
              "exploratory. † marks an interval that rests on one training seed (prompt variation only).", ""]
-    lines += [finding_line(r, alpha) for r in results] + [""]
+    lines += [finding_line(r, alpha) for r in results]
+    lines += [q6_answer(results, arms or {}, alpha), ""]
     if not sweep.read_by_probe:
         lines += [f"This run has no exact attributes to read (a dataset, not the shapes world): fidelity is "
                   f"{name(first_measured(sweep, FIDELITY) or FIDELITY[0])} and diversity "
@@ -256,7 +293,7 @@ def key_findings(sweep: Sweep, settings: ReportConfig) -> Section:
     claims = paper_claims(sweep, results, settings)
     lines += ["The DALL-E 2 paper's claims:", ""]
     lines += [f"- {c.text}: **{c.verdict}** ({c.evidence})." for c in claims] + [""]
-    answer = {"primary": [{"question": r.spec.question, "statement": r.statement, "estimate": as_json(r.estimate),
+    answer = {"q6": q6_answer(results, arms or {}, alpha), "primary": [{"question": r.spec.question, "statement": r.statement, "estimate": as_json(r.estimate),
                            "adjusted_p": r.adjusted_p if math.isfinite(r.adjusted_p) else None,
                            "detectable": r.detectable if math.isfinite(r.detectable) else None,
                            "outcome": _outcome(r, alpha) if r.measured else

@@ -36,7 +36,7 @@ def section(sweep: Sweep) -> Section:
         return Section.absent(TITLE, "the run has no diversity measure")
     curves = sweep.curves(metric)
     readings = [f"- `{policy}`: {text}." for policy, text in READINGS.items()
-                if any(c.prior_draw == policy for c in curves)]
+                if any(c.arm == policy for c in curves)]
     section = Section(TITLE, [f"Diversity measure: {name(metric)} (higher is more diverse). Prior-draw policies:",
                               "", *readings, "", *metric_table(sweep, metric, curves)],
                       {"measured": True, "metric": metric, "drops": {}, "fixed_vs_per_sample": {}})

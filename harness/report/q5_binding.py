@@ -58,8 +58,8 @@ def group_contrast(sweep: Sweep, a: Sequence[Curve], b: Sequence[Curve], metric:
 def hard_negative_pairs(sweep: Sweep, metric: str) -> list[tuple[Curve, Curve]]:
     """(hard-negative CLIP curve, same mode and draw with the standard CLIP) for every variant measured."""
     curves = set(sweep.curves(metric))
-    return [(c, Curve(c.base_mode, c.prior_draw)) for c in sweep.curves(metric)
-            if c.hard_negative and Curve(c.base_mode, c.prior_draw) in curves]
+    return [(c, Curve(c.base_mode, c.arm)) for c in sweep.curves(metric)
+            if c.hard_negative and Curve(c.base_mode, c.arm) in curves]
 
 
 def section(sweep: Sweep) -> Section:

@@ -56,7 +56,10 @@ def run(ctx: Context) -> Artifact:
 
 
 def summary(ctx: Context) -> dict:
-    """What summary.json records besides the answers: the setup, every artifact's figures and the wall times."""
+    """What summary.json records besides the answers: the setup, the sampling arms, every artifact's figures and
+    the wall times."""
+    from harness import sweep as sweep_stage
+
     cfg, swept = ctx.cfg, ctx["sweep"]
     return {
         "experiment": cfg.experiment_name,
@@ -68,6 +71,7 @@ def summary(ctx: Context) -> dict:
                   "prompts_per_kind": cfg.sweep.prompts_per_kind, "samples_per_prompt": cfg.sweep.samples_per_prompt,
                   "unseen_prompts": swept.meta.get("unseen_prompts"), "machine": _machine(),
                   "device": str(ctx.device)},
+        "arms": sweep_stage.describe_arms(cfg),
         "clip": ctx["clip"].meta, "eval_clip": ctx["eval_clip"].meta,
         **({"probe": ctx["probe"].meta} if "probe" in ctx else {}),
         "priors": {name: {"cosine": q["cosine"],
@@ -91,7 +95,7 @@ def track(run_dir: Path, metrics: pd.DataFrame, summary: dict) -> None:
     with tracking.active().run("sweep and report", "report") as tracked:
         tracked.log_table("metrics", metrics)
         curves = metrics[(metrics["prompt_kind"] == "all") & (metrics["mode"] != sweep_stage.REAL)].copy()
-        curves["line"] = curves["mode"] + curves["prior_draw"].map(lambda d: "" if d == "-" else f" ({d})")
+        curves["line"] = curves["mode"] + curves["arm"].map(lambda d: "" if d == "-" else f" ({d})")
         wide = curves.pivot_table(index=["line", "guidance", "train_seed"], columns="metric", values="value")
         tracked.log_line_plots(wide.reset_index(), x="guidance", series="line",
                                metrics=[m for m in LINE_PLOT_METRICS if m in wide.columns])

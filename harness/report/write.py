@@ -17,7 +17,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config import ReportConfig
-from harness.report import q1_frontier, q2_clip_text, q3_diversity, q4_attention, q5_binding
+from harness.report import q1_frontier, q2_clip_text, q3_diversity, q4_attention, q5_binding, q6_mechanism
 from harness.report.estimate import Sweep
 from harness.report.figures import plot_curves
 from harness.report.markdown import Section, fmt, fmt_est, fmt_scales, metric_table, name, table
@@ -36,13 +36,24 @@ SETUP_FIELDS = (  # summary["setup"] keys in reading order, with their labels
 )
 
 
-def sections(sweep: Sweep, settings: ReportConfig) -> dict[str, Section]:
-    """Every section after Key findings, by the name its answer is stored under in summary.json."""
-    return {"q1_frontier": q1_frontier.section(sweep, settings.matched_diversity),
-            "q2_clip_text": q2_clip_text.section(sweep, settings.matched_diversity),
-            "q3_diversity": q3_diversity.section(sweep),
-            "q4_attention": q4_attention.section(sweep),
-            "q5_binding": q5_binding.section(sweep),
+def sections(sweep: Sweep, settings: ReportConfig, arms: dict | None = None, out_dir: Path | None = None
+             ) -> dict[str, Section]:
+    """Every section after Key findings, by the name its answer is stored under in summary.json. Q1 to Q5 read
+    each mode's own sampling (its baseline arms); Q6 and the other metrics read every arm."""
+    arms = arms or {}
+    own = sweep.only(lambda curve: q6_mechanism.is_baseline(curve, arms))
+    figures = {}
+    if out_dir is not None:
+        for mode, curves in q6_mechanism.arm_modes(sweep, arms).items():
+            figures[mode] = plot_curves(sweep, out_dir / f"curves_arms_{mode}.png", curves,
+                                        f"{mode} under every sampling arm: numbers at points are guidance scales, "
+                                        "bars are 95% intervals")
+    return {"q1_frontier": q1_frontier.section(own, settings.matched_diversity),
+            "q2_clip_text": q2_clip_text.section(own, settings.matched_diversity),
+            "q3_diversity": q3_diversity.section(own),
+            "q4_attention": q4_attention.section(own),
+            "q5_binding": q5_binding.section(own),
+            "q6_mechanism": q6_mechanism.section(sweep, arms, settings.matched_diversity, figures, out_dir),
             "other_metrics": other_metrics(sweep)}
 
 
@@ -176,12 +187,15 @@ def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sweep = Sweep(per_prompt, confidence=settings.confidence)
-    plot_curves(sweep, out_dir / "curves.png")
-    findings = key_findings(sweep, settings)
-    parts = sections(sweep, settings)
+    arms = summary.get("arms") or {}
+    plot_curves(sweep, out_dir / "curves.png",
+                [c for c in sweep.curves() if q6_mechanism.is_baseline(c, arms)] if arms else None)
+    findings = key_findings(sweep, settings, arms)
+    parts = sections(sweep, settings, arms, out_dir)
     lines = [f"# Report: {summary.get('experiment', 'experiment')}", "", f"## {findings.title}", "",
              *findings.lines, *setup_lines(summary, sweep), "## Diversity–fidelity curves", "",
-             "One line per mode (and prior-draw policy, fixed dashed), guidance scales as labelled points, "
+             "One line per mode (and prior-draw policy, fixed dashed; Q6 draws the other sampling arms), guidance "
+             "scales as labelled points, "
              f"{settings.confidence:.0%} intervals in both directions, real images of the same prompts as the star "
              "and dotted lines.", "", "![curves](curves.png)", ""]
     for section in parts.values():

@@ -1,0 +1,137 @@
+"""A sampling arm: one small subclass of `SamplingArm`, registered under a name with `@register_arm`.
+
+An arm may change three things, each with a default that leaves sampling as plain classifier-free guidance:
+- which prior draws a mode that samples from the prior gets (`draws`: one per prompt or one per sample);
+- the CLIP vectors a mode reads (`perturb`, before the mode encodes them);
+- how the guided prediction is formed at each step (`model_fn`, from the guidance branches at any scale).
+Its parameters are a dataclass `Params`; the YAML's `params` are checked against it before any work starts. A new
+arm is one file here and one YAML in conf/arms/, with no edit to the sweep, the decoder or the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Iterator
+
+import torch
+
+from harness.conditioning.condition import Condition
+from harness.decoder.diffusion import ModelFn, NoiseLevels, guided
+from harness.errors import ConfigError
+
+ARMS: dict[str, type["SamplingArm"]] = {}
+PLAIN = "-"  # the arm name of plain sampling for a mode that draws nothing: its own vectors, plain guidance
+FIXED, PER_SAMPLE = "fixed", "per_sample"
+
+
+def register_arm(name: str):
+    def add(cls: type["SamplingArm"]) -> type["SamplingArm"]:
+        ARMS[name] = cls
+        cls.module_name = name
+        return cls
+    return add
+
+
+def arm_class(module: str) -> type["SamplingArm"]:
+    """The registered arm `module`, importing `harness.arms.<module>` on first use."""
+    if module not in ARMS:
+        try:
+            importlib.import_module(f"harness.arms.{module}")
+        except ModuleNotFoundError:
+            pass
+    if module not in ARMS:
+        raise ConfigError("arms.*.module", f"no sampling arm {module!r}; known: {', '.join(sorted(ARMS))}")
+    return ARMS[module]
+
+
+@dataclass(frozen=True)
+class NoParams:
+    pass
+
+
+def check_params(cls: type["SamplingArm"], params: dict) -> Iterator[tuple[str, str]]:
+    """(key, problem) for every parameter that `cls.Params` does not have or cannot take."""
+    fields = {f.name: f for f in dataclasses.fields(cls.Params)}
+    hints = typing.get_type_hints(cls.Params)
+    for key, value in params.items():
+        if key not in fields:
+            yield key, f"no such parameter of arm {cls.module_name!r}; it has: {', '.join(fields) or 'none'}"
+        elif hints[key] in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            yield key, f"must be a number, got {value!r}"
+        elif hints[key] is bool and not isinstance(value, bool):
+            yield key, f"must be true or false, got {value!r}"
+    try:
+        params_of(cls, params)
+    except ValueError as exc:  # a Params' own range check
+        key, _, message = str(exc).partition(": ")
+        yield key, message
+
+
+def params_of(cls: type["SamplingArm"], params: dict) -> Any:
+    known = {f.name for f in dataclasses.fields(cls.Params)}
+    return cls.Params(**{k: v for k, v in params.items() if k in known})
+
+
+@dataclass
+class Guidance:
+    """What an arm may build its prediction from at one guidance scale."""
+    branches_at: Callable[[float], tuple[list[Condition], list[float]]]  # scale -> branches (null last), weights
+    scale: float
+    levels: NoiseLevels
+    seed: int  # the cell's own random stream, the same at every guidance scale (paired)
+
+
+@dataclass
+class VectorInputs:
+    """The CLIP vectors a mode reads at sampling, per prompt and sample, and where more can be drawn."""
+    text: torch.Tensor  # [P, K, D] the captions' CLIP text vectors
+    image: torch.Tensor | None  # [P, K, D] prior or oracle draws, None for modes that read text vectors
+    prior_draws: Callable[[int, torch.Generator], torch.Tensor] | None  # n, generator -> [P, n, D] more prior draws
+    seed: int
+
+
+class SamplingArm:
+    Params: ClassVar[type] = NoParams
+    # For a mode that samples from the prior: one draw per prompt ("fixed") or per sample ("per_sample").
+    draws: ClassVar[str] = PER_SAMPLE
+    # A baseline is a mode's own way of sampling (plain guidance; for a prior mode, a draw policy): the reliance
+    # test runs under it, and the other arms are read against it.
+    baseline: ClassVar[bool] = False
+    module_name: ClassVar[str] = ""
+
+    def __init__(self, name: str, params: dict | None = None) -> None:
+        self.name = name
+        self.params = params_of(type(self), params or {})
+
+    @classmethod
+    def applies_to(cls, mode: type) -> bool:
+        """Whether this arm makes sense for conditioning mode class `mode` (default: every mode)."""
+        return True
+
+    def perturb(self, vectors: VectorInputs) -> VectorInputs:
+        """The vectors the mode encodes; default: as drawn."""
+        return vectors
+
+    def model_fn(self, model: Callable, guidance: Guidance) -> ModelFn:
+        """The guided prediction; default: plain classifier-free guidance at `guidance.scale`."""
+        return guided(model, *guidance.branches_at(guidance.scale))
+
+    def describe(self) -> dict:
+        """The arm's parameters as the report prints them."""
+        return {"module": self.module_name, **dataclasses.asdict(self.params)}
+
+
+class Plain(SamplingArm):
+    """A mode that draws nothing, sampled as it is: its own vectors, plain guidance (the arm named `-`)."""
+    baseline = True
+
+
+def draws_from_prior(mode: type) -> bool:
+    return getattr(mode, "vector_source", None) == "image" and getattr(mode, "sampling_vector", "") == "prior"
+
+
+def generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed) % (2 ** 63))

@@ -1,0 +1,83 @@
+"""Where a mode's CLIP vectors come from at sampling time (docs/design.md, section 2).
+
+A mode reads the caption's CLIP text vector, or a CLIP image vector: drawn from the prior (one draw per prompt or
+one per sample, as the sampling arm says) or, for the oracle, taken from a real image of the prompt. The arm may
+then perturb the vectors (`SamplingArm.perturb`). The sweep asks `sampling_vectors` and never which mode or arm
+it samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from harness.arms.base import FIXED, SamplingArm, VectorInputs, generator
+from harness.context import Context
+from harness.data.prompts import SweepPrompt, real_images
+from harness.seeds import derived_seed
+
+PriorSample = Callable[[torch.Tensor, torch.Tensor, int, torch.Generator], torch.Tensor]  # text, tokens, n -> [P, n, D]
+
+
+@dataclass
+class VectorSources:
+    """What sampling-time vectors are made from, for every prompt of the sweep."""
+    tokens: torch.Tensor  # [P, L] the captions' token ids
+    text_vectors: torch.Tensor  # [P, D] their CLIP text vectors
+    prior_sample: PriorSample | None
+    oracle_vectors: Callable[[list[int], int], torch.Tensor] | None  # prompt ids, k -> [P, k, D]
+
+
+def draw_seed(sweep_seed: int, chunk: int, train_seed: int) -> int:
+    """The prior's stream for a chunk of prompts: shared by every guidance scale and arm, so they are paired."""
+    return int(np.random.SeedSequence([sweep_seed, chunk, train_seed, 7]).generate_state(1)[0])
+
+
+def sampling_vectors(mode: type, arm: SamplingArm, sources: VectorSources, ids: list[int], k: int,
+                     seed: int) -> VectorInputs:
+    """The vectors [P, K, D] mode class `mode` reads for prompts `ids` under `arm`; `seed` is the chunk's
+    `draw_seed`."""
+    text = sources.text_vectors[ids]
+    tokens = sources.tokens[ids]
+    image = None
+    if mode.vector_source == "image":
+        if mode.sampling_vector == "oracle":
+            image = sources.oracle_vectors(ids, k)
+        else:
+            draws = 1 if arm.draws == FIXED else k
+            drawn = sources.prior_sample(text, tokens, draws, generator(seed))
+            image = drawn.expand(len(ids), k, drawn.shape[-1])
+    prior_draws = None if sources.prior_sample is None else \
+        (lambda n, gen: sources.prior_sample(text, tokens, n, gen))
+    vectors = VectorInputs(text[:, None].expand(len(ids), k, text.shape[-1]), image, prior_draws,
+                           seed=derived_seed(seed, f"arm:{arm.name}"))
+    return arm.perturb(vectors)
+
+
+def load_sources(ctx: Context, prompts: list[SweepPrompt]) -> VectorSources:
+    """The conditioning CLIP's text vectors of `prompts`, the prior, and the oracle's real-image vectors."""
+    from harness.clip import encode_images, encode_texts, load_clip
+    from harness.priors.stage import load_prior
+
+    cfg, device, precision = ctx.cfg, ctx.device, ctx.cfg.precision
+    clip_model, tokenizer = load_clip(ctx["clip"], device)
+    prior = load_prior(ctx["prior"], cfg.prior.kind, device)
+    captions = [p.caption for p in prompts]
+
+    def prior_sample(text: torch.Tensor, tokens: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+        return prior.sample(text.to(device), tokens.to(device), n, generator=gen).cpu()
+
+    def oracle_vectors(ids: list[int], k: int) -> torch.Tensor:
+        """CLIP image vectors of real images of each prompt (k fresh ones on the world; on a dataset the images
+        a held-out caption captions, taken in turn): what a perfect prior would hand unCLIP."""
+        images = real_images(ctx, prompts, ids, k, lambda i: derived_seed(cfg.sweep.seed, f"oracle{i}"))
+        vectors = encode_images(clip_model, images.reshape(-1, *images.shape[2:]), precision=precision)
+        vectors = vectors.reshape(len(ids), images.shape[1], -1)
+        return vectors[:, torch.arange(k) % images.shape[1]].cpu()
+
+    return VectorSources(tokenizer(captions).long(),
+                         encode_texts(clip_model, tokenizer, captions, precision=precision).cpu(),
+                         prior_sample, oracle_vectors)

@@ -1,0 +1,92 @@
+"""Question 6: why does a fresh prior draw per sample keep diversity? The prior's knowledge of plausible image
+vectors, or any randomness in the condition?
+
+The sampling arms of the run (harness/arms/) are read against each mode's own way of sampling (its baseline arm:
+plain guidance, or a prior-draw policy): condition noise with the prior's spread (`text_noise`), condition-annealed
+noise (`cads`), and guidance variants that target the collapse (`interval`, `apg`). Each comparison is fidelity at
+matched diversity (as in Q1) and the diversity drop from the lowest to the highest guidance; exploratory here, the
+primary contrasts are in Key findings. Arms are told apart by the run's summary (`arms`: module, parameters and
+whether an arm is a baseline), so no mode or arm name is written here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.report.contrasts import diversity_drop, drop_difference, first_measured, matched_difference
+from harness.report.estimate import DIVERSITY, FIDELITY, NO_ARM, Curve, Sweep
+from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt_est, metric_table, name, table, verdict
+
+TITLE = "Q6. Why does a fresh prior draw keep diversity? Prior draws against condition noise and guidance variants"
+SPREAD = "prior_spread"
+
+
+def is_baseline(curve: Curve, arms: dict) -> bool:
+    """A mode's own way of sampling: plain, a prior-draw policy, or an arm a run before arms existed recorded."""
+    return curve.arm == NO_ARM or bool(arms.get(curve.arm, {}).get("baseline", True))
+
+
+def arm_modes(sweep: Sweep, arms: dict) -> dict[str, list[Curve]]:
+    """Per mode with at least one non-baseline arm: all its curves, baselines first."""
+    by_mode: dict[str, list[Curve]] = {}
+    for curve in sweep.curves():
+        by_mode.setdefault(curve.mode, []).append(curve)
+    return {mode: sorted(curves, key=lambda c: (not is_baseline(c, arms), c.sort_key()))
+            for mode, curves in by_mode.items() if any(not is_baseline(c, arms) for c in curves)}
+
+
+def section(sweep: Sweep, arms: dict, matched: float, figures: dict[str, Path] | None = None,
+            out_dir: Path | None = None) -> Section:
+    modes = arm_modes(sweep, arms)
+    if not modes:
+        return Section.absent(TITLE, "the run sampled no condition-noise or guidance-variant arm "
+                                     "(experiment=mechanism adds them to quick's decoders)")
+    diversity, fidelity = first_measured(sweep, DIVERSITY), first_measured(sweep, FIDELITY)
+    if diversity is None or fidelity is None:
+        return Section.absent(TITLE, "the run has no diversity or no fidelity measure")
+    lines = ["The arms of this run, with their parameters (each arm's YAML in conf/arms/):", "",
+             *table(["arm", "module", "parameters", "modes"],
+                    [[arm, info.get("module", arm), _params(info) or "none", ", ".join(info.get("modes", [])) or "-"]
+                     for arm, info in arms.items()]),
+             "Exploratory comparisons (the primary contrasts, Holm-adjusted, are in Key findings). Each arm is read "
+             f"against its mode's own sampling: {name(fidelity)} at matched diversity ({matched:.0%} of the real "
+             f"{name(diversity)}), > 0 when the arm is more faithful at equal diversity, and drop(arm) − drop(own) "
+             f"in {name(diversity)} from the lowest to the highest guidance, < 0 when the arm keeps more diversity. "
+             "A comparison across two modes (such as prior draws on unclip against text noise on clip_text) also "
+             "carries the difference between their decoders, which Q2 measures.", ""]
+    answer: dict = {"measured": True, "diversity": diversity, "fidelity": fidelity, "arms": arms, "modes": {}}
+    for mode, curves in modes.items():
+        own = [c for c in curves if is_baseline(c, arms)]
+        lines += [f"### {mode}", ""]
+        if figures and mode in figures and out_dir is not None:
+            lines += [f"![{mode} arms]({figures[mode].relative_to(out_dir)})", ""]
+        lines += [f"{name(diversity)}:", "", *metric_table(sweep, diversity, curves),
+                  f"{name(fidelity)}:", "", *metric_table(sweep, fidelity, curves)]
+        rows, mode_answer = [], {}
+        for arm_curve in (c for c in curves if not is_baseline(c, arms)):
+            for base in own:
+                matched_gap = matched_difference(sweep, arm_curve, base, diversity, fidelity, matched)
+                drop_gap = drop_difference(sweep, arm_curve, base, diversity)
+                rows.append([f"{arm_curve.label} − {base.label}", fmt_est(matched_gap), fmt_est(drop_gap)])
+                mode_answer[f"{arm_curve.label} - {base.label}"] = {"matched_fidelity": as_json(matched_gap),
+                                                                    "drop_difference": as_json(drop_gap)}
+        lines += table(["arm − own sampling", f"{name(fidelity)} at matched diversity",
+                        f"drop difference in {name(diversity)}"], rows)
+        for curve in curves:
+            drop = diversity_drop(sweep, curve, diversity)
+            if drop is not None:
+                lines.append(verdict(f"- {curve.label}: drop in {name(diversity)}, g = {drop.low_guidance:g} → "
+                                     f"{drop.high_guidance:g}", drop.drop, "diversity falls", "diversity rises",
+                                     f"{CANNOT_TELL} whether it changes"))
+        lines.append("")
+        answer["modes"][mode] = mode_answer
+    spread = [c for curves in modes.values() for c in curves if sweep.guidances(c, SPREAD)]
+    if spread:
+        lines += ["Spread of the CLIP vectors each prompt's samples read (mean pairwise cosine distance): prior draws "
+                  "per sample, or a text vector plus noise matched to the prior's covariance.", "",
+                  *metric_table(sweep, SPREAD, spread)]
+    return Section(TITLE, lines, answer)
+
+
+def _params(info: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("module", "baseline", "modes"))

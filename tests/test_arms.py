@@ -1,0 +1,112 @@
+"""Sampling arms: each reduces exactly to plain sampling where its paper says it should, text noise has the
+covariance it was asked for, and a new arm (defined here) is sampled by the sweep with no other edit."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from harness.arms.base import Guidance, SamplingArm, VectorInputs, arm_class, register_arm
+from harness.arms.cads import gamma
+from harness.arms.text_noise import matched_noise
+from harness.conditioning.condition import Condition
+from harness.decoder.diffusion import NoiseLevels, guided, guidance_weights, make_sampler, make_train_scheduler, \
+    sample
+
+TRAIN = make_train_scheduler(1000, "squaredcos_cap_v2", "v_prediction")
+LEVELS = NoiseLevels(TRAIN)
+
+
+def toy_model(x: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
+    """A conditional 'denoiser' whose prediction depends on x, t, the vector and the tokens."""
+    shift = cond.vector[:, 0] + cond.tokens[:, 0, 1]  # single coordinates: CADS restores the mean and the std
+    return torch.tanh(x) * (1 + t.float()[:, None, None, None] / 1000) + shift[:, None, None, None]
+
+
+def toy_guidance(scale: float, seed: int = 0) -> Guidance:
+    g = torch.Generator().manual_seed(1)
+    cond = Condition(vector=torch.randn(4, 8, generator=g), tokens=torch.randn(4, 3, 8, generator=g))
+    null = Condition(vector=torch.zeros(4, 8), tokens=torch.zeros(4, 3, 8))
+    return Guidance(lambda s: ([cond, null], guidance_weights(s)), scale, LEVELS, seed)
+
+
+def run(arm: SamplingArm, scale: float) -> torch.Tensor:
+    noise = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    sampler = make_sampler("dpmpp", TRAIN, 10)
+    return sample(arm.model_fn(toy_model, toy_guidance(scale)), noise, sampler, precision="fp32")
+
+
+def plain(scale: float) -> torch.Tensor:
+    noise = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    return sample(guided(toy_model, *toy_guidance(scale).branches_at(scale)), noise, make_sampler("dpmpp", TRAIN, 10),
+                  precision="fp32")
+
+
+def test_cads_without_noise_is_plain_guidance_and_with_noise_is_not():
+    cads = arm_class("cads")
+    assert torch.equal(run(cads("cads", {"noise_scale": 0.0}), 3.0), plain(3.0))
+    assert not torch.allclose(run(cads("cads", {}), 3.0), plain(3.0), atol=1e-3)
+
+
+def test_cads_schedule_is_the_papers_piecewise_linear_gamma():
+    assert [gamma(f, 0.6, 0.9) for f in (0.0, 0.6, 0.75, 0.9, 1.0)] == pytest.approx([1, 1, 0.5, 0, 0])
+
+
+def test_interval_over_every_noise_level_is_plain_guidance():
+    interval = arm_class("interval")
+    assert torch.equal(run(interval("interval", {"sigma_low": 0.0, "sigma_high": 1e9}), 3.0), plain(3.0))
+    narrow = run(interval("interval", {}), 3.0)  # the paper's (0.28, 5.42]: unguided at either end
+    assert not torch.allclose(narrow, plain(3.0), atol=1e-3) and not torch.allclose(narrow, plain(1.0), atol=1e-3)
+    assert torch.equal(run(interval("interval", {}), 1.0), plain(1.0))
+
+
+def test_apg_without_projection_momentum_or_cap_is_plain_guidance():
+    """eta 1, no momentum and no cap leave CFG's update whole: the x0 round trip must then give CFG back."""
+    apg = arm_class("apg")
+    assert torch.allclose(run(apg("apg", {"eta": 1.0, "momentum": 0.0, "rms_threshold": 0.0}), 3.0), plain(3.0),
+                          atol=1e-5)
+    assert torch.equal(run(apg("apg", {}), 1.0), plain(1.0))
+    assert not torch.allclose(run(apg("apg", {}), 3.0), plain(3.0), atol=1e-3)
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_noise_levels_convert_a_prediction_to_x0_and_back(prediction):
+    levels = NoiseLevels(make_train_scheduler(1000, "squaredcos_cap_v2", prediction))
+    x0, noise, t = torch.rand(3, 3, 4, 4) * 2 - 1, torch.randn(3, 3, 4, 4), torch.tensor([10, 500, 990])
+    scheduler = make_train_scheduler(1000, "squaredcos_cap_v2", prediction)
+    x_t = scheduler.add_noise(x0, noise, t)
+    target = noise if prediction == "epsilon" else scheduler.get_velocity(x0, noise, t)
+    assert torch.allclose(levels.to_x0(target, x_t, t), x0, atol=1e-3)
+    assert torch.allclose(levels.from_x0(x0, x_t, t), target, atol=1e-3)
+
+
+def test_text_noise_has_the_covariance_of_the_prior_draws_it_was_given():
+    """Noise drawn 20000 times per prompt against the sample covariance of 32 draws: within sampling error."""
+    gen = torch.Generator().manual_seed(0)
+    d, m, k = 6, 32, 20000
+    mixing = torch.randn(2, d, d, generator=gen)
+    draws = torch.randn(2, m, d, generator=gen) @ mixing  # two prompts, each its own covariance
+    noise = matched_noise(draws, k, gen)
+    for p in range(2):
+        asked = torch.cov(draws[p].T.double())
+        got = torch.cov(noise[p].T.double())
+        # The standard error of a covariance entry is about sqrt((s_ii s_jj + s_ij^2) / k): 4 of them is far.
+        tolerance = 4 * ((asked.diag()[:, None] * asked.diag()[None, :] + asked ** 2) / k).sqrt()
+        assert ((got - asked).abs() <= tolerance).all()
+        assert noise[p].mean(dim=0).abs().max() < 4 * (asked.diag().max() / k) ** 0.5
+
+
+def test_text_noise_is_added_to_the_text_vectors_with_the_prior_draws_spread():
+    arm = arm_class("text_noise")("text_noise", {"renormalise": False})
+    text = torch.nn.functional.normalize(torch.randn(3, 1, 8), dim=-1).expand(3, 5, 8)
+    centre = torch.nn.functional.normalize(torch.randn(3, 1, 8), dim=-1)
+    draws = lambda n, gen: centre + 0.1 * torch.randn(3, n, 8, generator=gen)  # noqa: E731
+    out = arm.perturb(VectorInputs(text, None, draws, seed=3))
+    assert out.text.shape == (3, 5, 8) and out.image is None
+    assert not torch.equal(out.text, text)
+    assert 0.02 < float((out.text - text).std()) < 0.5  # the draws' spread (0.1 per value), not the centre's offset
+    again = arm.perturb(VectorInputs(text, None, draws, seed=3))
+    assert torch.equal(out.text, again.text)  # the same stream at every guidance scale
