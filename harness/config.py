@@ -300,6 +300,13 @@ class DecoderConfig:
 
 
 MODE_KEYS = ("decoder", "sweep")  # what a conditioning mode's fields key unless marked otherwise
+# What kind of mode a mode is, declared in its YAML: the report's questions select modes by these, never by name.
+# core: one of the four modes of the DALL-E 2 comparison; sequence: reads the caption's tokens (GLIDE's pathway);
+# vector_only: reads one CLIP vector and no token sequence; text_vector / image_vector: which CLIP vector; prior:
+# its image vector comes from the prior; two_pathway: a vector and the token sequence; oracle: the true image
+# vector of a real image (not text-to-image); ablation: a variant of a core mode.
+MODE_TAGS = ("core", "sequence", "vector_only", "text_vector", "image_vector", "prior", "two_pathway", "oracle",
+             "ablation")
 
 
 @dataclass
@@ -323,6 +330,8 @@ class ConditioningConfig:
     train_seeds: Optional[List[int]] = param(None, min_len=1, keys=(),
                                              help="decoder seeds of this mode; None: the run's train_seeds")
     options: Dict[str, Any] = field(default_factory=dict)
+    tags: List[str] = param([], keys=(), choices=MODE_TAGS, help="what kind of mode it is; the report's questions "
+                                                                   "select modes by these")
 
     def cross_checks(self) -> Iterator[tuple[str, str]]:
         # The automatic width (the decoder's 4 x UNet width: 64, 256 or 512) splits into any power-of-two heads.
@@ -374,10 +383,13 @@ class SweepConfig:
     grid_prompts: int = param(4, gt=0)
     reliance_guidance: List[float] = param([3.0], gt=0, help="scales at which modes with two token groups are also "
                                                              "sampled with each group hidden (Q4's reliance test)")
+    text_guidance: List[float] = param([], ge=0, help="separate text scales for modes with two pathways: each is a "
+                                                      "line of its own (`combined@text2`), `guidance` then scaling the "
+                                                      "vector and this the text on top of it; empty: one joint scale")
     seed: int = 0
 
 
-CONTRASTS = ("difference", "drop_difference", "matched_fidelity")
+CONTRASTS = ("difference", "drop_difference", "matched_fidelity", "matched_diversity")
 QUESTIONS = ("q1", "q2", "q3", "q4", "q5", "q6")
 
 
@@ -388,12 +400,18 @@ class PrimaryContrast:
     question: str = param("q1", choices=QUESTIONS)
     contrast: str = param("difference", choices=CONTRASTS,
                           help="difference: a - b at `guidance`; drop_difference: drop(a) - drop(b) between the "
-                               "lowest and highest guidance; matched_fidelity: a - b at matched diversity")
+                               "lowest and highest guidance; matched_fidelity: fidelity a - b at matched diversity; "
+                               "matched_diversity: diversity a - b at matched fidelity (the middle of the range "
+                               "both curves reach)")
     a: str = param("", help="a curve: mode, or mode/arm (unclip/per_sample, clip_text/text_noise)")
     b: str = param("", help="the other curve")
     metric: str = param("", help="empty: the run's primary fidelity measure (attribute accuracy on the world, CLIP "
-                                 "score on a dataset), or for drop_difference its primary diversity measure")
+                                 "score on a dataset), or for drop_difference and matched_diversity its primary "
+                                 "diversity measure")
     b_metric: str = param("", help="difference only: b's metric when it is not `metric` (attention per group)")
+    a_base: str = param("", help="matched_diversity only: compare gains, (a - a_base) - (b - b_base), each pair "
+                                 "read at the fidelity both of its curves reach (set both bases or neither)")
+    b_base: str = param("", help="matched_diversity only: the curve b's gain is taken over")
     guidance: float = param(3.0, gt=0, help="difference only: the guidance scale compared at")
     if_positive: str = param("", help="what a - b > 0 means, in words (default: a generic sentence)")
     if_negative: str = param("", help="what a - b < 0 means, in words")
@@ -421,18 +439,22 @@ def _default_primary() -> list[PrimaryContrast]:
         PrimaryContrast("q5", "difference", "glide", "glide_seq", "binding_accuracy",
                         if_positive="GLIDE's pooled token improves binding",
                         if_negative="GLIDE's pooled token worsens binding"),
-        # Q6 (experiment=mechanism): plausibility against randomness, then guidance variants against plain CFG.
-        PrimaryContrast("q6", "matched_fidelity", "unclip/per_sample", "clip_text/text_noise",
-                        if_positive="the prior's draws are more faithful at equal diversity than the text vector plus "
-                                    "noise of the prior's spread",
-                        if_negative="the text vector plus noise of the prior's spread is more faithful at equal "
-                                    "diversity than the prior's draws"),
-        PrimaryContrast("q6", "matched_fidelity", "unclip/per_sample", "unclip/cads",
-                        if_positive="fresh prior draws are more faithful at equal diversity than one draw with "
+        # Q6 (experiment=mechanism), diversity at matched fidelity: plausibility against randomness, then guidance
+        # variants against plain CFG.
+        # Per-sample randomness on each decoder, read against the same decoder without it: the prior's draws
+        # (against one draw per prompt) on unclip, noise of the prior's spread (against the text vector) on clip_text.
+        PrimaryContrast("q6", "matched_diversity", "unclip/per_sample", "clip_text/text_noise",
+                        a_base="unclip/fixed", b_base="clip_text",
+                        if_positive="the prior's draws add more diversity at equal fidelity than noise of their own "
+                                    "spread adds to the text vector",
+                        if_negative="noise of the prior's spread adds more diversity at equal fidelity to the text "
+                                    "vector than the prior's draws add"),
+        PrimaryContrast("q6", "matched_diversity", "unclip/per_sample", "unclip/cads",
+                        if_positive="fresh prior draws keep more diversity at equal fidelity than one draw with "
                                     "condition-annealed noise",
-                        if_negative="one draw with condition-annealed noise is more faithful at equal diversity "
+                        if_negative="one draw with condition-annealed noise keeps more diversity at equal fidelity "
                                     "than fresh prior draws"),
-        *(PrimaryContrast("q6", "matched_fidelity", f"{mode}/{arm}", mode)
+        *(PrimaryContrast("q6", "matched_diversity", f"{mode}/{arm}", mode)
           for arm in ("interval", "apg") for mode in ("glide", "clip_text")),
     ]
 

@@ -73,37 +73,50 @@ class Cell:
     arm: str
     chunk: int
     ablation: str = NO_ABLATION  # a token group hidden from attention at sampling (the reliance test)
+    text_guidance: float | None = None  # a separate text scale (two-pathway modes); None: one joint scale
 
     @property
     def name(self) -> str:
-        name = f"{self.mode}__s{self.seed}__g{self.guidance:g}__{self.arm}__c{self.chunk}"
+        scales = f"g{self.guidance:g}" + ("" if self.text_guidance is None else f"t{self.text_guidance:g}")
+        name = f"{self.mode}__s{self.seed}__{scales}__{self.arm}__c{self.chunk}"
         return name if self.ablation == NO_ABLATION else f"{name}__{self.ablation}"
 
     @property
     def label(self) -> str:
-        """The line this cell belongs to in the tables: the mode, or the mode without a token group."""
-        return self.mode if self.ablation == NO_ABLATION else f"{self.mode}{WITHOUT}{self.ablation}"
+        """The line this cell belongs to in the tables: the mode, the mode without a token group, or the mode at
+        a separate text scale (`combined@text2`, a variant like a CLIP variant)."""
+        label = self.mode if self.ablation == NO_ABLATION else f"{self.mode}{WITHOUT}{self.ablation}"
+        return label if self.text_guidance is None else f"{label}@text{self.text_guidance:g}"
 
 
 def chunks(n: int, size: int) -> list[range]:
     return [range(start, min(n, start + size)) for start in range(0, n, size)]
 
 
-def plan(cfg: Config, arms: dict[str, list[str]], n_prompts: int,
-         token_groups: dict[str, tuple[str, ...]] | None = None, baselines: dict[str, list[str]] | None = None
-         ) -> list[Cell]:
+@dataclass(frozen=True)
+class ModePlan:
+    """How one mode is swept."""
+    arms: list[str]  # every arm it is sampled under
+    baselines: list[str]  # its own way of sampling (plain, or prior-draw policies): the reliance cells use these
+    token_groups: tuple[str, ...]  # what its attention sees; with two, each is hidden in turn (reliance)
+    text_arms: list[str]  # arms also sampled at each separate text scale (modes with two pathways)
+
+
+def plan(cfg: Config, modes: dict[str, ModePlan], n_prompts: int) -> list[Cell]:
     """Every cell of the sweep, in a fixed order (modes, seeds, guidance, arms, chunks), then the reliance
     cells: for modes with two token groups, each group hidden in turn at `sweep.reliance_guidance`, under each
-    of the mode's baseline arms (its own way of sampling; default: every arm)."""
-    baselines = baselines or arms
+    of the mode's baseline arms; then the cells at separate text scales."""
     n_chunks = len(chunks(n_prompts, cfg.sweep.cells_per_chunk))
     cells = [Cell(mode, seed, float(g), arm, c)
-             for mode in arms for seed in cfg.seeds_for(mode) for g in cfg.sweep.guidance
-             for arm in arms[mode] for c in range(n_chunks)]
-    groups = {mode: names for mode, names in (token_groups or {}).items() if mode in arms and len(names) > 1}
+             for mode, p in modes.items() for seed in cfg.seeds_for(mode) for g in cfg.sweep.guidance
+             for arm in p.arms for c in range(n_chunks)]
     cells += [Cell(mode, seed, float(g), arm, c, group)
-              for mode, names in groups.items() for seed in cfg.seeds_for(mode) for g in cfg.sweep.reliance_guidance
-              for arm in baselines[mode] for group in names for c in range(n_chunks)]
+              for mode, p in modes.items() if len(p.token_groups) > 1 for seed in cfg.seeds_for(mode)
+              for g in cfg.sweep.reliance_guidance for arm in p.baselines for group in p.token_groups
+              for c in range(n_chunks)]
+    cells += [Cell(mode, seed, float(g), arm, c, text_guidance=float(t))
+              for mode, p in modes.items() for seed in cfg.seeds_for(mode) for t in cfg.sweep.text_guidance
+              for g in cfg.sweep.guidance for arm in p.text_arms for c in range(n_chunks)]
     return cells
 
 
@@ -161,14 +174,11 @@ class SweepRunner:
         noise = paired_noise(self.cfg.sweep.seed, rows, samples, (3, res, res), device=self.device)
         generators = step_generators(self.cfg.sweep.seed, rows, samples) if self.cfg.sweep.sampler == "ddpm" else None
 
-        def branches_at(scale: float) -> tuple[list, list[float]]:
-            branches, weights = decoder.mode.guidance_branches(inputs, scale)
+        with torch.no_grad():
+            branches, weights = decoder.mode.guidance_branches(inputs, cell.guidance, text_scale=cell.text_guidance)
             if cell.ablation != NO_ABLATION:
                 branches = [branch.without(cell.ablation) for branch in branches]
-            return branches, weights
-
-        with torch.no_grad():
-            model_fn = arm.model_fn(decoder, Guidance(branches_at, cell.guidance, self.levels, vectors.seed))
+            model_fn = arm.model_fn(decoder, Guidance(branches, weights, cell.guidance, self.levels, vectors.seed))
             # Attention mass at every guidance scale, of the conditional branch: it comes first in the guided
             # batch (`guidance_branches`), so its rows are the first len(rows) of each recorded forward.
             if decoder.mode.has_tokens:
@@ -237,10 +247,11 @@ def load_cells(cell_dir: Path) -> Iterator[tuple[Cell, dict]]:
     for path in sorted(cell_dir.glob("*.npz")):
         if path.name.endswith(".tmp.npz"):
             continue
-        mode, seed, guidance, arm, chunk, *ablation = path.stem.split("__")
+        mode, seed, scales, arm, chunk, *ablation = path.stem.split("__")
+        guidance, _, text = scales[1:].partition("t")
         with np.load(path) as data:
-            yield Cell(mode, int(seed[1:]), float(guidance[1:]), arm, int(chunk[1:]),
-                       *ablation), dict(data)
+            yield Cell(mode, int(seed[1:]), float(guidance), arm, int(chunk[1:]), *ablation,
+                       text_guidance=float(text) if text else None), dict(data)
 
 
 def sweep_config(cfg: Config, modes: list[str]) -> dict:
@@ -263,28 +274,29 @@ def build_arms(cfg: Config) -> dict[str, SamplingArm]:
 def describe_arms(cfg: Config) -> dict:
     """The run's arms as the report prints them: module, parameters, whether it is a baseline (a mode's own way
     of sampling) and the modes it was sampled with."""
-    built, (arms, _, _) = build_arms(cfg), arms_and_token_groups(cfg)
+    built, modes = build_arms(cfg), mode_plans(cfg)
     return {name: {**built[name].describe(), "baseline": built[name].baseline,
-                   "modes": [mode for mode, names in arms.items() if name in names]} for name in cfg.arms}
+                   "modes": [mode for mode, p in modes.items() if name in p.arms]} for name in cfg.arms}
 
 
-def arms_and_token_groups(cfg: Config) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]], dict[str, list[str]]]:
-    """Per mode, the arms its sweep samples (a mode that draws nothing is sampled plain, `-`, and under each arm
-    that applies to it), the names of the token groups its decoder attends to (the reliance cells hide each
-    in turn), and its baseline arms (its own way of sampling)."""
-    arms, token_groups, baselines = {}, {}, {}
+def mode_plans(cfg: Config) -> dict[str, ModePlan]:
+    """How each mode is swept: a mode that draws nothing is sampled plain (`-`) and under each arm that applies to
+    it; a mode that draws from the prior under its draw arms and the others that apply."""
     built = build_arms(cfg)
+    plans = {}
     for mode in cfg.conditioning:
         mode_cls = mode_class(cfg.conditioning[mode].module)
         chosen = [name for name, arm_cfg in cfg.arms.items()
                   if type(built[name]).applies_to(mode_cls) and (not arm_cfg.modes or mode in arm_cfg.modes)]
-        arms[mode] = chosen if draws_from_prior(mode_cls) else [PLAIN, *chosen]
-        baselines[mode] = [name for name in arms[mode] if built[name].baseline]
-        if not baselines[mode]:
+        arms = chosen if draws_from_prior(mode_cls) else [PLAIN, *chosen]
+        baselines = [name for name in arms if built[name].baseline]
+        if not baselines:
             raise ConfigError("arms", f"mode {mode} samples from the prior but no chosen arm says how many draws: "
                                       "add fixed or per_sample (arms=[fixed,per_sample,...])")
-        token_groups[mode] = mode_cls.token_group_names(cfg.conditioning[mode])
-    return arms, token_groups, baselines
+        two_pathways = mode_cls.vector_source is not None and mode_cls.uses_text_sequence
+        plans[mode] = ModePlan(arms, baselines, mode_cls.token_group_names(cfg.conditioning[mode]),
+                               [name for name in arms if built[name].separate_scales] if two_pathways else [])
+    return plans
 
 
 def run(ctx: Context) -> Artifact:
@@ -298,8 +310,8 @@ def run(ctx: Context) -> Artifact:
 
     cfg = ctx.cfg
     prompts = sweep_prompts(ctx)
-    arms, token_groups, baselines = arms_and_token_groups(cfg)
-    cells = plan(cfg, arms, len(prompts), token_groups, baselines)
+    modes = mode_plans(cfg)
+    cells = plan(cfg, modes, len(prompts))
     upstream = [ctx[name] for name in ("data", "clip", "prior", "probe", "eval_clip") if name in ctx]
     upstream += ctx.decoders().values()
 
@@ -327,7 +339,7 @@ def run(ctx: Context) -> Artifact:
                 "sampling_s": round(time.perf_counter() - started, 2),
                 "sampling_s_by_arm": {arm: round(seconds, 1) for arm, seconds in by_arm.items()}}
 
-    return ctx.cache.build("sweep", VERSION, sweep_config(cfg, list(arms)), upstream, build)
+    return ctx.cache.build("sweep", VERSION, sweep_config(cfg, list(modes)), upstream, build)
 
 
 def _sample_cells(ctx: Context, prompts: list[SweepPrompt], cells: list[Cell], cell_dir: Path) -> int:

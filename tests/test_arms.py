@@ -30,7 +30,7 @@ def toy_guidance(scale: float, seed: int = 0) -> Guidance:
     g = torch.Generator().manual_seed(1)
     cond = Condition(vector=torch.randn(4, 8, generator=g), tokens=torch.randn(4, 3, 8, generator=g))
     null = Condition(vector=torch.zeros(4, 8), tokens=torch.zeros(4, 3, 8))
-    return Guidance(lambda s: ([cond, null], guidance_weights(s)), scale, LEVELS, seed)
+    return Guidance([cond, null], guidance_weights(scale), scale, LEVELS, seed)
 
 
 def run(arm: SamplingArm, scale: float) -> torch.Tensor:
@@ -41,7 +41,8 @@ def run(arm: SamplingArm, scale: float) -> torch.Tensor:
 
 def plain(scale: float) -> torch.Tensor:
     noise = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
-    return sample(guided(toy_model, *toy_guidance(scale).branches_at(scale)), noise, make_sampler("dpmpp", TRAIN, 10),
+    guidance = toy_guidance(scale)
+    return sample(guided(toy_model, guidance.branches, guidance.weights), noise, make_sampler("dpmpp", TRAIN, 10),
                   precision="fp32")
 
 
@@ -110,3 +111,79 @@ def test_text_noise_is_added_to_the_text_vectors_with_the_prior_draws_spread():
     assert 0.02 < float((out.text - text).std()) < 0.5  # the draws' spread (0.1 per value), not the centre's offset
     again = arm.perturb(VectorInputs(text, None, draws, seed=3))
     assert torch.equal(out.text, again.text)  # the same stream at every guidance scale
+
+
+# ---------------------------------------------------------------- through the pipeline, on smoke
+
+from harness.arms.base import VectorInputs as _Vectors  # noqa: E402
+from harness.conditioning.base import ConditioningMode, register_mode  # noqa: E402
+
+
+@register_arm("test_mirrored_text")
+class MirroredText(SamplingArm):
+    """An arm the harness has never seen, defined only here: the text vector with its coordinates reversed."""
+
+    def perturb(self, vectors: _Vectors) -> _Vectors:
+        return dataclasses.replace(vectors, text=vectors.text.flip(-1))
+
+
+@register_mode("test_image_vector_and_tokens")
+class ImageVectorAndTokens(ConditioningMode):
+    """A mode defined only here: the prior's image vector plus the caption's tokens (like combined)."""
+    vector_source = "image"
+    sampling_vector = "prior"
+    uses_text_sequence = True
+
+
+@pytest.fixture(scope="module")
+def armed_sweep(tmp_path_factory):
+    """A smoke run through the report with a mode and an arm defined in this file, beside shipped arms set so
+    that they must reproduce plain sampling exactly, and one separate text scale."""
+    from harness import pipeline
+    from harness.cli import compose
+    from harness.config import ArmConfig
+    from harness.context import Context
+    from harness.sweep import CELLS, load_cells
+
+    root = tmp_path_factory.mktemp("armed")
+    cfg = compose(["experiment=smoke", f"cache_dir={root / 'cache'}", "logger.mode=disabled", "precision=fp32",
+                   "conditioning=[clip_text,combined]", "arms=[fixed,per_sample]", "sweep.text_guidance=[3.0]"])
+    custom = "test_image_vector_and_tokens"
+    cfg.conditioning[custom] = dataclasses.replace(cfg.conditioning["combined"], module=custom)
+    cfg.arms.update({"cads_off": ArmConfig("cads", [], {"noise_scale": 0.0}),
+                     "interval_full": ArmConfig("interval", [], {"sigma_low": 0.0, "sigma_high": 1e9}),
+                     "mirrored": ArmConfig("test_mirrored_text", ["clip_text", custom], {})})
+    ctx = pipeline.build(Context.start(cfg, run_dir=root / "run"))
+    cells = {cell: data for cell, data in load_cells(ctx["sweep"].file(CELLS))}
+    return cells, root / "run"
+
+
+def images_of(cells: dict, mode: str, arm: str, guidance: float = 3.0, text: float | None = None) -> np.ndarray:
+    found = [d["images"] for c, d in sorted(cells.items(), key=lambda kv: kv[0].chunk)
+             if (c.mode, c.arm, c.guidance, c.text_guidance, c.ablation) == (mode, arm, guidance, text, "-")]
+    assert found, (mode, arm, guidance, text)
+    return np.concatenate(found)
+
+
+def test_a_new_mode_and_arm_are_sampled_and_reported_with_no_other_edit(armed_sweep):
+    cells, run_dir = armed_sweep
+    custom = "test_image_vector_and_tokens"
+    assert {(c.mode, c.arm) for c in cells} >= {(custom, "mirrored"), ("clip_text", "mirrored"), (custom, "fixed")}
+    assert not np.array_equal(images_of(cells, "clip_text", "mirrored"), images_of(cells, "clip_text", "-"))
+    report = (run_dir / "report.md").read_text()
+    assert "clip_text (mirrored)" in report and f"{custom} (mirrored)" in report
+    assert (run_dir / "curves_arms_clip_text.png").is_file()
+
+
+def test_shipped_arms_reduce_to_plain_sampling_exactly_in_the_sweep(armed_sweep):
+    """CADS with s = 0 is plain sampling (a prior mode: from its fixed draw); guidance over every noise level is
+    plain CFG; a separate text scale equal to the vector scale is the joint scale."""
+    cells, _ = armed_sweep
+    for mode, own in (("clip_text", "-"), ("combined", "fixed"), ("test_image_vector_and_tokens", "fixed")):
+        assert np.array_equal(images_of(cells, mode, "cads_off"), images_of(cells, mode, own)), mode
+    for mode, own in (("clip_text", "-"), ("combined", "per_sample")):
+        assert np.array_equal(images_of(cells, mode, "interval_full"), images_of(cells, mode, own)), mode
+    assert np.array_equal(images_of(cells, "combined", "per_sample", 3.0, 3.0),
+                          images_of(cells, "combined", "per_sample", 3.0))
+    assert not np.array_equal(images_of(cells, "combined", "per_sample", 1.0, 3.0),
+                              images_of(cells, "combined", "per_sample", 1.0))

@@ -54,9 +54,9 @@ def test_cpu_preset_trains_five_seeds_of_the_core_modes_three_of_q5s_ablations()
     assert {m: cfg.seeds_for(m) for m in core} == {m: [0, 1, 2, 3, 4] for m in core}
     assert {m: cfg.seeds_for(m) for m in ablations} == {m: [0, 1, 2] for m in ablations}
     assert all(cfg.seeds_for(m) == [0] for m in set(cfg.conditioning) - core - ablations)
-    from harness.sweep import arms_and_token_groups
-    assert arms_and_token_groups(cfg)[0]["combined"] == ["fixed", "per_sample"]  # quick draws per sample only
-    assert arms_and_token_groups(compose(["experiment=quick"]))[0]["combined"] == ["per_sample"]
+    from harness.sweep import mode_plans
+    assert mode_plans(cfg)["combined"].arms == ["fixed", "per_sample"]  # quick draws per sample only
+    assert mode_plans(compose(["experiment=quick"]))["combined"].arms == ["per_sample"]
     # The two jobs of the cpu multirun score the same prompts, or their join is refused.
     hard = compose(["experiment=cpu_hard_negatives"])
     assert (hard.sweep.prompts_per_kind, hard.sweep.samples_per_prompt, hard.sweep.guidance) == \

@@ -260,7 +260,8 @@ def test_q5_contrasts_vector_and_sequence_modes_and_hard_negatives(rendered):
     # vector-only mean at g = 1: (0.40 + 0.45 + 0.45) / 3; sequence: (0.70 + 0.72) / 2.
     assert "| 1 | 0.433 [" in text and "| 0.710 [" in text
     assert "binding accuracy (higher is better): the data cannot tell at g = 1, 3." in text
-    assert "Not measured in this run: the run has neither clip_text with clip_text_seq" in text
+    assert "Not measured in this run: the run has none of Q5's ablation pairs (clip_text_seq with clip_text; glide with " \
+           "glide_seq)." in text
 
 
 def test_figures_are_embedded_and_curves_png_is_a_png(rendered):
@@ -295,7 +296,7 @@ def test_absent_inputs_say_not_measured(tmp_path):
     smoke = {key: cells for key, cells in CELLS.items() if key[0] == "glide" and key[2] != "binding_accuracy"}
     found = sections(write_report(pd.DataFrame(), {"experiment": "smoke"}, tmp_path,
                                   make_per_prompt(smoke)).read_text())
-    assert "Not measured in this run: the run needs clip_text" in found["Q2"]
+    assert "Not measured in this run: the run needs the core text-vector mode (clip_text)" in found["Q2"]
     assert "no mode was swept with both fixed and per-sample prior draws" in found["Q3"]
     assert "Not measured in this run: no mode with both CLIP and text tokens" in found["Q4"]
     assert "Not measured in this run: the run has no binding accuracy" in found["Q5"]
@@ -327,3 +328,65 @@ def test_a_dataset_of_unique_captions_says_why_q1_has_no_matched_diversity():
     line = finding_line(result, alpha=0.05)
     assert "not measured in this run: the real images have no pairwise feature distance to match" in line
     assert "two or more test images" in line
+
+
+# ---------------------------------------------------------------- Q6: sampling arms
+
+# Fidelity rises from guidance 1 to 3 alike within each mode, so each pair is read at the middle of its shared
+# range (unclip 0.75, clip_text 0.60, glide 0.85), halfway between the two scales: free-attribute entropy there is
+# 0.70 for the prior's draws per sample, 0.35 for one draw, 0.45 for one draw with CADS; 0.60 for clip_text and
+# 0.62 with text noise. The gain of per-sample draws (0.35) against that of text noise (0.02) is 0.33.
+Q6_CELLS = {
+    **{(mode, arm, "attribute_accuracy"): acc for mode, arm, acc in (
+        ("unclip", "per_sample", {1: 0.70, 3: 0.80}), ("unclip", "fixed", {1: 0.70, 3: 0.80}),
+        ("unclip", "cads", {1: 0.70, 3: 0.80}), ("clip_text", "-", {1: 0.55, 3: 0.65}),
+        ("clip_text", "text_noise", {1: 0.55, 3: 0.65}), ("glide", "-", {1: 0.80, 3: 0.90}),
+        ("glide", "interval", {1: 0.80, 3: 0.90}))},
+    **{(mode, arm, "free_entropy"): ent for mode, arm, ent in (
+        ("unclip", "per_sample", {1: 0.75, 3: 0.65}), ("unclip", "fixed", {1: 0.45, 3: 0.25}),
+        ("unclip", "cads", {1: 0.55, 3: 0.35}), ("clip_text", "-", {1: 0.75, 3: 0.45}),
+        ("clip_text", "text_noise", {1: 0.77, 3: 0.47}), ("glide", "-", {1: 0.75, 3: 0.45}),
+        ("glide", "interval", {1: 0.75, 3: 0.45}))},
+    ("real", "-", "attribute_accuracy"): {None: 0.97},
+    ("real", "-", "free_entropy"): {None: 0.80},
+}
+ARMS = {"per_sample": {"module": "per_sample", "baseline": True, "modes": ["unclip"]},
+        "fixed": {"module": "fixed", "baseline": True, "modes": ["unclip"]},
+        "cads": {"module": "cads", "baseline": False, "modes": ["unclip"], "noise_scale": 0.25},
+        "text_noise": {"module": "text_noise", "baseline": False, "modes": ["clip_text"]},
+        "interval": {"module": "interval", "baseline": False, "modes": ["glide"], "sigma_low": 0.28}}
+
+
+@pytest.fixture(scope="module")
+def rendered_arms(tmp_path_factory) -> tuple[dict[str, str], dict, Path]:
+    out = tmp_path_factory.mktemp("arms")
+    report = write_report(pd.DataFrame(), {**SUMMARY, "arms": ARMS}, out, make_per_prompt(Q6_CELLS))
+    return sections(report.read_text()), json.loads((out / "summary.json").read_text()), out
+
+
+def test_q6_answers_plausibility_against_randomness_from_its_primary_contrasts(rendered_arms):
+    parts, summary, out = rendered_arms
+    findings = parts["Key findings"]
+    assert "(unclip (per_sample) − unclip (fixed)) − (clip_text (text_noise) − clip_text) = 0.330" in findings
+    assert "unclip (per_sample) − unclip (cads) = 0.250" in findings
+    assert ("**Q6 answer**: the prior's draws keep more diversity at equal fidelity than the arms that only add "
+            "randomness, in every contrast that could be read (2 of 2)") in findings
+    assert "guidance variants against plain guidance: more diverse at equal fidelity in 0 of 1 contrasts, less in 0" \
+        in findings
+    assert summary["answers"]["key_findings"]["q6"].startswith("- **Q6 answer**: the prior's draws")
+
+
+def test_q6_reads_every_arm_against_its_modes_own_sampling_and_q1_only_the_modes_own(rendered_arms):
+    parts, _, out = rendered_arms
+    q6 = parts["Q6"]
+    assert "| cads | cads | noise_scale 0.25 | unclip |" in q6
+    assert "| unclip (cads) − unclip (per_sample) | -0.250" in q6 and "| unclip (cads) − unclip (fixed) | 0.100" in q6
+    assert "| glide (interval) − glide | 0.000" in q6
+    assert (out / "curves_arms_unclip.png").is_file() and (out / "curves_arms_glide.png").is_file()
+    assert "text_noise" not in parts["Q1"] and "clip_text (text_noise)" in parts["Other metrics"]
+
+
+def test_no_arms_means_q6_says_so(rendered):
+    parts, summary, _ = rendered
+    assert parts["Q6"].splitlines()[2].startswith("Not measured in this run: the run sampled no condition-noise")
+    assert "**Q6 answer**: not measured in this run" in parts["Key findings"]

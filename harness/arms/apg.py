@@ -43,9 +43,10 @@ def projected_update(update: torch.Tensor, conditional: torch.Tensor, eta: float
 @register_arm("apg")
 class Apg(SamplingArm):
     Params = Params
+    separate_scales = False
 
     def model_fn(self, model, guidance: Guidance) -> ModelFn:
-        branches, weights = guidance.branches_at(guidance.scale)
+        branches, weights = guidance.branches, guidance.weights
         if len(branches) != 2:
             raise ValueError("apg takes one joint guidance scale (branches [cond, null])")
         if guidance.scale == 1:  # no guidance to project: the conditional prediction itself

@@ -77,11 +77,17 @@ def params_of(cls: type["SamplingArm"], params: dict) -> Any:
 
 @dataclass
 class Guidance:
-    """What an arm may build its prediction from at one guidance scale."""
-    branches_at: Callable[[float], tuple[list[Condition], list[float]]]  # scale -> branches (null last), weights
+    """What an arm may build its prediction from at one guidance scale: the branches and weights of
+    `ConditioningMode.guidance_branches` (the full condition first, the null last)."""
+    branches: list[Condition]
+    weights: list[float]
     scale: float
     levels: NoiseLevels
     seed: int  # the cell's own random stream, the same at every guidance scale (paired)
+
+    def unguided(self) -> tuple[list[Condition], list[float]]:
+        """The conditional prediction alone (guidance 1 on every pathway): the full condition with weight 1."""
+        return self.branches[:1], [1.0]
 
 
 @dataclass
@@ -97,6 +103,8 @@ class SamplingArm:
     Params: ClassVar[type] = NoParams
     # For a mode that samples from the prior: one draw per prompt ("fixed") or per sample ("per_sample").
     draws: ClassVar[str] = PER_SAMPLE
+    # Whether the arm works with separate text and vector scales (three branches) as well as a joint one.
+    separate_scales: ClassVar[bool] = True
     # A baseline is a mode's own way of sampling (plain guidance; for a prior mode, a draw policy): the reliance
     # test runs under it, and the other arms are read against it.
     baseline: ClassVar[bool] = False
@@ -117,7 +125,7 @@ class SamplingArm:
 
     def model_fn(self, model: Callable, guidance: Guidance) -> ModelFn:
         """The guided prediction; default: plain classifier-free guidance at `guidance.scale`."""
-        return guided(model, *guidance.branches_at(guidance.scale))
+        return guided(model, guidance.branches, guidance.weights)
 
     def describe(self) -> dict:
         """The arm's parameters as the report prints them."""

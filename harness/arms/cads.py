@@ -67,7 +67,7 @@ class Cads(SamplingArm):
     draws = FIXED
 
     def model_fn(self, model, guidance: Guidance) -> ModelFn:
-        branches, weights = guidance.branches_at(guidance.scale)
+        branches, weights = guidance.branches, guidance.weights
         plain = guided(model, branches, weights)
         if self.params.noise_scale == 0:  # no noise: exactly the plain condition at every step
             return plain

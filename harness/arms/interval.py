@@ -32,8 +32,8 @@ class Interval(SamplingArm):
     Params = Params
 
     def model_fn(self, model, guidance: Guidance) -> ModelFn:
-        inside = guided(model, *guidance.branches_at(guidance.scale))
-        outside = guided(model, *guidance.branches_at(1.0))
+        inside = guided(model, guidance.branches, guidance.weights)
+        outside = guided(model, *guidance.unguided())
         low, high = self.params.sigma_low, self.params.sigma_high
 
         def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -114,7 +114,8 @@ def draw_pairs(sweep: Sweep, metric: str) -> list[tuple[Curve, Curve]]:
 
 def interpolate_at(diversity: np.ndarray, fidelity: np.ndarray, target: float) -> float:
     """Fidelity where the curve (points in guidance order) first comes down to `target` diversity, linearly
-    interpolated between the two guidance points that bracket it; NaN when no segment reaches it."""
+    interpolated between the two guidance points that bracket it; NaN when no segment reaches it. (The roles
+    swap for diversity at matched fidelity: the first argument is then the fidelity, the second the diversity.)"""
     for i in range(len(diversity) - 1):
         d0, d1 = diversity[i], diversity[i + 1]
         if min(d0, d1) <= target <= max(d0, d1):
@@ -154,3 +155,44 @@ def matched_difference(sweep: Sweep, a: Curve, b: Curve, diversity: str, fidelit
     cells_a, cells_b = (matched_cells(sweep, c, diversity, fidelity) for c in (a, b))
     n = len(cells_a)
     return sweep.estimate(cells_a + cells_b, lambda x: _matched(x[:n], fraction) - _matched(x[n:], fraction))
+
+
+# ---------------------------------------------------------------- diversity at matched fidelity
+
+
+def shared_fidelity(fidelity_a: np.ndarray, fidelity_b: np.ndarray) -> float:
+    """The middle of the fidelity range two curves both span over their guidance scales; NaN when they share
+    none. Curves from different decoders rarely reach one fixed level, but where their ranges overlap both
+    can be read at its middle."""
+    low, high = max(fidelity_a.min(), fidelity_b.min()), min(fidelity_a.max(), fidelity_b.max())
+    return float((low + high) / 2) if low <= high else float("nan")
+
+
+def diversity_at_matched_fidelity(sweep: Sweep, a: Curve, b: Curve, diversity: str, fidelity: str,
+                                  a_base: Curve | None = None, b_base: Curve | None = None) -> Estimate | None:
+    """diversity(a) − diversity(b) where each curve first reaches the fidelity both share (`shared_fidelity`),
+    interpolated between the guidance scales that bracket it: > 0 when a keeps more diversity at equal
+    fidelity. With bases, gains are compared: (a − a_base) − (b − b_base), each pair at its own shared
+    fidelity. NaN when a pair shares no fidelity; None when a curve has fewer than two scales."""
+    pairs = [(a, b)] if a_base is None or b_base is None else [(a, a_base), (b, b_base)]
+    signs = [1.0] if len(pairs) == 1 else [1.0, -1.0]
+    curves = [c for pair in pairs for c in pair]
+    scales = [sweep.guidances(c, diversity, fidelity) for c in curves]
+    if any(len(s) < 2 for s in scales):
+        return None
+    cells = [sweep.cell(c, g, m) for c, s in zip(curves, scales) for m in (fidelity, diversity) for g in s]
+    bounds = np.cumsum([0] + [2 * len(s) for s in scales])
+
+    def curve_values(x: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
+        values = x[bounds[i]:bounds[i + 1]]
+        return values[:len(values) // 2], values[len(values) // 2:]  # fidelity, diversity over the scales
+
+    def gap(x: np.ndarray) -> float:
+        total = 0.0
+        for k, sign in enumerate(signs):
+            (fa, da), (fb, db) = curve_values(x, 2 * k), curve_values(x, 2 * k + 1)
+            target = shared_fidelity(fa, fb)
+            total += sign * (interpolate_at(fa, da, target) - interpolate_at(fb, db, target))
+        return total
+
+    return sweep.estimate(cells, gap)

@@ -145,11 +145,14 @@ def read_table(path: Path | str) -> pd.DataFrame:
 class Sweep:
     """The per-prompt contributions of every cell, with lookups by cell and the interval engine."""
 
-    def __init__(self, per_prompt: pd.DataFrame, confidence: float = CONFIDENCE) -> None:
+    def __init__(self, per_prompt: pd.DataFrame, confidence: float = CONFIDENCE,
+                 tags: dict[str, Sequence[str]] | None = None) -> None:
         if per_prompt is None or per_prompt.empty:
             raise ValueError("the report needs the sweep's per-prompt table (per_prompt.csv); it is empty")
         self.per_prompt = normalise(per_prompt)
         self.confidence = confidence
+        # mode -> the tags its YAML declares (conditioning.<mode>.tags): what the questions select modes by
+        self.tags = {mode: frozenset(values) for mode, values in (tags or {}).items()}
         # (mode, arm, guidance, metric) -> {kind: [seeds x prompts] contributions, NaN where absent}
         self._tables: dict[tuple, dict[str, pd.DataFrame]] = {}
         for (mode, arm, g, metric), rows in self.per_prompt.groupby(_CELL_KEYS, dropna=False, sort=False):
@@ -165,7 +168,7 @@ class Sweep:
     def only(self, keep: Callable[[Curve], bool]) -> Sweep:
         """The same sweep with only the curves `keep` accepts (and the real ceiling): what a question reads."""
         view = object.__new__(Sweep)
-        view.confidence, view._cache = self.confidence, {}
+        view.confidence, view._cache, view.tags = self.confidence, {}, self.tags
         view._tables = {key: value for key, value in self._tables.items()
                         if key[0] == REAL or keep(Curve(key[0], key[1]))}
         keys = self.per_prompt[["mode", "arm"]].drop_duplicates()
@@ -173,6 +176,10 @@ class Sweep:
         view.per_prompt = self.per_prompt[[(m, a) in kept for m, a in
                                            zip(self.per_prompt["mode"], self.per_prompt["arm"])]]
         return view
+
+    def tagged(self, *tags: str, without: Sequence[str] = ()) -> set[str]:
+        """The modes whose tags include every one of `tags` and none of `without`."""
+        return {mode for mode, have in self.tags.items() if set(tags) <= have and not set(without) & have}
 
     # -- what was measured
 

@@ -116,8 +116,8 @@ def _sample_images(cells: list[tuple[Cell, dict]], cfg: Config) -> dict[tuple[st
     """(mode, arm, guidance) -> prompt id -> the prompt's K samples [K, H, W, 3], from each mode's first
     training seed."""
     images: dict[tuple[str, str, float], dict[int, np.ndarray]] = {}
-    for cell, data in cells:  # the reliance cells (a token group hidden) are not pictured
-        if cell.seed == cfg.seeds_for(cell.mode)[0] and cell.ablation == NO_ABLATION:
+    for cell, data in cells:  # the reliance cells (a token group hidden) and separate text scales are not pictured
+        if cell.seed == cfg.seeds_for(cell.mode)[0] and cell.ablation == NO_ABLATION and cell.text_guidance is None:
             bucket = images.setdefault((cell.mode, cell.arm, cell.guidance), {})
             bucket.update({int(pid): data["images"][row] for row, pid in enumerate(data["prompt_ids"])})
     return images

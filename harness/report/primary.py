@@ -12,13 +12,20 @@ ones, which the sentence says): reproduced, not reproduced, or the data cannot t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.config import PrimaryContrast, ReportConfig
 from harness.metrics.intervals import holm
-from harness.report.contrasts import difference, drop_difference, first_measured, matched_difference
+from harness.report.contrasts import (
+    difference,
+    diversity_at_matched_fidelity,
+    drop_difference,
+    first_measured,
+    matched_difference,
+)
 from harness.metrics.table import ATTRIBUTE_METRICS
 from harness.report.estimate import DIVERSITY, FIDELITY, NO_ARM, Curve, Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt, fmt_est, name
@@ -36,6 +43,7 @@ class PrimaryResult:
     detectable: float = math.nan
     note: str = ""  # why a measured contrast has no value
     missing: str = ""  # why it was not measured, when the reason is the data rather than the run's modes
+    matched_on: str = ""  # matched_diversity: the fidelity measure the two curves are matched on
 
     @property
     def measured(self) -> bool:
@@ -43,7 +51,8 @@ class PrimaryResult:
 
     @property
     def unreached(self) -> bool:
-        """Measured, but a fidelity at matched diversity does not exist: a curve never comes down to it."""
+        """Measured, but the matched level does not exist: a curve never comes down to the matched diversity, or
+        two curves share no fidelity."""
         return self.estimate is not None and not math.isfinite(self.estimate.value)
 
     def significant(self, alpha: float) -> int:
@@ -62,7 +71,7 @@ def primary_metric(sweep: Sweep, spec: PrimaryContrast) -> str:
     fidelity measure (the rest), so the same defaults read the world's probe and a dataset's evaluation CLIP."""
     if spec.metric:
         return spec.metric
-    if spec.contrast == "drop_difference":
+    if spec.contrast in ("drop_difference", "matched_diversity"):
         return first_measured(sweep, DIVERSITY) or DIVERSITY[0]
     return first_measured(sweep, FIDELITY) or FIDELITY[0]
 
@@ -83,7 +92,21 @@ def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig
                                  missing=f"the real images have no {name(diversity)} to match (on a dataset, each "
                                          "held-out caption needs two or more test images: captions that repeat)")
         estimate = matched_difference(sweep, a, b, diversity, metric, settings.matched_diversity)
-        return PrimaryResult(spec, metric, statement, estimate, note=_diversity_ranges(sweep, (a, b), diversity))
+        return PrimaryResult(spec, metric, statement, estimate, note=_ranges(sweep, (a, b), diversity))
+    if spec.contrast == "matched_diversity":
+        fidelity = first_measured(sweep, FIDELITY) or FIDELITY[0]
+        bases = (Curve.parse(spec.a_base), Curve.parse(spec.b_base)) if spec.a_base else (None, None)
+        if bases[0] is None:
+            statement = (f"{name(metric)} at matched {name(fidelity)} (the middle of the range both reach), "
+                         f"{a.label} − {b.label}")
+            curves = (a, b)
+        else:
+            statement = (f"gain in {name(metric)} at matched {name(fidelity)} (each pair at the middle of the range "
+                         f"both reach), ({a.label} − {bases[0].label}) − ({b.label} − {bases[1].label})")
+            curves = (a, bases[0], b, bases[1])
+        estimate = diversity_at_matched_fidelity(sweep, a, b, metric, fidelity, *bases)
+        return PrimaryResult(spec, metric, statement, estimate, note=_ranges(sweep, curves, fidelity, relative=False),
+                             matched_on=fidelity)
     if spec.contrast == "drop_difference":
         scales = sorted(set(sweep.guidances(a, metric)) & set(sweep.guidances(b, metric)))
         span = f"g = {scales[0]:g} → {scales[-1]:g}" if len(scales) >= 2 else "lowest → highest guidance"
@@ -100,18 +123,18 @@ def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig
     return PrimaryResult(spec, metric, statement, estimate)
 
 
-def _diversity_ranges(sweep: Sweep, curves: Sequence[Curve], diversity: str) -> str:
-    """Each curve's diversity over its guidance scales, as fractions of the real images': where they do not
-    both pass the matched level, fidelity at matched diversity does not exist."""
-    ceiling = sweep.value(sweep.ceiling_cell(diversity))
-    if ceiling is None:
+def _ranges(sweep: Sweep, curves: Sequence[Curve], metric: str, relative: bool = True) -> str:
+    """Each curve's `metric` over its guidance scales, as fractions of the real images' (`relative`) or as
+    values: where they do not overlap (or pass the matched level), the matched comparison does not exist."""
+    ceiling = sweep.value(sweep.ceiling_cell(metric)) if relative else None
+    if relative and ceiling is None:
         return ""
     spans = []
     for curve in curves:
-        values = [sweep.value(sweep.cell(curve, g, diversity)).value / ceiling.value
-                  for g in sweep.guidances(curve, diversity)]
+        values = [sweep.value(sweep.cell(curve, g, metric)).value for g in sweep.guidances(curve, metric)]
         if values:
-            spans.append(f"{curve.label} spans {min(values):.0%}-{max(values):.0%}")
+            spans.append(f"{curve.label} spans {min(values) / ceiling.value:.0%}-{max(values) / ceiling.value:.0%}"
+                         if relative else f"{curve.label} spans {fmt(min(values))}-{fmt(max(values))}")
     return "; ".join(spans)
 
 
@@ -122,8 +145,7 @@ def primary_family(sweep: Sweep, settings: ReportConfig) -> list[PrimaryResult]:
     alpha = 1 - settings.confidence
     adjusted = holm([r.estimate.p_value() for r in measured])
     strictest = alpha / max(1, len(measured))
-    done = {id(r): PrimaryResult(r.spec, r.metric, r.statement, r.estimate, p, r.estimate.detectable(alpha=strictest),
-                                 r.note)
+    done = {id(r): dataclasses.replace(r, adjusted_p=p, detectable=r.estimate.detectable(alpha=strictest))
             for r, p in zip(measured, adjusted)}
     return [done.get(id(r), r) for r in results]
 
@@ -136,6 +158,9 @@ def _outcome(result: PrimaryResult, alpha: float) -> str:
     elif result.spec.contrast == "matched_fidelity":
         words = {1: f"{a.label} is more faithful at equal diversity", -1: f"{b.label} is more faithful at equal "
                                                                            "diversity"}
+    elif result.spec.contrast == "matched_diversity":
+        what = "gains more diversity" if result.spec.a_base else "is more diverse"
+        words = {1: f"{a.label} {what} at equal fidelity", -1: f"{b.label} {what} at equal fidelity"}
     else:
         words = {1: f"{a.label} is higher", -1: f"{b.label} is higher"}
     custom = {1: result.spec.if_positive, -1: result.spec.if_negative}
@@ -144,6 +169,10 @@ def _outcome(result: PrimaryResult, alpha: float) -> str:
 
 def finding_line(result: PrimaryResult, alpha: float) -> str:
     q = result.spec.question.upper()
+    if result.unreached and result.spec.contrast == "matched_diversity":
+        return (f"- **{q}** {result.statement}: n/a, two curves compared share no range of "
+                f"{name(result.matched_on)} over their guidance scales ({result.note}), so their diversity cannot "
+                "be read at equal fidelity.")
     if result.unreached:
         return (f"- **{q}** {result.statement}: n/a, the two curves do not both pass that level of diversity over "
                 f"their guidance scales ({result.note} of the real images'), so their fidelity cannot be read at "
@@ -187,13 +216,24 @@ def _interval_sign(e: Estimate | None) -> int:
     return 0 if e is None or not e.excludes(0.0) else (1 if e.value > 0 else -1)
 
 
+def _the(sweep: Sweep, *tags: str, without: Sequence[str] = (), default: str) -> str:
+    """The mode of the paper's comparison with these tags (the first by name), or `default` when none has them."""
+    found = sorted(sweep.tagged(*tags, without=without))
+    return found[0] if found else default
+
+
 def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: ReportConfig) -> list[Claim]:
+    """The paper's systems are picked by their tags: GLIDE (the core sequence-only mode), unCLIP (the core
+    vector-only prior mode) and DALL-E 2 as shipped (the core two-pathway prior mode), prior draws per sample."""
     alpha = 1 - settings.confidence
     diversity = first_measured(sweep, DIVERSITY) or "free_entropy"
-    glide, unclip = Curve("glide"), Curve("unclip", "per_sample")
+    glide_mode = _the(sweep, "core", "sequence", without=("two_pathway",), default="glide")
+    unclip_mode = _the(sweep, "core", "vector_only", "prior", default="unclip")
+    combined_mode = _the(sweep, "core", "two_pathway", "prior", default="combined")
+    glide, unclip, combined = Curve(glide_mode), Curve(unclip_mode, "per_sample"), Curve(combined_mode, "per_sample")
     claims = []
 
-    keeps = _find(results, "drop_difference", "glide", "unclip/per_sample", diversity)
+    keeps = _find(results, "drop_difference", glide.label, f"{unclip_mode}/per_sample", diversity)
     if keeps is not None:
         claims.append(Claim("unCLIP keeps diversity under decoder guidance with the prior latents fixed per sample "
                             "(more than GLIDE keeps)", _by_sign(keeps.significant(alpha), REPRODUCED, NOT_REPRODUCED),
@@ -201,27 +241,27 @@ def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: Repor
                             f"{_p(keeps.adjusted_p)}, detectable {fmt(keeps.detectable)}"))
     else:
         claims.append(Claim("unCLIP keeps diversity under decoder guidance with the prior latents fixed per sample",
-                            UNDECIDED, "not measured: needs glide and unclip (per_sample) on a guidance sweep"))
+                            UNDECIDED, f"not measured: needs {glide.label} and {unclip.label} on a guidance sweep"))
 
     scales = sweep.guidances(glide, diversity)
     if len(scales) >= 2:
         drop = difference(sweep, sweep.cell(glide, scales[0], diversity), sweep.cell(glide, scales[-1], diversity))
         claims.append(Claim("GLIDE's diversity collapses under guidance", _by_sign(_interval_sign(drop), REPRODUCED,
                                                                                    NOT_REPRODUCED),
-                            f"exploratory: drop of glide's {name(diversity)} from g = {scales[0]:g} to "
+                            f"exploratory: drop of {glide.label}'s {name(diversity)} from g = {scales[0]:g} to "
                             f"{scales[-1]:g} = {fmt_est(drop)}"))
     else:
-        claims.append(Claim("GLIDE's diversity collapses under guidance", UNDECIDED, "not measured: no glide sweep"))
+        claims.append(Claim("GLIDE's diversity collapses under guidance", UNDECIDED,
+                            f"not measured: no {glide.label} sweep"))
 
     fid = drop_difference(sweep, unclip, glide, "fid") if sweep.has("fid") else None
     claims.append(Claim("Guidance hurts unCLIP's FID less than GLIDE's",
                         UNDECIDED if fid is None else _by_sign(_interval_sign(fid), REPRODUCED, NOT_REPRODUCED),
-                        "not measured: needs glide, unclip (per_sample) and FID" if fid is None else
-                        f"exploratory: rise of FID from the lowest to the highest guidance, glide's − unclip "
-                        f"(per_sample)'s = {fmt_est(fid)} (> 0: glide's FID rises more)"))
+                        f"not measured: needs {glide.label}, {unclip.label} and FID" if fid is None else
+                        f"exploratory: rise of FID from the lowest to the highest guidance, {glide.label}'s − "
+                        f"{unclip.label}'s = {fmt_est(fid)} (> 0: {glide.label}'s FID rises more)"))
 
     g = settings.binding_guidance
-    combined = Curve("combined", "per_sample")
     binding = "binding_accuracy"
     if g in sweep.guidances(combined, binding) and g in sweep.guidances(unclip, binding):
         added = difference(sweep, sweep.cell(combined, g, binding), sweep.cell(unclip, g, binding))
@@ -229,11 +269,11 @@ def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: Repor
         verdict = (REPRODUCED if -margin <= added.low and added.high <= margin else
                    NOT_REPRODUCED if added.low > margin or added.high < -margin else UNDECIDED)
         claims.append(Claim("The GLIDE pathway adds little to binding", verdict,
-                             f"exploratory: binding accuracy of combined − unclip (both per_sample) at g = {g:g} = "
-                             f"{fmt_est(added)}; 'little' means the interval lies within ±{fmt(margin)}"))
+                             f"exploratory: binding accuracy of {combined_mode} − {unclip_mode} (both per_sample) at "
+                             f"g = {g:g} = {fmt_est(added)}; 'little' means the interval lies within ±{fmt(margin)}"))
     else:
         claims.append(Claim("The GLIDE pathway adds little to binding", UNDECIDED,
-                            "not measured: needs combined and unclip (per_sample) binding accuracy"))
+                            f"not measured: needs {combined_mode} and {unclip_mode} (per_sample) binding accuracy"))
     return claims
 
 
@@ -244,32 +284,40 @@ def q6_answer(results: Sequence[PrimaryResult], arms: dict, alpha: float) -> str
     from harness.report.q6_mechanism import is_baseline
 
     mine = [r for r in results if r.spec.question == "q6" and r.measured]
+    unread = [r for r in results if r.spec.question == "q6" and r.unreached]
     if not mine:
+        if any(r.spec.question == "q6" and r.unreached for r in results):
+            return (f"- **Q6 answer**: {CANNOT_TELL}: no pair of Q6's curves can be read at a matched level over "
+                    "its guidance scales.")
         return ("- **Q6 answer**: not measured in this run (its arms are sampled by experiment=mechanism, on quick's "
                 "decoders).")
     prior = [r for r in mine if is_baseline(Curve.parse(r.spec.a), arms) and Curve.parse(r.spec.a).arm != NO_ARM
              and not is_baseline(Curve.parse(r.spec.b), arms)]
     variants = [r for r in mine if r not in prior]
     parts = []
+    unread_prior = [r for r in unread if is_baseline(Curve.parse(r.spec.a), arms)
+                    and not is_baseline(Curve.parse(r.spec.b), arms)]
+    caveat = (f"; {len(unread_prior)} more could not be read at a matched level" if unread_prior else "")
     if prior:
         signs = [r.significant(alpha) for r in prior]
         smallest = min(r.detectable for r in prior)
         if all(sign > 0 for sign in signs):
-            parts.append("the prior's draws are more faithful at equal diversity than every arm that only adds "
-                         f"randomness ({len(prior)} of {len(prior)} contrasts): what keeps diversity is the prior's "
-                         "knowledge of plausible image vectors, not randomness alone")
+            parts.append("the prior's draws keep more diversity at equal fidelity than the arms that only add "
+                         f"randomness, in every contrast that could be read ({len(prior)} of {len(prior)}{caveat}): "
+                         "randomness alone does not reproduce the diversity the prior's draws keep; it comes from "
+                         "what the draws contain, not from their being random")
         elif any(sign < 0 for sign in signs):
-            parts.append(f"randomness alone matches or beats the prior's draws at equal diversity (worse for the "
-                         f"prior in {signs.count(-1)} of {len(prior)} contrasts, better in {signs.count(1)}): the "
+            parts.append(f"randomness alone keeps more diversity at equal fidelity than the prior's draws in "
+                         f"{signs.count(-1)} of {len(prior)} contrasts (less in {signs.count(1)}{caveat}): the "
                          "prior's knowledge of plausibility is not what keeps diversity here")
         else:
             parts.append(f"plausibility against randomness: better for the prior in {signs.count(1)} of {len(prior)} "
                          f"contrasts, worse in none; {CANNOT_TELL} the rest (minimal detectable difference "
-                         f"{fmt(smallest)})")
+                         f"{fmt(smallest)}){caveat}")
     if variants:
         signs = [r.significant(alpha) for r in variants]
-        parts.append(f"guidance variants against plain guidance: better at equal diversity in {signs.count(1)} of "
-                     f"{len(variants)} contrasts, worse in {signs.count(-1)}, {CANNOT_TELL} in {signs.count(0)}")
+        parts.append(f"guidance variants against plain guidance: more diverse at equal fidelity in {signs.count(1)} "
+                     f"of {len(variants)} contrasts, less in {signs.count(-1)}, {CANNOT_TELL} in {signs.count(0)}")
     return "- **Q6 answer**: " + "; ".join(parts) + "."
 
 
@@ -297,6 +345,6 @@ def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict | None = None)
                            "adjusted_p": r.adjusted_p if math.isfinite(r.adjusted_p) else None,
                            "detectable": r.detectable if math.isfinite(r.detectable) else None,
                            "outcome": _outcome(r, alpha) if r.measured else
-                           "matched diversity not reached" if r.unreached else "not measured"} for r in results],
+                           "matched level not reached" if r.unreached else "not measured"} for r in results],
               "claims": [{"claim": c.text, "verdict": c.verdict, "evidence": c.evidence} for c in claims]}
     return Section("Key findings", lines, answer)

@@ -22,7 +22,6 @@ from harness.report.markdown import (
 )
 
 TITLE = "Q2. Does clip_text alone match or beat glide and unclip?"
-RIVALS = ("glide", "unclip")
 
 
 def comparison_lines(cmp: Comparison) -> list[str]:
@@ -45,10 +44,14 @@ def comparison_json(cmp: Comparison) -> dict:
 
 
 def section(sweep: Sweep, matched: float) -> Section:
-    mine = [c for c in sweep.curves() if c.mode == "clip_text"]
-    others = [c for c in sweep.curves() if c.mode in RIVALS]
+    # The core mode that reads the CLIP text vector alone, against the core modes with one other pathway.
+    subjects = sweep.tagged("core", "vector_only", "text_vector")
+    rivals = sweep.tagged("core", without=("two_pathway", "text_vector"))
+    mine = [c for c in sweep.curves() if c.mode in subjects]
+    others = [c for c in sweep.curves() if c.mode in rivals]
     if not mine or not others:
-        return Section.absent(TITLE, "the run needs clip_text and at least one of glide or unclip")
+        return Section.absent(TITLE, "the run needs the core text-vector mode (clip_text) and at least one other "
+                                     "core mode with one pathway (glide or unclip)")
     clip_text = mine[0]
     diversity = first_measured(sweep, DIVERSITY)
     fidelity = first_measured(sweep, FIDELITY)

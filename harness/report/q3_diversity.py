@@ -69,8 +69,9 @@ def section(sweep: Sweep) -> Section:
 
 def _versus_glide(sweep: Sweep, metric: str, curves: Sequence[Curve], answer: dict) -> list[str]:
     """drop(glide) - drop(unCLIP-style curve), and the two at the highest guidance scale both were swept at."""
-    glide = Curve("glide")
-    challengers = [c for c in curves if c.base_mode in ("unclip", "combined")]
+    glide = next((Curve(m) for m in sorted(sweep.tagged("core", "sequence", without=("two_pathway",)))), None)
+    prior_modes = sweep.tagged("prior")
+    challengers = [c for c in curves if c.base_mode in prior_modes]
     if glide not in curves or not challengers:
         return [f"unclip against glide at high guidance: {NOT_MEASURED.lower()} (needs glide and an unclip "
                 "mode).", ""]

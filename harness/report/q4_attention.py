@@ -57,7 +57,8 @@ def _split_table(splits: list[AttentionSplit], unit: str) -> list[str]:
 def reliance_lines(sweep: Sweep, answer: dict) -> list[str]:
     """What hiding each token group costs in attribute accuracy, per line and reliance guidance scale."""
     hidden = sweep.curves(RELIANCE_METRIC, reliance=True)
-    intact = sorted({c.intact for c in hidden}, key=lambda c: (c.base_mode != "combined", c.sort_key()))
+    first = sweep.tagged("two_pathway", "prior")
+    intact = sorted({c.intact for c in hidden}, key=lambda c: (c.base_mode not in first, c.sort_key()))
     answer["reliance"] = {}
     if not intact:
         return []
@@ -87,8 +88,10 @@ def reliance_lines(sweep: Sweep, answer: dict) -> list[str]:
 
 
 def section(sweep: Sweep) -> Section:
-    # The question is about combined: its lines first, then the other modes with both kinds of tokens.
-    curves = sorted(sweep.curves(ATTENTION_CLIP, ATTENTION_TEXT), key=lambda c: c.base_mode != "combined")
+    # The question is about combined (two pathways, the prior's vector): its lines first, then the other modes
+    # with both kinds of tokens.
+    first = sweep.tagged("two_pathway", "prior")
+    curves = sorted(sweep.curves(ATTENTION_CLIP, ATTENTION_TEXT), key=lambda c: c.base_mode not in first)
     if not curves:
         return Section.absent(TITLE, "no mode with both CLIP and text tokens recorded its attention mass")
     section = Section(TITLE, ["Attention of the conditional branch on the CLIP tokens and on the text tokens, "

@@ -3,8 +3,9 @@ vectors, or any randomness in the condition?
 
 The sampling arms of the run (harness/arms/) are read against each mode's own way of sampling (its baseline arm:
 plain guidance, or a prior-draw policy): condition noise with the prior's spread (`text_noise`), condition-annealed
-noise (`cads`), and guidance variants that target the collapse (`interval`, `apg`). Each comparison is fidelity at
-matched diversity (as in Q1) and the diversity drop from the lowest to the highest guidance; exploratory here, the
+noise (`cads`), and guidance variants that target the collapse (`interval`, `apg`). Each comparison is diversity
+at matched fidelity (where both curves reach the middle of the fidelity range they share), fidelity at matched
+diversity (as in Q1) and the diversity drop from the lowest to the highest guidance; exploratory here, the
 primary contrasts are in Key findings. Arms are told apart by the run's summary (`arms`: module, parameters and
 whether an arm is a baseline), so no mode or arm name is written here.
 """
@@ -13,7 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.report.contrasts import diversity_drop, drop_difference, first_measured, matched_difference
+from harness.report.contrasts import (
+    diversity_at_matched_fidelity,
+    diversity_drop,
+    drop_difference,
+    first_measured,
+    matched_difference,
+)
 from harness.report.estimate import DIVERSITY, FIDELITY, NO_ARM, Curve, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt_est, metric_table, name, table, verdict
 
@@ -49,9 +56,12 @@ def section(sweep: Sweep, arms: dict, matched: float, figures: dict[str, Path] |
                     [[arm, info.get("module", arm), _params(info) or "none", ", ".join(info.get("modes", [])) or "-"]
                      for arm, info in arms.items()]),
              "Exploratory comparisons (the primary contrasts, Holm-adjusted, are in Key findings). Each arm is read "
-             f"against its mode's own sampling: {name(fidelity)} at matched diversity ({matched:.0%} of the real "
-             f"{name(diversity)}), > 0 when the arm is more faithful at equal diversity, and drop(arm) − drop(own) "
-             f"in {name(diversity)} from the lowest to the highest guidance, < 0 when the arm keeps more diversity. "
+             f"against its mode's own sampling: {name(diversity)} at matched {name(fidelity)} (the middle of the "
+             "range both curves reach), > 0 when the arm keeps more diversity at equal fidelity; "
+             f"{name(fidelity)} at matched diversity ({matched:.0%} of the real {name(diversity)}), > 0 when the "
+             f"arm is more faithful at equal diversity; and drop(arm) − drop(own) in {name(diversity)} from the "
+             "lowest to the highest guidance, < 0 when the arm keeps more diversity. n/a: the two curves do not "
+             "reach a common level. "
              "A comparison across two modes (such as prior draws on unclip against text noise on clip_text) also "
              "carries the difference between their decoders, which Q2 measures.", ""]
     answer: dict = {"measured": True, "diversity": diversity, "fidelity": fidelity, "arms": arms, "modes": {}}
@@ -65,13 +75,16 @@ def section(sweep: Sweep, arms: dict, matched: float, figures: dict[str, Path] |
         rows, mode_answer = [], {}
         for arm_curve in (c for c in curves if not is_baseline(c, arms)):
             for base in own:
+                more_diverse = diversity_at_matched_fidelity(sweep, arm_curve, base, diversity, fidelity)
                 matched_gap = matched_difference(sweep, arm_curve, base, diversity, fidelity, matched)
                 drop_gap = drop_difference(sweep, arm_curve, base, diversity)
-                rows.append([f"{arm_curve.label} − {base.label}", fmt_est(matched_gap), fmt_est(drop_gap)])
-                mode_answer[f"{arm_curve.label} - {base.label}"] = {"matched_fidelity": as_json(matched_gap),
-                                                                    "drop_difference": as_json(drop_gap)}
-        lines += table(["arm − own sampling", f"{name(fidelity)} at matched diversity",
-                        f"drop difference in {name(diversity)}"], rows)
+                rows.append([f"{arm_curve.label} − {base.label}", fmt_est(more_diverse), fmt_est(matched_gap),
+                             fmt_est(drop_gap)])
+                mode_answer[f"{arm_curve.label} - {base.label}"] = {
+                    "matched_diversity": as_json(more_diverse), "matched_fidelity": as_json(matched_gap),
+                    "drop_difference": as_json(drop_gap)}
+        lines += table(["arm − own sampling", f"{name(diversity)} at matched {name(fidelity)}",
+                        f"{name(fidelity)} at matched diversity", f"drop difference in {name(diversity)}"], rows)
         for curve in curves:
             drop = diversity_drop(sweep, curve, diversity)
             if drop is not None:

@@ -52,7 +52,8 @@ def sections(sweep: Sweep, settings: ReportConfig, arms: dict | None = None, out
             "q2_clip_text": q2_clip_text.section(own, settings.matched_diversity),
             "q3_diversity": q3_diversity.section(own),
             "q4_attention": q4_attention.section(own),
-            "q5_binding": q5_binding.section(own),
+            "q5_binding": q5_binding.section(own, [(p.a, p.b) for p in settings.primary
+                                                   if p.question == "q5" and p.contrast == "difference"]),
             "q6_mechanism": q6_mechanism.section(sweep, arms, settings.matched_diversity, figures, out_dir),
             "other_metrics": other_metrics(sweep)}
 
@@ -170,6 +171,21 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, str]:
 # ---------------------------------------------------------------- the report
 
 
+def mode_tags(summary: dict) -> dict[str, list[str]]:
+    """Each mode's tags: as the run recorded them, or for a run that predates tags, as the shipped YAMLs
+    (conf/conditioning/) declare them for the modes of that name."""
+    if summary.get("mode_tags"):
+        return summary["mode_tags"]
+    from harness.config import CONF_DIR
+
+    tags = {}
+    for path in sorted((CONF_DIR / "conditioning").glob("*.yaml")):
+        for mode, node in (OmegaConf.load(path) or {}).items():
+            tags[str(mode)] = list(node.get("tags", []))
+    return tags
+
+
+
 def report_settings(config: DictConfig) -> ReportConfig:
     """A run's `report` settings (primary contrasts, confidence...) from its resolved config, defaults where the
     config has none (a run folder written before a setting existed)."""
@@ -186,7 +202,7 @@ def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt
     settings = settings or ReportConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sweep = Sweep(per_prompt, confidence=settings.confidence)
+    sweep = Sweep(per_prompt, confidence=settings.confidence, tags=mode_tags(summary))
     arms = summary.get("arms") or {}
     plot_curves(sweep, out_dir / "curves.png",
                 [c for c in sweep.curves() if q6_mechanism.is_baseline(c, arms)] if arms else None)
