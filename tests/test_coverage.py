@@ -134,3 +134,31 @@ def test_no_interval_excludes_its_estimate_even_with_a_skewed_set_metric():
         for metric in (*SMOOTH_SET_METRICS, *NEIGHBOUR_METRICS):
             interval = mean_interval(pseudo_values(*run[metric]))
             assert interval.low <= run[metric][0] <= interval.high, metric
+
+
+def _curve_rows(mode: str, metric: str, means: dict[float, float], prompt_effect: np.ndarray,
+                rng: np.random.Generator) -> list[dict]:
+    return [{"mode": mode, "guidance": g, "arm": "-", "train_seed": "0", "prompt_kind": "full", "prompt_id": p,
+             "metric": metric, "value": float(mean + prompt_effect[p] + rng.normal(0, 0.05))}
+            for g, mean in means.items() for p in range(len(prompt_effect))]
+
+
+def test_diversity_at_matched_fidelity_covers_its_value_at_the_true_means():
+    """Two curves over three guidance scales: diversity where each first reaches the middle of the fidelity range
+    both span (0.70 here), by interpolation; the truth is that reading of the population means, 0.667 - 0.550."""
+    from harness.report.contrasts import diversity_at_matched_fidelity
+
+    rng = np.random.default_rng(5)
+    curves = {"a": ({1.0: 0.60, 3.0: 0.75, 8.0: 0.80}, {1.0: 0.80, 3.0: 0.60, 8.0: 0.40}),
+              "b": ({1.0: 0.50, 3.0: 0.70, 8.0: 0.85}, {1.0: 0.70, 3.0: 0.55, 8.0: 0.30})}
+    truth = (0.80 + (0.70 - 0.60) / 0.15 * (0.60 - 0.80)) - 0.55
+    hits = []
+    for _ in range(300):
+        rows = []
+        for mode, (fidelity, diversity) in curves.items():
+            rows += _curve_rows(mode, "attribute_accuracy", fidelity, rng.normal(0, 0.08, 48), rng)
+            rows += _curve_rows(mode, "free_entropy", diversity, rng.normal(0, 0.08, 48), rng)
+        estimate = diversity_at_matched_fidelity(Sweep(pd.DataFrame(rows)), Curve("a"), Curve("b"), "free_entropy",
+                                                 "attribute_accuracy")
+        hits.append(not estimate.excludes(truth))
+    assert LOW <= coverage(hits) <= HIGH
