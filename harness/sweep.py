@@ -32,11 +32,11 @@ from harness.context import Context
 from harness.data.prompts import SweepPrompt
 from harness.decoder.diffusion import NoiseLevels, make_sampler, make_train_scheduler, paired_noise, sample, \
     step_generators
-from harness.errors import ConfigError
 from harness.decoder.stage import Decoder
 from harness.decoder.unet import record_attention
 from harness.metrics.table import NO_ABLATION, WITHOUT
 from harness.device import effective_precision, resolve_device
+from harness.errors import ConfigError
 
 log = logging.getLogger(__name__)
 PER_TOKEN = "_per_token"  # attention group name suffix: mean mass per attendable token of the group

@@ -11,7 +11,6 @@ arm is one file here and one YAML in conf/arms/, with no edit to the sweep, the 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator
@@ -20,31 +19,12 @@ import torch
 
 from harness.conditioning.condition import Condition
 from harness.decoder.diffusion import ModelFn, NoiseLevels, guided
-from harness.errors import ConfigError
+from harness.registry import Registry
 
-ARMS: dict[str, type["SamplingArm"]] = {}
+ARMS: Registry[type["SamplingArm"]] = Registry("harness.arms", "arms.*.module", "sampling arm")
 PLAIN = "-"  # the arm name of plain sampling for a mode that draws nothing: its own vectors, plain guidance
 FIXED, PER_SAMPLE = "fixed", "per_sample"
-
-
-def register_arm(name: str):
-    def add(cls: type["SamplingArm"]) -> type["SamplingArm"]:
-        ARMS[name] = cls
-        cls.module_name = name
-        return cls
-    return add
-
-
-def arm_class(module: str) -> type["SamplingArm"]:
-    """The registered arm `module`, importing `harness.arms.<module>` on first use."""
-    if module not in ARMS:
-        try:
-            importlib.import_module(f"harness.arms.{module}")
-        except ModuleNotFoundError:
-            pass
-    if module not in ARMS:
-        raise ConfigError("arms.*.module", f"no sampling arm {module!r}; known: {', '.join(sorted(ARMS))}")
-    return ARMS[module]
+register_arm, arm_class = ARMS.register, ARMS.get
 
 
 @dataclass(frozen=True)
@@ -138,7 +118,16 @@ class Plain(SamplingArm):
 
 
 def draws_from_prior(mode: type) -> bool:
-    return getattr(mode, "vector_source", None) == "image" and getattr(mode, "sampling_vector", "") == "prior"
+    return mode.vector_source == "image" and mode.sampling_vector == "prior"
+
+
+class PriorDraws(SamplingArm):
+    """A prior-draw policy (`draws`): a prior mode's own way of sampling, for modes that sample from the prior."""
+    baseline = True
+
+    @classmethod
+    def applies_to(cls, mode: type) -> bool:
+        return draws_from_prior(mode)
 
 
 def generator(seed: int) -> torch.Generator:

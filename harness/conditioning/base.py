@@ -8,7 +8,6 @@ is one file and one YAML, and the decoder, trainer and sweep never change.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -18,29 +17,11 @@ from torch import nn
 from harness.conditioning.condition import Condition
 from harness.conditioning.pathways import ClipVectorPathway, Dims, TextSequencePathway
 from harness.config import ConditioningConfig
-from harness.errors import ConfigError
+from harness.registry import Registry
 
-MODES: dict[str, type["ConditioningMode"]] = {}
-
-
-def register_mode(name: str):
-    def add(cls: type["ConditioningMode"]) -> type["ConditioningMode"]:
-        MODES[name] = cls
-        cls.module_name = name
-        return cls
-    return add
-
-
-def mode_class(module: str) -> type["ConditioningMode"]:
-    """The registered mode `module`, importing `harness.conditioning.<module>` on first use."""
-    if module not in MODES:
-        try:
-            importlib.import_module(f"harness.conditioning.{module}")
-        except ModuleNotFoundError:
-            pass
-    if module not in MODES:
-        raise ConfigError("conditioning.*.module", f"no conditioning mode {module!r}; known: {', '.join(sorted(MODES))}")
-    return MODES[module]
+MODES: Registry[type["ConditioningMode"]] = Registry("harness.conditioning", "conditioning.*.module",
+                                                     "conditioning mode")
+register_mode, mode_class = MODES.register, MODES.get
 
 
 @dataclass
