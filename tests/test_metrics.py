@@ -198,8 +198,30 @@ def test_leave_one_prompt_out_matches_recomputing_without_each_prompt():
     assert out["fid"][0] == pytest.approx(full["fid"], rel=1e-6)
     assert out["fid"][1][2] == pytest.approx(without["fid"], rel=1e-6)
     assert out["kid"][0] == pytest.approx(full["kid"], rel=1e-9)  # all pairs, equal sizes: torchmetrics' KID
-    for name, value in prdc(flat(real[keep]), flat(fake[keep])).items():
-        assert out[name][1][2] == pytest.approx(value)
+
+
+@pytest.mark.parametrize("ties,shape", [(False, (7, 5, 4)), (True, (7, 5, 4)), (False, (4, 2, 8))])
+def test_leave_one_prompt_out_prdc_and_fid_equal_recomputing_every_deletion(ties, shape):
+    # PRDC and FID update the full set for each deleted prompt rather than recompute it: every deletion must
+    # give what recomputing gives, with tied distances too (collapsed samples, a duplicated prompt), and with
+    # fewer samples than features (FID's other factorisation).
+    rng = np.random.default_rng(1)
+    prompts, _, features = shape
+    real, fake = rng.normal(size=shape), rng.normal(0.3, 1.2, size=shape)
+    if ties:
+        fake[:, 1:3] = fake[:, :1]
+        real[2] = real[3]
+        real = np.round(real)
+    out = leave_one_prompt_out(real, fake)
+    flat = lambda x: torch.as_tensor(x.reshape(-1, features))  # noqa: E731
+    for name, value in prdc(flat(real), flat(fake)).items():
+        assert out[name][0] == pytest.approx(value, abs=1e-12)
+    for p in range(prompts):
+        keep = np.arange(prompts) != p
+        expected = {**prdc(flat(real[keep]), flat(fake[keep])),
+                    "fid": fid_kid(flat(real[keep]), flat(fake[keep]), kid_subsets=1)["fid"]}
+        for name, value in expected.items():
+            assert out[name][1][p] == pytest.approx(value, rel=1e-6, abs=1e-12), (name, p)
 
 
 # ---------------------------------------------------------------- CLIP score
