@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.cache import META_FILE, ArtifactCache, artifact_key
 from harness.conditioning.condition import Condition
+from harness.context import Context
 from harness.decoder import diffusion_loss, make_train_scheduler
 from harness.device import autocast
 
 if TYPE_CHECKING:
     from harness.config import Config
-    from harness.context import Context
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "benchmarks"
@@ -154,24 +155,28 @@ def write_result(name: str, payload: Mapping[str, Any]) -> Path:
 #                           Cached pipeline artifacts                           #
 #################################################################################
 
+class ReuseOnlyCache(ArtifactCache):
+    """An artifact cache that refuses to build (module level, so that pipeline workers can unpickle it)."""
+
+    def __init__(self, root: Path, experiment: str) -> None:
+        super().__init__(root)
+        self.experiment = experiment
+
+    def build(self, stage, version, config, inputs, builder, **options):
+        key = artifact_key(stage, version, config, inputs)
+        if not (self.root / stage / key / META_FILE).exists():
+            sys.exit(f"error: no cached {stage} artifact {key} for this config in {self.root}; build it "
+                     f"with `make run` (experiment={self.experiment}) or pass --build")
+        return super().build(stage, version, config, inputs, builder, **options)
+
+
 def pipeline_context(cfg: Config, allow_build: bool = False) -> Context:
     """The run's context, over its artifact cache, for `harness.pipeline.build`. By default the cache refuses
     to build: a benchmark should measure what `make run` trained, and silently retraining (after a code or
     config change moved a key) can take half an hour. With `allow_build` (the scripts' --build) missing
     artifacts are built by the harness's own stages."""
-    from harness.cache import META_FILE, ArtifactCache, artifact_key
-    from harness.context import Context
-
-    class ReuseOnlyCache(ArtifactCache):
-        def build(self, stage, version, config, inputs, builder, **options):
-            key = artifact_key(stage, version, config, inputs)
-            if not (self.root / stage / key / META_FILE).exists():
-                sys.exit(f"error: no cached {stage} artifact {key} for this config in {self.root}; build it "
-                         f"with `make run` (experiment={cfg.experiment_name}) or pass --build")
-            return super().build(stage, version, config, inputs, builder, **options)
-
     ctx = Context.start(cfg)
-    return ctx if allow_build else dataclasses.replace(ctx, cache=ReuseOnlyCache(ctx.cache.root))
+    return ctx if allow_build else dataclasses.replace(ctx, cache=ReuseOnlyCache(ctx.cache.root, cfg.experiment_name))
 
 
 def add_build_flag(p: argparse.ArgumentParser) -> None:

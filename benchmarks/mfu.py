@@ -12,6 +12,9 @@ measured peak matrix-multiply FLOP/s.
   counts matrix products, convolutions and attention, not normalisation or element-wise work, so MFU is the
   share of peak spent on useful matrix work.
 - Step time: median of --steps timed steps after a warm-up, same step as benchmarks/unet_vs_diffusers.py.
+- Where the step's time goes: torch.profiler's self CPU time of --steps steps, summed by kind of operator
+  (`OP_KINDS`: convolution forward and backward, normalisation, attention, activations, matrix products,
+  copies and concatenation, the optimiser), as shares of the profiled time.
 The step runs with --threads threads, so MFU is read against the peak at that thread count. MFU is given per
 wall-clock second (the usual figure) and per CPU-second of this process, step and peak alike: on a shared
 machine with one thread the second leaves out the time other jobs held the core.
@@ -33,6 +36,11 @@ from harness.decoder import UNET_SIZES, build_unet
 from harness.device import autocast, resolve_device
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+# Operator kinds of the time breakdown: the first kind whose fragment is in an aten operator's name takes it.
+OP_KINDS = {"convolution backward": ("convolution_backward",), "convolution forward": ("convolution",),
+            "normalisation": ("group_norm", "layer_norm"), "attention": ("attention",),
+            "activations": ("silu", "gelu"), "matrix products": ("mm", "matmul", "linear"),
+            "copies and concatenation": ("copy", "cat", "contiguous", "to_copy"), "optimiser": ("adamw",)}
 
 
 def peak_matmul_flops(n: int, dtype: torch.dtype, repeats: int, device: torch.device) -> dict[str, float]:
@@ -86,6 +94,23 @@ def step_seconds(step: Callable[[], None], steps: int, warmup: int,
     return wall, cpu
 
 
+def time_by_op_kind(step: Callable[[], None], steps: int) -> dict[str, float]:
+    """Share of the profiled self CPU time of `steps` calls of `step` per kind of operator (`OP_KINDS`)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    by_kind: dict[str, float] = {}
+    for event in prof.key_averages():
+        if not event.key.startswith("aten::"):
+            continue  # autograd and optimizer wrappers: their time is in the aten operators they call
+        kind = next((k for k, fragments in OP_KINDS.items() if any(f in event.key for f in fragments)), "other")
+        by_kind[kind] = by_kind.get(kind, 0.0) + event.self_cpu_time_total
+    total = sum(by_kind.values())
+    return {kind: seconds / total for kind, seconds in sorted(by_kind.items(), key=lambda kv: -kv[1])}
+
+
 def forward_flops_per_image(size: str, resolution: int, tokens: int, device: torch.device) -> float:
     """Forward FLOPs of one image (what the preset comments in harness/decoder/unet.py quote)."""
     unet = build_unet(size, resolution).to(device)
@@ -111,7 +136,8 @@ def measure(size: str, args: argparse.Namespace, peak: dict[str, dict[int, dict]
             "images_per_s": args.batch / seconds, "achieved_flops_per_s": achieved,
             "mfu_vs_bf16_peak": achieved / peak["bf16"][args.threads]["wall"],
             "mfu_vs_fp32_peak": achieved / peak["fp32"][args.threads]["wall"],
-            "mfu_vs_fp32_peak_cpu_time": flops / cpu_seconds / peak["fp32"][args.threads]["cpu"]}
+            "mfu_vs_fp32_peak_cpu_time": flops / cpu_seconds / peak["fp32"][args.threads]["cpu"],
+            "time_by_op_kind": time_by_op_kind(step, args.steps)}
 
 
 def main() -> None:
@@ -145,6 +171,7 @@ def main() -> None:
               f"{r['step_seconds']['median']:.3f} s/step, {r['achieved_flops_per_s'] / 1e9:.2f} GFLOP/s: "
               f"MFU {r['mfu_vs_bf16_peak']:.1%} of bf16 peak, {r['mfu_vs_fp32_peak']:.1%} of fp32 peak "
               f"({r['mfu_vs_fp32_peak_cpu_time']:.1%} in CPU time)")
+        print("        time: " + ", ".join(f"{kind} {share:.0%}" for kind, share in r["time_by_op_kind"].items()))
     _common.write_result("mfu", {"resolution": args.resolution, "batch": args.batch, "context_tokens": args.tokens,
                                  "precision": args.precision, "matmul_size": args.matmul,
                                  "peak_flops_per_s": {p: {str(t): f for t, f in v.items()} for p, v in peak.items()},

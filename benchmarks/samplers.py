@@ -19,6 +19,7 @@ Any extra argument is a Hydra override of the composed config (e.g. `conditionin
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from harness.metrics.intervals import mean_interval
 from harness.metrics.table import Group, per_prompt_values, set_metric_contributions
 from harness.sweep import Judge, judge_images, reference_seed
 
-SAMPLERS = [("ddim", 100), ("dpmpp", 10), ("dpmpp", 20), ("dpmpp", 25)]  # the first is the reference
+SAMPLERS = ["ddim:100", "dpmpp:10", "dpmpp:20", "dpmpp:25"]  # the default --samplers; the first is the reference
 PROMPTS_PER_BATCH = 16  # x samples per prompt x guidance branches = rows per forward
 
 
@@ -155,10 +156,12 @@ def score(setup: Setup, group: Group, real: np.ndarray) -> tuple[dict, dict]:
 def versus_reference(ours: dict, ref: dict) -> dict:
     """Paired comparisons of one sampler with the reference on the same prompts and noise: the mean of the
     per-prompt differences (pseudo-value differences for FID) with its t interval."""
-    acc, fid_diff = (mean_interval(ours["values"][m] - ref["values"][m]) for m in ("attribute_accuracy", "fid"))
+    acc, binding, fid_diff = (mean_interval(ours["values"][m] - ref["values"][m])
+                              for m in ("attribute_accuracy", "binding_accuracy", "fid"))
     a, b = ours["images"].astype(np.float64) / 127.5 - 1, ref["images"].astype(np.float64) / 127.5 - 1
     same = [x == y for x, y in zip(flat_readings(ours["group"]), flat_readings(ref["group"]))]
     return {"attribute_accuracy_difference": [acc.value, acc.low, acc.high],
+            "binding_accuracy_difference": [binding.value, binding.low, binding.high],
             "fid_difference": [fid_diff.value, fid_diff.low, fid_diff.high],
             "pixel_rmse": float(np.sqrt(np.mean((a - b) ** 2))), "same_probe_reading": float(np.mean(same))}
 
@@ -171,14 +174,26 @@ def flat_readings(group: Group) -> list[dict]:
 #                                      Main                                     #
 #################################################################################
 
+def parse_sampler(parser: argparse.ArgumentParser, spec: str) -> tuple[str, int]:
+    """("dpmpp", 15) from "dpmpp:15"; a malformed spec stops with a one-line usage error naming it."""
+    name, _, steps = spec.partition(":")
+    if name not in ("ddim", "ddpm", "dpmpp") or not steps.isdigit() or int(steps) < 1:
+        parser.error(f"--samplers: {spec!r} is not NAME:STEPS with NAME ddim, ddpm or dpmpp and STEPS >= 1")
+    return name, int(steps)
+
+
 def main() -> None:
     parser = _common.parser(__doc__)
     parser.add_argument("--prompts-per-kind", type=int, default=32)
     parser.add_argument("--samples-per-prompt", type=int, default=6)
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--samplers", nargs="+", default=SAMPLERS, metavar="NAME:STEPS",
+                        help="samplers to compare, the first being the reference (default: %(default)s)")
+    parser.add_argument("--out", default="samplers", help="results/benchmarks/<OUT>.json")
     _common.add_build_flag(parser)
     args, overrides = parser.parse_known_args()
+    samplers = [parse_sampler(parser, spec) for spec in args.samplers]  # checked before any work
     _common.set_threads(args.threads)
     from harness.device import resolve_device
 
@@ -194,7 +209,7 @@ def main() -> None:
           f"guidance {args.guidance:g}, {torch.get_num_threads()} thread(s)")
 
     runs = []
-    for name, steps in SAMPLERS:
+    for name, steps in samplers:
         run = run_sampler(setup, name, steps, args.guidance, device)
         run["group"] = judged_group(setup, f"{name}{steps}", run["images"])
         run["figures"], run["values"] = score(setup, run["group"], real)
@@ -203,10 +218,10 @@ def main() -> None:
                               images_per_cpu_s=run["images_per_cpu_s"])
         runs.append(run)
     for run in runs[1:]:
-        run["figures"]["versus_" + "".join(map(str, SAMPLERS[0]))] = versus_reference(run, runs[0])
+        run["figures"]["versus_" + "".join(map(str, samplers[0]))] = versus_reference(run, runs[0])
     for run in runs:
         print_figures(run["figures"])
-    _common.write_result("samplers", {
+    _common.write_result(args.out, {
         "mode": next(iter(cfg.conditioning)), "guidance": args.guidance, "prompts": len(setup.prompts),
         "samples_per_prompt": args.samples_per_prompt, "prompt_kinds": list(cfg.sweep.prompt_kinds),
         "intervals": "95% t intervals over prompts (FID: jackknife pseudo-values); differences are paired (same "
