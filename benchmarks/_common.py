@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -113,6 +114,41 @@ def training_step(unet: nn.Module, resolution: int, batch: int, tokens: int, pre
         optimizer.step()
 
     return step
+
+
+def peak_matmul_flops(n: int, dtype: torch.dtype, repeats: int, device: torch.device) -> dict[str, float]:
+    """Best FLOP/s of an n x n by n x n matrix product over `repeats` runs (after one warm-up run), per
+    wall-clock second and per CPU-second of this process: the peak MFU is read against."""
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=g).to(device, dtype) for _ in range(2))
+    torch.mm(a, b)
+    wall, cpu = float("inf"), float("inf")
+    for _ in range(repeats):
+        sync(device)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        torch.mm(a, b)
+        sync(device)
+        wall, cpu = min(wall, time.perf_counter() - start), min(cpu, time.process_time() - start_cpu)
+    return {"wall": 2 * n ** 3 / wall, "cpu": 2 * n ** 3 / cpu}
+
+
+# Operator kinds of the time breakdowns: the first kind whose fragment is in an aten operator's name takes it.
+OP_KINDS = {"convolution backward": ("convolution_backward",), "convolution forward": ("convolution",),
+            "normalisation": ("group_norm", "layer_norm"), "attention": ("attention", "softmax"),
+            "activations": ("silu", "gelu"), "matrix products": ("mm", "matmul", "linear"),
+            "copies and concatenation": ("copy", "cat", "contiguous", "to_copy"), "optimiser": ("adamw",)}
+
+
+def op_kind_shares(prof: "torch.profiler.profile") -> dict[str, float]:
+    """Share of a finished profile's self CPU time per kind of aten operator (`OP_KINDS`), largest first."""
+    by_kind: dict[str, float] = {}
+    for event in prof.key_averages():
+        if not event.key.startswith("aten::"):
+            continue  # autograd and optimizer wrappers, labels: their time is in the aten operators they call
+        kind = next((k for k, fragments in OP_KINDS.items() if any(f in event.key for f in fragments)), "other")
+        by_kind[kind] = by_kind.get(kind, 0.0) + event.self_cpu_time_total
+    total = sum(by_kind.values())
+    return {kind: seconds / total for kind, seconds in sorted(by_kind.items(), key=lambda kv: -kv[1])}
 
 
 def sync(device: torch.device) -> None:

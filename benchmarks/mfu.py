@@ -13,7 +13,7 @@ measured peak matrix-multiply FLOP/s.
   share of peak spent on useful matrix work.
 - Step time: median of --steps timed steps after a warm-up, same step as benchmarks/unet_vs_diffusers.py.
 - Where the step's time goes: torch.profiler's self CPU time of --steps steps, summed by kind of operator
-  (`OP_KINDS`: convolution forward and backward, normalisation, attention, activations, matrix products,
+  (`_common.OP_KINDS`: convolution forward and backward, normalisation, attention, activations, matrix products,
   copies and concatenation, the optimiser), as shares of the profiled time.
 The step runs with --threads threads, so MFU is read against the peak at that thread count. MFU is given per
 wall-clock second (the usual figure) and per CPU-second of this process, step and peak alike: on a shared
@@ -36,29 +36,6 @@ from harness.decoder import UNET_SIZES, build_unet
 from harness.device import autocast, resolve_device
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
-# Operator kinds of the time breakdown: the first kind whose fragment is in an aten operator's name takes it.
-OP_KINDS = {"convolution backward": ("convolution_backward",), "convolution forward": ("convolution",),
-            "normalisation": ("group_norm", "layer_norm"), "attention": ("attention",),
-            "activations": ("silu", "gelu"), "matrix products": ("mm", "matmul", "linear"),
-            "copies and concatenation": ("copy", "cat", "contiguous", "to_copy"), "optimiser": ("adamw",)}
-
-
-def peak_matmul_flops(n: int, dtype: torch.dtype, repeats: int, device: torch.device) -> dict[str, float]:
-    """Best FLOP/s of an n x n by n x n matrix product over `repeats` runs (after one warm-up run), per
-    wall-clock second and per CPU-second of this process."""
-    g = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(n, n, generator=g).to(device, dtype) for _ in range(2))
-    torch.mm(a, b)
-    wall, cpu = float("inf"), float("inf")
-    for _ in range(repeats):
-        _common.sync(device)
-        start, start_cpu = time.perf_counter(), time.process_time()
-        torch.mm(a, b)
-        _common.sync(device)
-        wall, cpu = min(wall, time.perf_counter() - start), min(cpu, time.process_time() - start_cpu)
-    return {"wall": 2 * n ** 3 / wall, "cpu": 2 * n ** 3 / cpu}
-
-
 def peaks(n: int, repeats: int, thread_counts: list[int], device: torch.device) -> dict[str, dict[int, dict]]:
     """{precision: {threads: {"wall": FLOP/s, "cpu": FLOP per CPU-second}}}; restores the thread count."""
     own = torch.get_num_threads()
@@ -66,7 +43,7 @@ def peaks(n: int, repeats: int, thread_counts: list[int], device: torch.device) 
     for threads in thread_counts:
         torch.set_num_threads(threads)
         for precision, dtype in DTYPES.items():
-            out[precision][threads] = peak_matmul_flops(n, dtype, repeats, device)
+            out[precision][threads] = _common.peak_matmul_flops(n, dtype, repeats, device)
     torch.set_num_threads(own)
     return out
 
@@ -95,20 +72,13 @@ def step_seconds(step: Callable[[], None], steps: int, warmup: int,
 
 
 def time_by_op_kind(step: Callable[[], None], steps: int) -> dict[str, float]:
-    """Share of the profiled self CPU time of `steps` calls of `step` per kind of operator (`OP_KINDS`)."""
+    """Share of the profiled self CPU time of `steps` calls of `step` per kind of operator (`_common.OP_KINDS`)."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             step()
-    by_kind: dict[str, float] = {}
-    for event in prof.key_averages():
-        if not event.key.startswith("aten::"):
-            continue  # autograd and optimizer wrappers: their time is in the aten operators they call
-        kind = next((k for k, fragments in OP_KINDS.items() if any(f in event.key for f in fragments)), "other")
-        by_kind[kind] = by_kind.get(kind, 0.0) + event.self_cpu_time_total
-    total = sum(by_kind.values())
-    return {kind: seconds / total for kind, seconds in sorted(by_kind.items(), key=lambda kv: -kv[1])}
+    return _common.op_kind_shares(prof)
 
 
 def forward_flops_per_image(size: str, resolution: int, tokens: int, device: torch.device) -> float:

@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 
 from harness import parallel, progress
 from harness.arms.base import PLAIN, Guidance, Plain, SamplingArm, arm_class, draws_from_prior
@@ -39,6 +40,9 @@ from harness.device import effective_precision, resolve_device
 from harness.errors import ConfigError
 
 log = logging.getLogger(__name__)
+# Labels of a cell's three parts in a torch.profiler trace (benchmarks/sweep_profile.py reads them); a label
+# costs nothing when no profiler is running.
+PROFILE_LABELS = {"vectors": "sweep.vectors", "sampling": "sweep.sampling", "judging": "sweep.judging"}
 PER_TOKEN = "_per_token"  # attention group name suffix: mean mass per attendable token of the group
 VERSION = "6"  # 2: DPM-Solver++ thresholds its x0 predictions; 3: attention mass per prompt; 4: prompts drawn right;
 # 5: attention at every guidance scale, per token too; 6: sampling arms, each cell's sampling time
@@ -165,7 +169,8 @@ class SweepRunner:
         arm = self.arms[cell.arm]
         # One stream per chunk, shared by every guidance scale and arm, so that they are paired.
         seed = draw_seed(self.cfg.sweep.seed, cell.chunk, cell.seed)
-        vectors = sampling_vectors(type(decoder.mode), arm, self.sources.vectors, ids, k, seed)
+        with record_function(PROFILE_LABELS["vectors"]):
+            vectors = sampling_vectors(type(decoder.mode), arm, self.sources.vectors, ids, k, seed)
         rows = torch.tensor(ids).repeat_interleave(k)
         samples = torch.arange(k).repeat(len(ids))
         inputs = ModeInputs(self.sources.vectors.tokens[rows].to(self.device),
@@ -174,7 +179,7 @@ class SweepRunner:
         noise = paired_noise(self.cfg.sweep.seed, rows, samples, (3, res, res), device=self.device)
         generators = step_generators(self.cfg.sweep.seed, rows, samples) if self.cfg.sweep.sampler == "ddpm" else None
 
-        with torch.no_grad():
+        with torch.no_grad(), record_function(PROFILE_LABELS["sampling"]):
             branches, weights = decoder.mode.guidance_branches(inputs, cell.guidance, text_scale=cell.text_guidance)
             if cell.ablation != NO_ABLATION:
                 branches = [branch.without(cell.ablation) for branch in branches]
@@ -195,7 +200,8 @@ class SweepRunner:
                 attention = {}
         images = ((x0.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
         images = images.permute(0, 2, 3, 1).reshape(len(ids), k, res, res, 3).numpy()
-        out = judge_images(self.judge, images)
+        with record_function(PROFILE_LABELS["judging"]):
+            out = judge_images(self.judge, images)
         out["attention"] = np.array(json.dumps(attention))
         read = vectors.image if vectors.image is not None else vectors.text
         out["prior_spread"] = (vector_spread(read) if decoder.mode.vector_path is not None and varies(read)

@@ -187,3 +187,32 @@ def test_shipped_arms_reduce_to_plain_sampling_exactly_in_the_sweep(armed_sweep)
                           images_of(cells, "combined", "per_sample", 3.0))
     assert not np.array_equal(images_of(cells, "combined", "per_sample", 1.0, 3.0),
                               images_of(cells, "combined", "per_sample", 1.0))
+
+
+def test_a_chunks_prior_draws_are_drawn_once_for_all_its_cells_and_equal_a_fresh_draw():
+    """Every guidance scale and arm of a prompt chunk reads the chunk's prior stream; the sweep draws it once."""
+    from harness.arms.base import generator
+    from harness.arms.fixed import Fixed
+    from harness.arms.per_sample import PerSample
+    from harness.conditioning.sampling import VectorSources, sampling_vectors
+    from harness.conditioning.unclip import UnClip
+
+    calls = []
+
+    def prior_sample(text: torch.Tensor, tokens: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+        calls.append(n)
+        return torch.randn(len(text), n, 4, generator=gen) + text[:, None, :]
+
+    sources = VectorSources(tokens=torch.arange(18).reshape(6, 3), text_vectors=torch.randn(6, 4),
+                            prior_sample=prior_sample, oracle_vectors=None)
+    ids, k = [1, 4], 5
+    per_sample, fixed = PerSample("per_sample"), Fixed("fixed")
+    first = sampling_vectors(UnClip, per_sample, sources, ids, k, seed=11)  # guidance 1's cell
+    again = sampling_vectors(UnClip, per_sample, sources, ids, k, seed=11)  # guidance 3's cell of the chunk
+    assert calls == [k]
+    fresh = prior_sample(sources.text_vectors[ids], sources.tokens[ids], k, generator(11))
+    assert torch.equal(first.image, fresh) and torch.equal(again.image, fresh)
+    one = sampling_vectors(UnClip, fixed, sources, ids, k, seed=11)  # one draw per prompt, shared by its samples
+    other_chunk = sampling_vectors(UnClip, per_sample, sources, ids, k, seed=12)
+    assert calls == [k, k, 1, k]
+    assert torch.equal(one.image[:, 0], one.image[:, -1]) and not torch.equal(other_chunk.image, first.image)
