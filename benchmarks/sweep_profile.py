@@ -29,7 +29,6 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 import _common
-from harness.config import Config
 from harness.metrics.table import NO_ABLATION
 from harness.sweep import PROFILE_LABELS, Cell, SweepRunner
 
@@ -88,11 +87,12 @@ def profile_cell(runner: SweepRunner, cell: Cell, ids: list[int], peak: float) -
             "time_by_op_kind": _common.op_kind_shares(prof)}
 
 
-def whole_sweep(cfg: Config, runner: SweepRunner, cells: list[Cell], measured: dict[tuple[str, str], dict],
+def whole_sweep(runner: SweepRunner, cells: list[Cell], measured: dict[tuple[str, str], dict],
                 n_prompts: int) -> dict:
     """The plan's cells at the measured costs of their mode and arm: CPU seconds per part, evaluations, per mode."""
     from harness.sweep import chunks
 
+    cfg = runner.cfg
     sizes = [len(c) for c in chunks(n_prompts, cfg.sweep.cells_per_chunk)]
     out: dict[str, dict] = {}
     streams = set()  # (mode, seed, chunk, draws): prior draws made once and reused by the chunk's other cells
@@ -150,7 +150,7 @@ def main() -> None:
               f"{m['evaluations']} evaluations, {m['seconds_per_evaluation'] * 1e3:.2f} ms each, "
               f"MFU {m['sampling_mfu_vs_fp32_peak']:.0%}")
         print(f"{'':>22}ops: " + ", ".join(f"{k} {v:.0%}" for k, v in m["time_by_op_kind"].items() if v >= 0.01))
-    sweep = whole_sweep(cfg, runner, cells, measured, len(prompts))
+    sweep = whole_sweep(runner, cells, measured, len(prompts))
     total = {k: sum(r[k] for r in sweep.values()) for k in next(iter(sweep.values()))}
     seconds = total["sampling_s"] + total["vectors_s"] + total["judging_s"] + total["other_s"]
     print(f"whole sweep: {total['cells']} cells, {total['evaluations'] / 1e6:.2f} M evaluations; "
