@@ -100,6 +100,10 @@ class ArtifactCache:
             self._commit(stage, version, key, config, inputs, final, meta)
         return Artifact(stage, key, final, meta, reused=False)
 
+    def has(self, stage: str, version: str, config: Mapping[str, Any], inputs: Sequence[Artifact]) -> bool:
+        """Whether `build` with these arguments would find the artifact built."""
+        return (self.root / stage / artifact_key(stage, version, config, inputs) / META_FILE).exists()
+
     def _build_on_ranks(self, stage: str, version: str, key: str, final: Path, config: Mapping[str, Any],
                         inputs: Sequence[Artifact], builder: Callable[[Path], dict | None],
                         every_rank: bool) -> Artifact:

@@ -1,7 +1,8 @@
 """The experiment pipeline (docs/design.md, section 1): the ordered stages and the phases that run side by side.
 
 Every stage is a module with `run(ctx) -> Artifact` (`harness.context`); the pipeline only orders them, hands
-each the context holding the artifacts built before it, and records the time each took.
+each the context holding the artifacts built before it, and records the time each took. A stage may also
+estimate its work with `cost(ctx) -> float` (FLOPs): a phase then starts its costliest tasks first.
 
 data -> clip -> embeddings -> prior -> decoder[mode, seed] -> sweep[mode x guidance x policy] -> metrics -> report
    \\-> probe, eval_clip (the evaluator, independent of the conditioning CLIP) ---------^
@@ -95,6 +96,16 @@ def run_task(task: Task, ctx: Context) -> dict[str, Artifact]:
     return built
 
 
+def task_costs(tasks: dict[str, Task], ctx: Context) -> dict[str, float] | None:
+    """Each task's work as its stages estimate it (a stage module's optional `cost(ctx)`, in FLOPs), so that
+    `harness.parallel` starts the costliest first; None, keeping the given order, when a stage cannot tell."""
+    modules = {stage: importlib.import_module(STAGES[stage]) for task in tasks.values() for stage in task.stages}
+    if not all(hasattr(module, "cost") for module in modules.values()):
+        return None
+    return {label: sum(modules[stage].cost(ctx.for_task(**task.params)) for stage in task.stages)
+            for label, task in tasks.items()}
+
+
 def wanted_stages(cfg: Config, through: Iterable[str]) -> set[str]:
     """The stages in `through` and every stage they read from, transitively."""
     wanted, todo = set(), list(through)
@@ -125,8 +136,9 @@ def build(ctx: Context, through: str | tuple[str, ...] = "report") -> Context | 
             if not distributed.release_workers():
                 return None
         clock.begin(phase.name, ", ".join(tasks) if len(tasks) <= 3 else f"{len(tasks)} {phase.name}s")
+        costs = task_costs(tasks, ctx) if len(tasks) > ctx.cfg.workers > 1 else None  # else order is moot
         built, seconds = parallel.run_tasks({label: (run_task, (task, ctx)) for label, task in tasks.items()},
-                                            ctx.cfg.workers, desc=f"{phase.name} tasks")
+                                            ctx.cfg.workers, desc=f"{phase.name} tasks", costs=costs)
         clock.times.update(seconds)
         for artifacts in built.values():
             ctx = ctx.with_artifacts(artifacts)

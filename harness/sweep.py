@@ -330,11 +330,11 @@ def run(ctx: Context) -> Artifact:
         by_decoder: dict[tuple[str, int], list[Cell]] = {}
         for cell in todo:
             by_decoder.setdefault((cell.mode, cell.seed), []).append(cell)
-        tasks: dict = {key: (_sample_cells, (ctx, prompts, group, cell_dir))
-                       for key, group in sorted(by_decoder.items(), key=lambda kv: -len(kv[1]))}
+        tasks: dict = {key: (_sample_cells, (ctx, prompts, group, cell_dir)) for key, group in by_decoder.items()}
+        costs = {key: len(group) for key, group in by_decoder.items()}  # cells: the references cost next to none
         if not real.exists():
-            tasks[REAL] = (_sample_references, (ctx, prompts, real))
-        parallel.run_tasks(tasks, cfg.workers, labels=_task_label, desc="sweep tasks")
+            tasks[REAL], costs[REAL] = (_sample_references, (ctx, prompts, real)), 0
+        parallel.run_tasks(tasks, cfg.workers, labels=_task_label, desc="sweep tasks", costs=costs)
         seen = train_captions(ctx)
         by_arm: dict[str, float] = {}
         for cell in cells:  # each cell's own sampling time, summed per arm (reused cells keep theirs)

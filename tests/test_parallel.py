@@ -37,6 +37,30 @@ def test_results_come_back_in_task_order_and_errors_reach_the_caller():
         run_tasks({"ok": (_square, (2,)), "bad": (_fail, ("decoder[x]: diverged",))}, workers=2)
 
 
+def _start(log: str, name: str, seconds: float) -> None:
+    with open(log, "a") as f:
+        f.write(name + "\n")
+    time.sleep(seconds)
+
+
+def test_the_costliest_tasks_start_first(tmp_path):
+    # On two workers the cheap task must wait for a costly one to finish, whatever order the tasks are given in.
+    log = str(tmp_path / "started")
+    tasks = {name: (_start, (log, name, 0.5)) for name in ("cheap", "costly", "middle")}
+    results, _ = run_tasks(tasks, workers=2, costs={"cheap": 1.0, "costly": 3.0, "middle": 2.0})
+    assert list(results) == ["cheap", "costly", "middle"]  # results keep the given order
+    assert Path(log).read_text().split()[-1] == "cheap"
+
+
+def test_a_decoders_cost_counts_its_text_pathway_and_is_nothing_once_cached(smoke_config):
+    # A key of its own (3 steps), so that no other test's decoder is cached under it.
+    ctx = upstream_of_decoders(smoke_config("conditioning=[clip_text,glide]", "decoder.train.steps=3"))
+    clip_text, glide = (decoder_stage.cost(ctx.for_task(mode=mode, seed=0)) for mode in ("clip_text", "glide"))
+    assert glide > clip_text > 0  # glide trains a text transformer too
+    train_decoder(ctx, "clip_text")
+    assert decoder_stage.cost(ctx.for_task(mode="clip_text", seed=0)) == 0
+
+
 def test_workers_exit_when_their_parent_is_killed(tmp_path):
     # Otherwise they go on building artifacts into the cache of a run that is gone.
     script = Path(__file__).parent / "support" / "sleepers.py"

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers import DDPMScheduler
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from harness import distributed
 from harness.cache import Artifact
@@ -111,10 +113,7 @@ def run(ctx: Context) -> Artifact:
             return pixels_to_model(pixels[rows], device), inputs
 
         def loss_fn(batch, generator: torch.Generator) -> torch.Tensor:
-            x0, inputs = batch
-            cond = model.mode.training_condition(inputs, generator)
-            return diffusion_loss(lambda x, t: model.unet(x, t, cond), x0, scheduler, generator,
-                                  cfg.decoder.min_snr_gamma)
+            return training_loss(model, scheduler, cfg, *batch, generator)
 
         recipe = dataclasses.replace(cfg.decoder.train, seed=seed)
         result = train(model, loss_fn, fetch, len(pixels), recipe, workdir, device, precision=cfg.precision,
@@ -131,6 +130,33 @@ def run(ctx: Context) -> Artifact:
 
     return ctx.cache.build("decoder", VERSION, artifact_config(cfg, mode_name, seed), [data, embeddings], build,
                            every_rank=True)
+
+
+def training_loss(model: Decoder, scheduler: DDPMScheduler, cfg: Config, x0: torch.Tensor, inputs: ModeInputs,
+                  generator: torch.Generator) -> torch.Tensor:
+    """The decoder's loss on one batch: the mode builds the condition (dropping it at its rates), the UNet
+    denoises."""
+    cond = model.mode.training_condition(inputs, generator)
+    return diffusion_loss(lambda x, t: model.unet(x, t, cond), x0, scheduler, generator, cfg.decoder.min_snr_gamma)
+
+
+def cost(ctx: Context, rows: int = 2) -> float:
+    """The FLOPs left to train the task's decoder: none when it is cached, else those of one training image's
+    forward and backward (counted by torch on `rows` images) times the images it trains on. Modes differ by
+    their text pathways: glide and combined cost the quick preset 8% more per image than clip_text."""
+    cfg, embeddings = ctx.cfg, ctx["embeddings"]
+    mode_name, seed = ctx.task["mode"], ctx.task["seed"]
+    if ctx.cache.has("decoder", VERSION, artifact_config(cfg, mode_name, seed), [ctx["data"], embeddings]):
+        return 0.0
+    model = build_decoder(cfg, mode_name, clip_context(ctx["clip"], embeddings, "cpu", "fp32"))
+    scheduler = make_train_scheduler(cfg.decoder.num_train_timesteps, cfg.decoder.beta_schedule,
+                                     cfg.decoder.prediction)
+    train_split = load_embeddings(embeddings)["train"]
+    inputs = ModeInputs(*(train_split[k][:rows] for k in ("tokens", "text", "image")))
+    x0 = torch.zeros(rows, 3, cfg.data.resolution, cfg.data.resolution)
+    with FlopCounterMode(display=False) as counter:
+        training_loss(model, scheduler, cfg, x0, inputs, torch.Generator().manual_seed(0)).backward()
+    return counter.get_total_flops() / rows * cfg.decoder.train.steps * cfg.decoder.train.batch_size
 
 
 def load(artifact: Artifact, cfg: Config, mode_name: str, clip: ClipContext, device: torch.device) -> Decoder:
