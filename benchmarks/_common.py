@@ -183,7 +183,7 @@ def write_result(name: str, payload: Mapping[str, Any]) -> Path:
     record = {"command": " ".join([*threads, ".venv/bin/python", os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]),
               "machine": machine_info(), **payload}
     path.write_text(json.dumps(record, indent=2, default=float) + "\n")
-    print(f"wrote {path.relative_to(ROOT)}")
+    print(f"wrote {os.path.relpath(path, ROOT)}")
     return path
 
 

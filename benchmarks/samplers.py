@@ -33,13 +33,15 @@ from harness.config import Config
 from harness.context import Context
 from harness.data.prompts import real_images
 from harness.data.world import Prompt
-from harness.decoder.diffusion import ModelFn, guided, make_sampler, make_train_scheduler, paired_noise, sample
+from harness.decoder.diffusion import SAMPLERS as SAMPLER_CLASSES, ModelFn, guided, make_sampler, \
+    make_train_scheduler, paired_noise, sample
 from harness.decoder.stage import Decoder
 from harness.metrics.intervals import mean_interval
 from harness.metrics.table import Group, per_prompt_values, set_metric_contributions
 from harness.sweep import Judge, judge_images, reference_seed
 
 SAMPLERS = ["ddim:100", "dpmpp:10", "dpmpp:20", "dpmpp:25"]  # the default --samplers; the first is the reference
+SAMPLER_NAMES = tuple(SAMPLER_CLASSES)
 PROMPTS_PER_BATCH = 16  # x samples per prompt x guidance branches = rows per forward
 
 
@@ -177,8 +179,9 @@ def flat_readings(group: Group) -> list[dict]:
 def parse_sampler(parser: argparse.ArgumentParser, spec: str) -> tuple[str, int]:
     """("dpmpp", 15) from "dpmpp:15"; a malformed spec stops with a one-line usage error naming it."""
     name, _, steps = spec.partition(":")
-    if name not in ("ddim", "ddpm", "dpmpp") or not steps.isdigit() or int(steps) < 1:
-        parser.error(f"--samplers: {spec!r} is not NAME:STEPS with NAME ddim, ddpm or dpmpp and STEPS >= 1")
+    if name not in SAMPLER_NAMES or not steps.isdigit() or int(steps) < 1:
+        parser.error(f"--samplers: {spec!r} is not NAME:STEPS with NAME one of {', '.join(SAMPLER_NAMES)} and "
+                     f"STEPS >= 1")
     return name, int(steps)
 
 

@@ -372,7 +372,7 @@ CAPTION_PROMPTS = "caption"  # the one prompt kind of a dataset: its held-out ca
 @dataclass
 class SweepConfig:
     guidance: List[float] = param([1.0, 2.0, 3.0, 5.0], ge=0, min_len=1)
-    sampler: str = param("dpmpp", choices=("ddpm", "ddim", "dpmpp"))
+    sampler: str = param("dpmpp", choices=("ddpm", "ddim", "dpmpp", "unipc"))
     sample_steps: int = param(20, gt=0)
     prompts_per_kind: int = param(16, gt=0)
     samples_per_prompt: int = param(8, ge=2)

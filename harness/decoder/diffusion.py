@@ -7,13 +7,14 @@ branches into such a function, so training, sampling and the guidance sweep shar
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.training_utils import compute_snr
 
@@ -36,6 +37,7 @@ SAMPLERS: dict[str, tuple[type[SchedulerMixin], dict]] = {
     # amplified every error there by 2e4 (measured: 99.8% saturated pixels after 15 steps without it).
     "dpmpp": (DPMSolverMultistepScheduler, dict(algorithm_type="dpmsolver++", solver_order=2, thresholding=True,
                                                sample_max_value=1.0)),
+    "unipc": (UniPCMultistepScheduler, dict(solver_order=2, predict_x0=True, thresholding=True, sample_max_value=1.0)),
 }
 
 # Independent random streams per (seed, prompt, sample): one for the starting noise, one for the noise that
@@ -150,11 +152,13 @@ def sample(model_fn: ModelFn, noise: torch.Tensor, sampler: SchedulerMixin,
     # Re-setting the timesteps also clears multistep state (DPM-Solver's history), so a sampler can be reused.
     sampler.set_timesteps(sampler.num_inference_steps, device=noise.device)
     x = noise * sampler.init_noise_sigma
+    # Deterministic samplers such as UniPC take no generator.
+    noise_kwargs = {"generator": generators} if "generator" in inspect.signature(sampler.step).parameters else {}
     with torch.no_grad():
         for t in progress_bar(sampler.timesteps, desc="sampling", enabled=progress):
             with autocast(noise.device, precision):
                 pred = model_fn(sampler.scale_model_input(x, t), t.expand(x.shape[0]))
-            x = sampler.step(pred.to(x.dtype), t, x, generator=generators).prev_sample
+            x = sampler.step(pred.to(x.dtype), t, x, **noise_kwargs).prev_sample
     return x.clamp(-1.0, 1.0)
 
 
