@@ -102,6 +102,24 @@ def test_recorder_masses_sum_to_one_and_name_every_group():
         assert all(v >= 0 for v in groups.values())
 
 
+def test_recording_only_the_conditional_rows_keeps_their_masses_and_every_rows_output():
+    # Under guidance the sweep records the conditional branch (the first rows) and the rest run fused.
+    unet = make_unet()
+    x, t = inputs()
+    cond = make_cond()
+    cond.mask[1, 2:] = False
+    with torch.no_grad():
+        plain = unet(x, t, cond)
+        with record_attention(unet) as every_row:
+            unet(x, t, cond)
+        with record_attention(unet, rows=1) as first_row:
+            recorded = unet(x, t, cond)
+    torch.testing.assert_close(recorded, plain)
+    for layer, groups in first_row.per_sample().items():
+        for group, masses in groups.items():
+            torch.testing.assert_close(masses, every_row.per_sample()[layer][group][:1])
+
+
 def test_recorder_counts_masked_tokens_as_zero_and_turns_off():
     unet = make_unet()
     x, t = inputs()
