@@ -136,7 +136,8 @@ def build(ctx: Context, through: str | tuple[str, ...] = "report") -> Context | 
             if not distributed.release_workers():
                 return None
         clock.begin(phase.name, ", ".join(tasks) if len(tasks) <= 3 else f"{len(tasks)} {phase.name}s")
-        costs = task_costs(tasks, ctx) if len(tasks) > ctx.cfg.workers > 1 else None  # else order is moot
+        # Order only matters with more tasks than worker processes (one process runs them all under torchrun).
+        costs = task_costs(tasks, ctx) if len(tasks) > ctx.cfg.workers > 1 and not distributed.launched() else None
         built, seconds = parallel.run_tasks({label: (run_task, (task, ctx)) for label, task in tasks.items()},
                                             ctx.cfg.workers, desc=f"{phase.name} tasks", costs=costs)
         clock.times.update(seconds)
