@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from harness.conditioning.condition import Condition
+from harness.decoder import unet as unet_module
 from harness.decoder.unet import UNET_SIZES, build_unet, record_attention, UNet
 
 GROUPS = (("clip", 2), ("text", 3))
@@ -118,6 +119,33 @@ def test_recording_only_the_conditional_rows_keeps_their_masses_and_every_rows_o
     for layer, groups in first_row.per_sample().items():
         for group, masses in groups.items():
             torch.testing.assert_close(masses, every_row.per_sample()[layer][group][:1])
+
+
+def test_a_large_inference_batch_runs_in_slices_with_every_rows_output_and_recorded_masses(monkeypatch):
+    """Slices of 2 rows over a 5-row batch whose first 3 rows are recorded (the conditional branch): the slice
+    at row 2 records one row, the one at row 4 none. Outputs and masses match one pass over the whole batch."""
+    unet = make_unet()
+    x, t = inputs(batch=1)
+    x, t = x.repeat(5, 1, 1, 1) + torch.arange(5.0)[:, None, None, None], torch.arange(5) * 100
+    cond = make_cond(batch=5)
+    cond.mask[3, 2:] = False
+
+    def run(slice_pixels: int):
+        monkeypatch.setattr(unet_module, "CPU_SLICE_PIXELS", slice_pixels)
+        with torch.no_grad(), record_attention(unet, rows=3) as recorder:
+            outputs = [unet(x, t, cond) for _ in range(2)]  # two sampling steps
+        return outputs, recorder
+
+    (whole, _), whole_rec = run(10_000)
+    (sliced, again), sliced_rec = run(2 * 8 * 8)
+    torch.testing.assert_close(sliced, whole)  # kernels for 2 rows may round differently from those for 5
+    assert torch.equal(sliced, again)
+    for layer, groups in whole_rec.per_sample().items():
+        for group, masses in groups.items():
+            assert masses.shape == (3,)
+            torch.testing.assert_close(sliced_rec.per_sample()[layer][group], masses)
+            torch.testing.assert_close(sliced_rec.per_token()[layer][group], whole_rec.per_token()[layer][group])
+    assert all(recorder.offset == 0 for recorder in (whole_rec, sliced_rec))
 
 
 def test_recorder_counts_masked_tokens_as_zero_and_turns_off():

@@ -37,6 +37,11 @@ class Condition:
             raise ValueError("an empty Condition has no batch size")
         return ref.shape[0]
 
+    def rows(self, index: slice) -> "Condition":
+        """The condition of the batch rows `index` (a slice of the batch)."""
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        return replace(self, vector=pick(self.vector), tokens=pick(self.tokens), mask=pick(self.mask))
+
     def to(self, *args, **kwargs) -> "Condition":
         move = lambda t: None if t is None else t.to(*args, **kwargs)  # noqa: E731
         tokens = move(self.tokens)
