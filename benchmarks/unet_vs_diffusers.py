@@ -427,6 +427,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quality", action="store_true", help="also compare quality after equal training steps")
+    parser.add_argument("--out", default=None,
+                        help="results/benchmarks/<OUT>.json (default unet_vs_diffusers_<size>[_quality])")
     parser.add_argument("--quality-steps", type=int, default=300)
     parser.add_argument("--quality-images", type=int, default=512, help="held-out test images scored")
     parser.add_argument("--guidance", type=float, default=3.0, help="guidance scale of the quality samples")
@@ -451,7 +453,7 @@ def main() -> None:
                                      args.precision, device, args.build)
         print_quality(payload["quality"])
         name += "_quality" if not args.resolutions else ""
-    _common.write_result(name, payload)
+    _common.write_result(args.out or name, payload)
 
 
 def print_quality(q: dict) -> None:
