@@ -372,7 +372,7 @@ class AttentionRecorder:
             raise ValueError(f"attention recorded for {end} samples after {len(previous)} in {layer}: "
                              "record one batch per recorder")
         else:
-            sums[name] = torch.cat([previous[:self.offset], previous[self.offset:end] + values, previous[end:]])
+            previous[self.offset:end] += values  # every stored tensor is the recorder's own
 
     def per_sample(self) -> dict[str, dict[str, torch.Tensor]]:
         """layer -> group -> [B] mean mass per sample; each sample's groups sum to 1 within a layer."""
