@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-RUNS = sorted(path.parent for path in RESULTS.glob("*/metrics.csv"))
+RUNS = sorted(path.parent for path in RESULTS.rglob("metrics.csv"))
 TOLERANCE = 1e-9  # the CSV's decimal rounding
 
 
