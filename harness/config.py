@@ -413,6 +413,11 @@ class PrimaryContrast:
                                  "read at the fidelity both of its curves reach (set both bases or neither)")
     b_base: str = param("", help="matched_diversity only: the curve b's gain is taken over")
     guidance: float = param(3.0, gt=0, help="difference only: the guidance scale compared at")
+    margin: float = param(0.0, ge=0, help="> 0: an equivalence test (two one-sided tests) that a - b lies within "
+                                          "±margin, in the Holm family like the others; 0: a - b = 0 is tested")
+    resolve: float = param(0.15, gt=0, help="the largest minimal detectable difference at which the contrast is "
+                                           "primary: where a pilot of the recipe says the run's seeds and prompts "
+                                           "cannot detect this much, it is exploratory")
     if_positive: str = param("", help="what a - b > 0 means, in words (default: a generic sentence)")
     if_negative: str = param("", help="what a - b < 0 means, in words")
 
@@ -431,8 +436,13 @@ def _default_primary() -> list[PrimaryContrast]:
         PrimaryContrast("q3", "drop_difference", "unclip/fixed", "unclip/per_sample"),
         # Reliance: accuracy without the text tokens - without the CLIP tokens = drop(CLIP) - drop(text).
         PrimaryContrast("q4", "difference", "combined-without_text/per_sample", "combined-without_clip/per_sample",
+                        resolve=0.1,
                         if_positive="combined relies more on its CLIP tokens than on its text tokens",
                         if_negative="combined relies more on its text tokens than on its CLIP tokens"),
+        # The paper's "the GLIDE pathway adds little" (to binding): an equivalence test within ±0.1.
+        PrimaryContrast("q5", "difference", "combined/per_sample", "unclip/per_sample", "binding_accuracy", margin=0.1,
+                        if_positive="combined and unclip (both per_sample) bind equally well within ±0.1",
+                        if_negative="combined and unclip (both per_sample) bind equally well within ±0.1"),
         PrimaryContrast("q5", "difference", "clip_text_seq", "clip_text", "binding_accuracy",
                         if_positive="adding the token sequence to the CLIP vector improves binding",
                         if_negative="adding the token sequence to the CLIP vector worsens binding"),
@@ -465,9 +475,14 @@ class ReportConfig:
                               help="interval level, and 1 - the family-wise error rate")
     matched_diversity: float = param(0.75, gt=0, le=1.5, help="Q1: fidelity read where diversity is this "
                                                                 "fraction of the real images'")
-    binding_margin: float = param(0.1, gt=0, le=1, help="'the GLIDE pathway adds little to binding': the "
-                                                          "combined - unclip difference must lie within this")
-    binding_guidance: float = param(3.0, gt=0, help="the guidance scale binding claims are read at")
+    matched_band: List[float] = param([0.65, 0.85], min_len=2, help="matched-level contrasts are also read at "
+                                      "every 0.05 between these two fractions: how much the verdict rests on the level")
+    pilot: str = param("auto", help="where a one-seed run borrows the training-seed variance of its primary "
+                                    "contrasts: auto (the shipped pilot study of the run's recipe, if any), none, a "
+                                    "shipped pilot's name or a pilot file (harness/report/pilot.py)")
+    min_recognisable: float = param(0.25, ge=0, le=1, help="a verdict needs samples the evaluation CLIP "
+                                    "recognises: its retrieval rate at least this far from chance toward the real "
+                                    "images' (0: no check)")
     primary: List[PrimaryContrast] = field(default_factory=_default_primary)
 
 

@@ -78,7 +78,7 @@ def test_difference_of_two_modes_is_paired_and_covers_the_true_difference():
         diff = sweep.contrast(cells, [1.0, -1.0])
         hits.append(not diff.excludes(0.05))
         paired_smaller.append(diff.se < np.hypot(*(sweep.value(c).se for c in cells)))
-    assert LOW <= coverage(hits) <= HIGH
+    assert coverage(hits) >= LOW  # three seeds: the seed part's own degrees of freedom, valid and conservative
     assert np.mean(paired_smaller) > 0.9  # an unpaired difference would keep the prompt difficulty
 
 

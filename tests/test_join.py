@@ -20,7 +20,7 @@ from harness.errors import HarnessError
 from harness.report.estimate import Sweep
 from harness.report.join import join_runs, main
 from harness.report.rerender import main as rerender_main
-from harness.report.multirun import JoinClipVariants
+from harness.report.multirun import JoinStudyJobs
 
 BINDING = ("clip_text", "-", "binding_accuracy")
 REAL_CELLS = {key: cells for key, cells in CELLS.items() if key[0] == "real"}
@@ -187,7 +187,7 @@ def test_rerender_rewrites_a_runs_report_from_its_per_prompt_table(jobs, tmp_pat
 def test_two_jobs_with_the_same_mode_and_clip_are_refused(jobs, tmp_path):
     twin = shutil.copytree(jobs[0], tmp_path / "twin")
     message = refusal([jobs[0], twin], tmp_path / "out")
-    assert message.startswith(f"{twin}: measured glide with the standard CLIP, as {jobs[0]} did")
+    assert message.startswith(f"{twin}: measured glide with the standard CLIP and training seed 0, as {jobs[0]} did")
 
 
 def test_a_missing_table_or_summary_is_named(jobs, tmp_path):
@@ -223,7 +223,7 @@ def test_command_line_joins_and_reports_errors_in_one_line(jobs, tmp_path, capsy
 
 
 def end_multirun(sweep_dir: Path) -> None:
-    JoinClipVariants().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}}))
+    JoinStudyJobs().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}}))
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -261,3 +261,20 @@ def test_callback_logs_a_failed_join_in_one_line_and_returns(jobs, tmp_path, cap
     assert len(errors) == 1 and "\n" not in errors[0]
     assert errors[0].startswith(f"joint report not written: {tmp_path / '1_job'}: measured glide")
     assert not (tmp_path / "joint" / "report.md").exists()
+
+
+def test_a_study_sharded_by_training_seed_pools_into_seed_level_intervals(config, tmp_path):
+    """Three jobs of one study, each with its own training seed, as `-m train_seeds=[0],[1],[2]` leaves them:
+    the callback pools them, and every primary contrast's interval is over the three seeds."""
+    cells = {key: v for key, v in STANDARD_CELLS.items()}
+    for seed in range(3):
+        table = make_per_prompt(cells, seeds=(seed,))
+        write_job(tmp_path / f"{seed}_train_seeds=[{seed}]", with_keys(config, {"train_seeds": [seed]}),
+                  {**SUMMARY, "wall_time_total_s": 100.0}, table)
+    end_multirun(tmp_path)
+    summary = json.loads((tmp_path / "joint" / "summary.json").read_text())
+    pooled = [p for p in summary["answers"]["key_findings"]["primary"] if p["family"] == "primary" and p["estimate"]
+              and p["estimate"]["value"] is not None]
+    assert pooled and all(p["estimate"]["seeds"] == 3 and p["seed_term"] == "run" for p in pooled)
+    table = pd.read_csv(tmp_path / "joint" / "per_prompt.csv", dtype={"train_seed": str})
+    assert set(table.loc[table["mode"] == "glide", "train_seed"]) == {"0", "1", "2"}

@@ -13,7 +13,8 @@ from torch import nn
 
 from harness.metrics.clip_score import clip_score
 from harness.metrics.distribution import fid_kid, leave_one_prompt_out, prdc
-from harness.metrics.intervals import Interval, combine, crossed_interval, fill_absent, holm, mean_interval, pseudo_values
+from harness.metrics.intervals import (NONE, RUN, Components, Group, Interval, crossed_interval, fill_prompts,
+                                      grouped_interval, holm, linearise, mean_interval, pseudo_values, with_pilot)
 from harness.metrics.diversity import (
     expected_normalised_entropy,
     mean_pairwise_distance,
@@ -130,10 +131,20 @@ def test_mean_interval_is_the_student_t_interval_and_skips_nan():
     expected = stats.t.interval(0.95, len(finite) - 1, loc=finite.mean(), scale=stats.sem(finite))
     assert interval.value == pytest.approx(finite.mean())
     assert (interval.low, interval.high) == pytest.approx(expected)
-    assert (interval.prompts, interval.seeds) == (5, 1)
+    assert (interval.prompts, interval.seeds, interval.seed_term) == (5, 1, NONE)
     assert math.isnan(mean_interval(np.full(3, np.nan)).value)
-    # Cut to the metric's range: an accuracy interval never leaves [0, 1].
-    assert mean_interval(np.array([0.0, 0.0, 0.1, 0.0]), bounds=(0.0, 1.0)).low == 0.0
+
+
+def test_a_proportion_gets_a_wilson_interval_never_degenerate_at_zero_or_one():
+    every_prompt_right = mean_interval(np.ones(24), bounds=(0.0, 1.0))
+    assert every_prompt_right.value == 1.0 and every_prompt_right.high == 1.0
+    assert 0.8 < every_prompt_right.low < 0.9  # Wilson at n = 24: 0.86, not [1, 1]
+    mostly_wrong = mean_interval(np.array([0.0, 0.0, 0.1, 0.0]), bounds=(0.0, 1.0))
+    assert 0.0 <= mostly_wrong.low <= mostly_wrong.value < mostly_wrong.high < 1.0
+    # Away from the boundary Wilson at the effective size is close to the t interval.
+    middle = np.random.default_rng(0).uniform(0.3, 0.7, 200)
+    t_like, wilson = mean_interval(middle), mean_interval(middle, bounds=(0.0, 1.0))
+    assert wilson.low == pytest.approx(t_like.low, abs=2e-3) and wilson.high == pytest.approx(t_like.high, abs=2e-3)
 
 
 def test_pseudo_values_of_a_mean_are_the_values_and_centre_on_the_estimate():
@@ -152,16 +163,52 @@ def test_crossed_interval_reads_seed_and_prompt_variance():
     # Seeds shifted far apart: the interval must widen to their spread, which a prompt-only interval ignores.
     shifted = rng.normal(0, 0.1, (4, 40)) + np.array([[-1.0], [0.0], [1.0], [2.0]])
     wide = crossed_interval(shifted)
-    assert wide.seeds == 4 and wide.se == pytest.approx(np.std([-1, 0, 1, 2], ddof=1) / 2, rel=0.1)
+    assert wide.seeds == 4 and wide.seed_term == RUN
+    assert wide.se == pytest.approx(np.std([-1, 0, 1, 2], ddof=1) / 2, rel=0.1)
     assert wide.se > 10 * mean_interval(shifted.mean(axis=0)).se
 
 
-def test_fill_absent_keeps_each_seeds_mean_and_fills_a_missing_seed_with_column_means():
-    table = np.array([[1.0, np.nan, 3.0, 5.0], [np.nan, np.nan, np.nan, np.nan], [2.0, 2.0, 2.0, 6.0]])
-    filled = fill_absent(table)
+def test_when_prompts_add_nothing_the_interval_is_the_seed_means_own_with_their_degrees_of_freedom():
+    """The prompts' main effect is cut at 0; what is left is the t interval of the seed means (S - 1 degrees of
+    freedom), not an interval with the residual's hundreds of degrees of freedom."""
+    rng = np.random.default_rng(1)
+    table = rng.normal(0, 1, (5, 48)) + rng.normal(0, 0.3, (5, 1))  # no prompt effect at all
+    interval = crossed_interval(table)
+    seed_means = table.mean(axis=1)
+    expected = stats.t.interval(0.95, 4, loc=seed_means.mean(), scale=stats.sem(seed_means))
+    assert interval.df == pytest.approx(4.0)
+    assert (interval.low, interval.high) == pytest.approx(expected)
+
+
+def test_fill_prompts_keeps_each_seeds_mean_and_never_invents_a_seed():
+    table = np.array([[1.0, np.nan, 3.0, 5.0], [2.0, 2.0, 2.0, 6.0]])
+    filled = fill_prompts(table)
     assert not np.isnan(filled).any()
-    np.testing.assert_allclose(filled.mean(axis=1)[[0, 2]], [3.0, 3.0])
-    np.testing.assert_allclose(filled[1], filled[[0, 2]].mean(axis=0))
+    np.testing.assert_allclose(filled.mean(axis=1), [3.0, 3.0])
+    with pytest.raises(ValueError, match="seed without any value"):
+        fill_prompts(np.array([[1.0, 2.0], [np.nan, np.nan]]))
+
+
+def test_decoders_with_different_seed_counts_are_groups_of_their_own():
+    """Five seeds of one mode against three of another: no seed is filled in; the difference's variance is the
+    sum of each decoder's seed-mean variance over its own seeds (here prompts add nothing)."""
+    rng = np.random.default_rng(2)
+    a = rng.normal(0, 0.05, (5, 30)) + rng.normal(0, 0.2, (5, 1))
+    b = rng.normal(0, 0.05, (3, 30)) + rng.normal(0, 0.2, (3, 1))
+    value, groups = linearise([a, b], ["a", "b"], [True, True], lambda x: x[0] - x[1])
+    assert value == pytest.approx(a.mean() - b.mean())
+    interval = grouped_interval(groups)
+    welch = a.mean(axis=1).var(ddof=1) / 5 + b.mean(axis=1).var(ddof=1) / 3
+    assert interval.se == pytest.approx(math.sqrt(welch), rel=0.05)
+    assert interval.seeds == 3 and interval.seed_term == RUN
+    assert 2.0 < interval.df < 7.0  # Welch-Satterthwaite over 4 and 2
+
+
+def test_a_one_seed_decoder_beside_multi_seed_ones_leaves_the_seed_term_out():
+    rng = np.random.default_rng(3)
+    _, groups = linearise([rng.normal(size=(4, 20)), rng.normal(size=(1, 20))], ["a", "b"], [True, True],
+                          lambda x: x[0] - x[1])
+    assert grouped_interval(groups).seed_term == NONE
 
 
 def test_paired_difference_detects_shift_but_not_noise():
@@ -170,21 +217,41 @@ def test_paired_difference_detects_shift_but_not_noise():
     a = difficulty + rng.normal(0, 0.3, 60)
     shifted = difficulty + 1.0 + rng.normal(0, 0.3, 60)
     same = difficulty + rng.normal(0, 0.3, 60)
-    _, shifted_diff = combine([shifted[None], a[None]], lambda x: x[0] - x[1])
-    assert crossed_interval(shifted_diff).low > 0
-    _, same_diff = combine([same[None], a[None]], lambda x: x[0] - x[1])
-    assert not crossed_interval(same_diff).excludes(0.0)
+    _, groups = linearise([shifted[None], a[None]], ["s", "a"], [True, True], lambda x: x[0] - x[1])
+    assert grouped_interval(groups).low > 0
+    _, groups = linearise([same[None], a[None]], ["s", "a"], [True, True], lambda x: x[0] - x[1])
+    assert not grouped_interval(groups).excludes(0.0)
 
 
-def test_holm_adjusts_step_down_and_keeps_order():
-    # Sorted p 0.01, 0.02, 0.04 with m = 3: 0.03, 0.04, 0.04 (monotone), NaN stays out of the family.
-    assert holm([0.04, 0.01, np.nan, 0.02]) == pytest.approx([0.04, 0.03, np.nan, 0.04], nan_ok=True)
+def test_a_pilot_adds_its_seed_variance_and_degrees_of_freedom_to_a_one_seed_interval():
+    one_seed = Interval(0.1, 0.08, 0.12, se=0.01, df=143, prompts=144, seeds=1)
+    pilot = Components(seed=0.03 ** 2, prompt=0.01, residual=0.02, seed_df=4.0, seeds=5, prompts=72)
+    borrowed = with_pilot(one_seed, pilot, "cpu")
+    assert borrowed.seed_term == "pilot cpu" and borrowed.carries_seeds and not one_seed.carries_seeds
+    assert borrowed.se == pytest.approx(math.hypot(0.01, 0.03))
+    assert 4.0 < borrowed.df < 8.0  # the pilot's few seeds dominate
+    assert borrowed.low < 0.1 - 2.5 * borrowed.se and borrowed.p_value() > 100 * one_seed.p_value()
+    # Planning from the same components: ten seeds and 72 prompts detect a smaller difference than one seed.
+    assert pilot.detectable(10, 72) < pilot.detectable(1, 72) / 2
+
+
+def test_holm_adjusts_step_down_and_counts_every_declared_contrast():
+    # Sorted p 0.01, 0.02, 0.04 plus one n/a, m = 4: 0.04, 0.06, 0.08; the n/a one stays n/a but counts.
+    assert holm([0.04, 0.01, np.nan, 0.02]) == pytest.approx([0.08, 0.04, np.nan, 0.06], nan_ok=True)
 
 
 def test_detectable_difference_is_the_power_formula():
     e = Interval(0.1, 0.0, 0.2, se=0.05, df=1e6)
     assert e.detectable() == pytest.approx((1.959964 + 0.841621) * 0.05, rel=1e-4)
     assert Interval(0.1, 0.05, 0.15, se=0.01, df=1e6).p_value() < 1e-6
+
+
+def test_p_value_without_any_variation_is_no_test_and_equivalence_needs_a_margin():
+    assert math.isnan(Interval(0.2, 0.2, 0.2, se=0.0, df=10).p_value())
+    assert Interval(0.0, 0.0, 0.0, se=0.0, df=10).p_value() == 1.0
+    tight = Interval(0.01, -0.01, 0.03, se=0.01, df=100)
+    assert tight.equivalence_p(0.1) < 1e-6 and tight.equivalence_p(0.01) > 0.4
+    assert math.isnan(Interval(0.0, 0.0, 0.0, se=0.0, df=10).equivalence_p(0.1))
 
 
 def test_leave_one_prompt_out_matches_recomputing_without_each_prompt():

@@ -11,7 +11,7 @@ A cell's estimate is the mean over training seeds of each seed's mean over promp
 any function of cells (a difference, a drop, a ratio, a frontier area), comes from
 `harness.metrics.intervals`: a crossed seeds x prompts variance with a t interval, the function linearised so
 that cells scored on the same prompts are compared prompt by prompt (paired). A cell or comparison resting on
-one training seed says so (`Estimate.seeds == 1`): its interval covers prompt variation only.
+one training seed says so (`Estimate.seed_term` NONE): its interval covers prompt variation only.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.metrics.intervals import CONFIDENCE, Interval, combine, crossed_interval, fill_absent
+from harness.metrics.intervals import (CONFIDENCE, Interval, crossed_interval, fill_prompts, grouped_interval,
+                                      linearise)
 from harness.metrics.table import ATTRIBUTE_METRICS, COLUMNS, WITHOUT, metric_range
 
 Estimate = Interval  # a number with its interval, standard error, degrees of freedom, prompts and seeds
@@ -202,6 +203,15 @@ class Sweep:
 
     # -- what was measured
 
+    def has_curve(self, curve: Curve) -> bool:
+        """Whether the run sampled this line (any metric, any guidance)."""
+        return any(key[0] == curve.mode and key[1] == curve.arm for key in self._tables)
+
+    @property
+    def prompt_count(self) -> int:
+        """The number of evaluation prompts (what the evaluation CLIP retrieves a caption among)."""
+        return int(self.per_prompt["prompt_id"].nunique())
+
     def has(self, metric: str) -> bool:
         return any(key[3] == metric for key in self._tables)
 
@@ -249,35 +259,33 @@ class Sweep:
         return None if kinds is None else kinds.get(cell.prompt_kind)
 
     def value(self, cell: Cell) -> Estimate | None:
-        """The cell's mean over seeds and prompts with its interval (cut to the metric's range)."""
+        """The cell's mean over seeds and prompts with its interval (within the metric's range)."""
         key = ("value", cell)
         if key not in self._cache:
             table = self.table(cell)
             self._cache[key] = None if table is None else crossed_interval(
-                fill_absent(table.to_numpy(float)), self.confidence, metric_range(cell.metric),
-                seeds=self._seed_count([cell]))
+                fill_prompts(table.to_numpy(float)), self.confidence, metric_range(cell.metric),
+                trained=cell.curve != REAL_CURVE)
         return self._cache[key]
 
     def estimate(self, cells: Sequence[Cell], fn: Callable[[np.ndarray], float]) -> Estimate | None:
-        """fn(cell means) with its interval (linearised, paired over prompts and seeds); None when a cell is
-        missing."""
+        """fn(cell means) with its interval (linearised, paired over prompts; each decoder's cells paired over its
+        seeds); None when a cell is missing."""
         tables = [self.table(c) for c in cells]
         if any(t is None for t in tables):
             return None
-        aligned = _align(tables, [c.curve == REAL_CURVE for c in cells])
+        decoders = [decoder_of(c.curve) for c in cells]
+        aligned = _align(tables, decoders)
+        if aligned is None:
+            return None
         with np.errstate(divide="ignore", invalid="ignore"):
-            value, psi = combine(aligned, fn)
-        return crossed_interval(psi, self.confidence, seeds=self._seed_count(cells))
+            _, groups = linearise(aligned, decoders, [d != REAL for d in decoders], fn)
+        return grouped_interval(groups, self.confidence)
 
     def contrast(self, cells: Sequence[Cell], weights: Sequence[float]) -> Estimate | None:
         """A weighted sum of cell means (a difference, a difference of drops, a group mean...) with its interval."""
         w = np.asarray(weights, dtype=float)
         return self.estimate(cells, lambda x: float(x @ w))
-
-    def _seed_count(self, cells: Sequence[Cell]) -> int:
-        # Training seeds behind the comparison: the fewest any generated cell has (the ceiling has none: 0).
-        counts = [len(self.table(c).index) for c in cells if c.curve != REAL_CURVE and self.table(c) is not None]
-        return min(counts) if counts else 0
 
     # -- the metrics table
 
@@ -292,7 +300,7 @@ class Sweep:
                        "prompt_kind": kind, "metric": metric}
                 bounds = metric_range(metric)
                 per_seed = [(seed, crossed_interval(row[None, ~np.isnan(row)], self.confidence, bounds,
-                                                    seeds=0 if mode == REAL else 1))
+                                                    trained=mode != REAL))
                             for seed, row in zip(table.index, table.to_numpy(float))]
                 pooled = [] if mode == REAL else [(POOLED, self.value(Cell(Curve(mode, arm), key["guidance"],
                                                                           metric, kind)))]
@@ -304,22 +312,24 @@ class Sweep:
         return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _align(tables: Sequence[pd.DataFrame], ceiling: Sequence[bool]) -> list[np.ndarray]:
-    """The cells' tables on one grid of seeds and prompts.
+def decoder_of(curve: Curve) -> str:
+    """The trained decoder a curve samples: its mode with any token group shown again (`combined-without_clip`
+    samples the `combined` decoder), the CLIP variant kept; REAL for the real images."""
+    return curve.intact.mode
 
-    Seeds are matched by index (seed 0 of one mode with seed 0 of another; unrelated models, so the pairing
-    neither helps nor hurts); a cell with a single seed (or the real ceiling) is broadcast to every row, a seed
-    a cell lacks gets its column means (`fill_absent`). Prompts are matched by id; a prompt a cell was not
-    scored on counts as absent for that cell."""
-    multi = [t for t, is_real in zip(tables, ceiling) if len(t.index) > 1 and not is_real]
-    seeds = sorted(set().union(*(t.index for t in multi))) if multi else None
+
+def _align(tables: Sequence[pd.DataFrame], decoders: Sequence[str]) -> list[np.ndarray] | None:
+    """The cells' tables on the prompts they share and, within each decoder, on the seeds all its cells have.
+
+    Seeds are matched within a decoder only (seed 1 of unclip at guidance 1 and 8 is the same model); decoders
+    of different modes keep their own seeds, as many as each has, and are never filled in. A prompt a cell was
+    not scored on counts as absent for that cell (`fill_prompts`). None when a decoder's cells share no seed."""
     prompts = sorted(set().union(*(t.columns for t in tables)))
-    aligned = []
-    for table, is_real in zip(tables, ceiling):
-        if seeds is not None and len(table.index) > 1 and not is_real:
-            aligned.append(fill_absent(table.reindex(index=seeds, columns=prompts).to_numpy(float)))
-            continue
-        # One row (every cell has one seed), or broadcast to every seed row: the mean of a single row is itself.
-        row = fill_absent(table.reindex(columns=prompts).to_numpy(float)).mean(axis=0, keepdims=True)
-        aligned.append(row if seeds is None else np.repeat(row, len(seeds), axis=0))
-    return aligned
+    seeds: dict[str, list] = {}
+    for table, decoder in zip(tables, decoders):
+        have = list(table.index)
+        seeds[decoder] = have if decoder not in seeds else [s for s in seeds[decoder] if s in set(have)]
+    if any(not s for s in seeds.values()):
+        return None
+    return [fill_prompts(table.reindex(index=seeds[d], columns=prompts).to_numpy(float))
+            for table, d in zip(tables, decoders)]

@@ -1,4 +1,5 @@
-"""One report for several jobs: the hard-negative CLIP comparison of question 5 needs two runs.
+"""One report for several jobs: the hard-negative CLIP comparison of question 5 needs two runs, and a study's
+training seeds shard over jobs (`train_seeds=[0,1],[2,3],...`) that pool into one table.
 
 A run trains one conditioning CLIP, so "does a CLIP trained with hard-negative captions bind better?" is answered
 by two jobs of a multirun (`clip.hard_negatives=false,true`), each with its own run folder and report. This
@@ -6,8 +7,10 @@ module joins their folders into one: the jobs' metrics.csv and per_prompt.csv st
 job, which `estimate.normalise` folds into the mode name (`clip_text@hard_negatives`), so that `q5_binding`
 compares each hard-negative line with the same mode under the standard CLIP. The real-image ceiling is kept once.
 
-Jobs join only when they were scored on the same prompts by the same evaluator (`PROMPT_KEYS`) and no two of
-them measured the same mode with the same CLIP variant; otherwise the join is refused in one line.
+Jobs sharded by training seed simply stack: each row carries its seed, so the joint report's intervals are over
+every job's seeds and prompts. Jobs join only when they were scored on the same prompts by the same evaluator
+(`PROMPT_KEYS`) and no two of them measured the same mode with the same CLIP variant and training seed; otherwise
+the join is refused in one line.
 
     python -m harness.report.join OUT_DIR RUN_DIR RUN_DIR...
 """
@@ -29,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness.errors import HarnessError, print_or_exit
 from harness.metrics.table import WITHOUT
 from harness.report.estimate import REAL, read_table
+from harness.report.pilot import recipe_of
 from harness.report.write import report_settings, write_report
 
 STANDARD, HARD_NEGATIVES = "standard", "hard_negatives"
@@ -78,6 +82,14 @@ class Job:
         return list(dict.fromkeys(modes[(modes != REAL) & ~modes.str.contains(WITHOUT, regex=False)]))
 
 
+    @property
+    def decoders(self) -> list[tuple[str, str]]:
+        """(mode, training seed) of every decoder the job sampled: jobs of one study sharded by seed each hold
+        some seeds of the same modes, and pool into one table with seed-level intervals."""
+        table = self.per_prompt[["mode", "train_seed"]].drop_duplicates().astype(str)
+        return [(m, s) for m, s in table.itertuples(index=False) if m in set(self.modes)]
+
+
 def load_job(index: int, folder: Path) -> Job:
     folder = Path(folder)
     missing = missing_result(folder)
@@ -109,11 +121,12 @@ def check_joinable(jobs: Sequence[Job]) -> None:
         if key is not None:
             raise HarnessError(f"{job.folder / CONFIG}: {key} is {settings.get(key)!r}, but {expected[key]!r} in "
                                f"{first.folder / CONFIG}; the jobs were scored on different prompts")
-        for mode in job.modes:
-            other = measured.setdefault((mode, job.variant), job)
+        for mode, seed in job.decoders:
+            other = measured.setdefault((mode, job.variant, seed), job)
             if other is not job:
-                raise HarnessError(f"{job.folder}: measured {mode} with the {job.variant} CLIP, as {other.folder} "
-                                   "did; the joint report would not know which to show (join one of the two)")
+                raise HarnessError(f"{job.folder}: measured {mode} with the {job.variant} CLIP and training seed "
+                                   f"{seed}, as {other.folder} did; the joint report would not know which to show "
+                                   "(join one of the two)")
 
 
 # ---------------------------------------------------------------- the joint tables, summary and images
@@ -198,9 +211,11 @@ def join_runs(run_dirs: Sequence[Path], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics.to_csv(out_dir / "metrics.csv", index=False)
     per_prompt.to_csv(out_dir / "per_prompt.csv", index=False)
+    recipes = [recipe_of(job.config) for job in jobs]
     return write_report(metrics, joint_summary(jobs), out_dir, per_prompt,
                         grids=copy_images(jobs, out_dir, "grid_"), sheets=copy_images(jobs, out_dir, "sheet_"),
-                        settings=report_settings(jobs[0].config))
+                        settings=report_settings(jobs[0].config),
+                        recipe=recipes[0] if all(r == recipes[0] for r in recipes) else None)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.metrics.intervals import NONE
 from harness.report.estimate import Curve, Estimate, Sweep
 
 NOT_MEASURED = "Not measured in this run"
@@ -49,10 +50,11 @@ def fmt(x: float | None) -> str:
 
 
 def fmt_est(e: Estimate | None) -> str:
-    """`value [low, high]`, marked † when it rests on one training seed (prompt variation only)."""
+    """`value [low, high]`, marked † when it rests on one training seed without a borrowed seed variance (prompt
+    variation only)."""
     if e is None or math.isnan(e.value):
         return "n/a"
-    mark = "†" if e.seeds == 1 and e.prompts else ""
+    mark = "†" if e.seed_term == NONE and e.prompts else ""
     return f"{fmt(e.value)} [{fmt(e.low)}, {fmt(e.high)}]{mark}"
 
 
@@ -105,7 +107,7 @@ def as_json(e: Estimate | None) -> dict | None:
         return None
     finite = (lambda x: x if math.isfinite(x) else None)
     return {"value": finite(e.value), "low": finite(e.low), "high": finite(e.high), "se": finite(e.se),
-            "prompts": e.prompts, "seeds": e.seeds}
+            "prompts": e.prompts, "seeds": e.seeds, "seed_term": e.seed_term}
 
 
 def metric_table(sweep: Sweep, metric: str, curves: Sequence[Curve]) -> list[str]:

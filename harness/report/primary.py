@@ -1,13 +1,20 @@
 """Key findings: each question's primary contrasts as one Holm-adjusted family, and the DALL-E 2 paper's claims.
 
-Each question declares its primary contrasts in config (`report.primary`); the contrasts the run measured form
-one family, adjusted with Holm's step-down procedure so that the chance of any false verdict among them stays
-below 1 - confidence. Every other comparison in the report is exploratory. Each primary contrast is given with
-its minimal detectable difference at the family's strictest level (alpha / m, Holm's first step): a "cannot
-tell" with a detectable difference of 0.3 says the run was too small, not that there is no difference.
+Each question declares its primary contrasts in config (`report.primary`). The family is every declared contrast
+whose curves this run's design samples and can resolve: where a pilot study of the recipe says the run's seeds
+and prompts cannot detect the contrast's `resolve` difference, it is exploratory instead. The family is adjusted
+with Holm's step-down procedure, so that the chance of any false verdict among them stays below
+1 - confidence; a member that comes out n/a (a matched level no curve reaches, a metric the data lacks) still
+counts. Each member is given with its minimal detectable difference at the family's strictest level.
 
-The paper's claims are judged from these contrasts (or, where no primary contrast applies, from exploratory
-ones, which the sentence says): reproduced, not reproduced, or the data cannot tell.
+What a verdict may say depends on what its interval carries (harness/metrics/intervals.py):
+- the training seeds' variance (the run's own seeds, or a pilot's borrowed for a one-seed run): a verdict about
+  the modes, and the paper's claims are judged "consistent / inconsistent with the paper's claim in this
+  setting / cannot tell";
+- prompts only (one seed, no pilot of the recipe): a statement about the decoders this run trained, not about
+  the modes, and no paper verdict;
+- and in either case, a verdict needs samples the evaluation CLIP recognises (`recognisable`): decoders that
+  draw nothing support none, and the line says which premise failed.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.config import PrimaryContrast, ReportConfig
-from harness.metrics.intervals import holm
+from harness.metrics.intervals import NONE, holm, with_pilot
+from harness.metrics.table import ATTRIBUTE_METRICS
 from harness.report.contrasts import (
     difference,
     diversity_at_matched_fidelity,
@@ -26,11 +34,14 @@ from harness.report.contrasts import (
     first_measured,
     matched_difference,
 )
-from harness.metrics.table import ATTRIBUTE_METRICS
 from harness.report.estimate import DIVERSITY, FIDELITY, NO_ARM, Curve, Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt, fmt_est, name
+from harness.report.pilot import Pilot, choose
 
-REPRODUCED, NOT_REPRODUCED, UNDECIDED = "reproduced", "not reproduced", "the data cannot tell"
+CONSISTENT = "consistent with the paper's claim in this setting"
+INCONSISTENT = "inconsistent with the paper's claim in this setting"
+UNDECIDED = "cannot tell"
+WITHHELD = "withheld"
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,11 @@ class PrimaryResult:
     note: str = ""  # why a measured contrast has no value
     missing: str = ""  # why it was not measured, when the reason is the data rather than the run's modes
     matched_on: str = ""  # matched_diversity: the fidelity measure the two curves are matched on
+    in_family: bool = False  # a member of the Holm family (else exploratory or outside the run's design)
+    exploratory: str = ""  # why a contrast of the design is not in the family
+    withheld: str = ""  # the premise a verdict needs that this run does not meet
+    seed_note: str = ""  # one seed and no pilot: why no seed variance could be borrowed
+    band: tuple = ()  # matched_fidelity: (level, estimate) over report.matched_band
 
     @property
     def measured(self) -> bool:
@@ -55,11 +71,22 @@ class PrimaryResult:
         two curves share no fidelity."""
         return self.estimate is not None and not math.isfinite(self.estimate.value)
 
+    @property
+    def mode_level(self) -> bool:
+        """Whether a verdict about the modes may be read: the interval carries the training seeds' variance."""
+        return self.measured and self.estimate.carries_seeds and not self.withheld
+
     def significant(self, alpha: float) -> int:
-        """+1 / -1 when the adjusted test finds a > b / a < b, 0 when it cannot tell."""
-        if not self.measured or not self.adjusted_p < alpha:
+        """+1 / -1 when the adjusted test finds a > b / a < b (an equivalence contrast: +1 when a - b lies within
+        its margin), 0 when it cannot tell; 0 outside the family."""
+        if not self.measured or not self.in_family or not self.adjusted_p < alpha:
             return 0
-        return 1 if self.estimate.value > 0 else -1
+        return 1 if self.spec.margin > 0 or self.estimate.value > 0 else -1
+
+    def p_value(self) -> float:
+        if not self.measured:
+            return math.nan
+        return self.estimate.equivalence_p(self.spec.margin) if self.spec.margin > 0 else self.estimate.p_value()
 
 
 def _curve_text(spec: PrimaryContrast) -> tuple[Curve, Curve]:
@@ -92,7 +119,9 @@ def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig
                                  missing=f"the real images have no {name(diversity)} to match (on a dataset, each "
                                          "held-out caption needs two or more test images: captions that repeat)")
         estimate = matched_difference(sweep, a, b, diversity, metric, settings.matched_diversity)
-        return PrimaryResult(spec, metric, statement, estimate, note=_ranges(sweep, (a, b), diversity))
+        band = tuple((level, matched_difference(sweep, a, b, diversity, metric, level))
+                     for level in band_levels(settings))
+        return PrimaryResult(spec, metric, statement, estimate, note=_ranges(sweep, (a, b), diversity), band=band)
     if spec.contrast == "matched_diversity":
         fidelity = first_measured(sweep, FIDELITY) or FIDELITY[0]
         bases = (Curve.parse(spec.a_base), Curve.parse(spec.b_base)) if spec.a_base else (None, None)
@@ -138,22 +167,104 @@ def _ranges(sweep: Sweep, curves: Sequence[Curve], metric: str, relative: bool =
     return "; ".join(spans)
 
 
-def primary_family(sweep: Sweep, settings: ReportConfig) -> list[PrimaryResult]:
-    """Every declared primary contrast, the measured ones Holm-adjusted as one family."""
-    results = [estimate_primary(sweep, spec, settings) for spec in settings.primary]
-    measured = [r for r in results if r.measured]
+def band_levels(settings: ReportConfig) -> list[float]:
+    """Every 0.05 from the band's low to its high matched level."""
+    low, high = sorted(settings.matched_band[:2])
+    return [round(low + 0.05 * i, 2) for i in range(int(round((high - low) / 0.05)) + 1)]
+
+
+def in_design(sweep: Sweep, spec: PrimaryContrast) -> bool:
+    """Whether the run sampled every curve the contrast names (whatever the data let it measure)."""
+    names = [spec.a, spec.b] + ([spec.a_base, spec.b_base] if spec.a_base else [])
+    return all(sweep.has_curve(Curve.parse(n)) for n in names)
+
+
+def recognisable(sweep: Sweep, curves: Sequence[Curve], settings: ReportConfig) -> str:
+    """Why the samples of these curves support no verdict ("" when they do): the evaluation CLIP must retrieve
+    their captions among the sweep's prompts clearly above chance, at least `min_recognisable` of the way from
+    chance to the real images' rate, at some guidance scale. A decoder that draws noise fails; runs without
+    the evaluation CLIP's retrieval are not checked."""
+    metric = "clip_retrieval"
+    real = sweep.value(sweep.ceiling_cell(metric))
+    if settings.min_recognisable <= 0 or real is None or not sweep.has(metric):
+        return ""
+    chance = 1.0 / max(sweep.prompt_count, 1)
+    for curve in curves:
+        curve = curve.intact
+        cells = [sweep.value(sweep.cell(curve, g, metric)) for g in sweep.guidances(curve, metric)]
+        best = max(cells, key=lambda e: e.value, default=None)
+        needed = chance + settings.min_recognisable * (real.value - chance)
+        if best is not None and (best.value < needed or best.low <= chance):
+            return (f"{curve.label}'s samples are barely recognisable: the evaluation CLIP retrieves their caption "
+                    f"for {fmt(best.value)} of them at best (chance {fmt(chance)}, real images {fmt(real.value)}; "
+                    f"a verdict needs {fmt(needed)})")
+    return ""
+
+
+def _curves(spec: PrimaryContrast) -> list[Curve]:
+    return [Curve.parse(n) for n in (spec.a, spec.b, spec.a_base, spec.b_base) if n]
+
+
+def primary_family(sweep: Sweep, settings: ReportConfig, recipe: dict | None = None) -> list[PrimaryResult]:
+    """Every declared primary contrast, measured; a one-seed estimate given the pilot's seed variance when a pilot
+    of the run's recipe has it; the family's members (in the design, resolvable) Holm-adjusted together."""
+    pilot, why_none = choose(settings.pilot, recipe)
     alpha = 1 - settings.confidence
-    adjusted = holm([r.estimate.p_value() for r in measured])
-    strictest = alpha / max(1, len(measured))
-    done = {id(r): dataclasses.replace(r, adjusted_p=p, detectable=r.estimate.detectable(alpha=strictest))
-            for r, p in zip(measured, adjusted)}
-    return [done.get(id(r), r) for r in results]
+    results = []
+    for spec in settings.primary:
+        result = estimate_primary(sweep, spec, settings)
+        result = _with_seed_term(result, pilot, why_none, settings)
+        if in_design(sweep, spec):
+            exploratory = _unresolvable(result, pilot, sweep, settings)
+            result = dataclasses.replace(result, in_family=not exploratory, exploratory=exploratory,
+                                         withheld=recognisable(sweep, _curves(spec), settings))
+        results.append(result)
+    members = [r for r in results if r.in_family]
+    adjusted = holm([r.p_value() for r in members])
+    strictest = alpha / max(1, len(members))
+    done = {id(r): dataclasses.replace(r, adjusted_p=p, detectable=r.estimate.detectable(alpha=strictest)
+                                       if r.measured else math.nan)
+            for r, p in zip(members, adjusted)}
+    return [done.get(id(r), dataclasses.replace(r, detectable=r.estimate.detectable(alpha=alpha) if r.measured
+                                                else math.nan)) for r in results]
+
+
+def _with_seed_term(result: PrimaryResult, pilot: Pilot | None, why_none: str,
+                    settings: ReportConfig) -> PrimaryResult:
+    e = result.estimate
+    if e is None or e.seed_term != NONE:
+        return result
+    parts = pilot.components(result.spec, result.metric) if pilot is not None else None
+    if parts is None:
+        why = why_none or f"pilot {pilot.name} did not measure this contrast"
+        return dataclasses.replace(result, seed_note=why)
+    return dataclasses.replace(result, estimate=with_pilot(e, parts, pilot.name, settings.confidence),
+                               band=tuple((level, with_pilot(b, parts, pilot.name, settings.confidence) if b else b)
+                                          for level, b in result.band))
+
+
+def _unresolvable(result: PrimaryResult, pilot: Pilot | None, sweep: Sweep, settings: ReportConfig) -> str:
+    """Why the design cannot resolve the contrast ("" when it can, or when no pilot can say): the pilot's minimal
+    detectable difference at this run's seeds and prompts exceeds the contrast's `resolve`."""
+    parts = pilot.components(result.spec, result.metric) if pilot is not None else None
+    e = result.estimate
+    if parts is None or e is None or not e.prompts or not e.seeds:
+        return ""
+    alpha = (1 - settings.confidence) / max(1, sum(in_design(sweep, s) for s in settings.primary))
+    planned = parts.detectable(e.seeds, e.prompts, alpha)
+    if planned <= result.spec.resolve:
+        return ""
+    return (f"exploratory: at {e.seeds} training seed{'s' if e.seeds != 1 else ''} and {e.prompts} prompts the "
+            f"pilot {pilot.name} gives a minimal detectable difference of {fmt(planned)}, above the "
+            f"{fmt(result.spec.resolve)} this contrast must resolve")
 
 
 def _outcome(result: PrimaryResult, alpha: float) -> str:
     a, b = _curve_text(result.spec)
     sign = result.significant(alpha)
-    if result.spec.contrast == "drop_difference":
+    if result.spec.margin > 0:
+        words = {1: f"{a.label} and {b.label} are equivalent within ±{fmt(result.spec.margin)}"}
+    elif result.spec.contrast == "drop_difference":
         words = {1: f"{a.label} loses more", -1: f"{b.label} loses more"}
     elif result.spec.contrast == "matched_fidelity":
         words = {1: f"{a.label} is more faithful at equal diversity", -1: f"{b.label} is more faithful at equal "
@@ -164,28 +275,66 @@ def _outcome(result: PrimaryResult, alpha: float) -> str:
     else:
         words = {1: f"{a.label} is higher", -1: f"{b.label} is higher"}
     custom = {1: result.spec.if_positive, -1: result.spec.if_negative}
+    if sign == 0 and result.spec.margin > 0:
+        return f"{CANNOT_TELL} whether they are equivalent within ±{fmt(result.spec.margin)}"
     return (custom.get(sign) or words.get(sign)) or CANNOT_TELL
+
+
+def _seeds_text(e: Estimate) -> str:
+    if e.seed_term.startswith("pilot"):
+        return (f"1 training seed, its seed variance borrowed from {e.seed_term}, df {e.df:.1f}")
+    return f"{e.seeds} training seed{'s' if e.seeds != 1 else ''}" + (" (prompt variation only)"
+                                                                       if e.seed_term == NONE else "")
+
+
+def _band_text(result: PrimaryResult, alpha: float) -> str:
+    """The matched-level contrast over the band: where it is defined and whether its sign holds."""
+    if not result.band:
+        return ""
+    defined = [(level, e) for level, e in result.band if e is not None and math.isfinite(e.value)]
+    if not defined:
+        return " Over matched levels " + f"{result.band[0][0]:.0%}-{result.band[-1][0]:.0%}: defined at none."
+    signs = {1 if e.low > 0 else -1 if e.high < 0 else 0 for _, e in defined}
+    levels = f"{defined[0][0]:.0%}-{defined[-1][0]:.0%}" if len(defined) > 1 else f"{defined[0][0]:.0%}"
+    reading = ("the unadjusted interval excludes 0 on the same side at every one" if len(signs) == 1 and 0 not in signs
+               else "the unadjusted interval contains 0 at every one" if signs == {0}
+               else "the reading changes with the level")
+    values = ", ".join(f"{level:.0%}: {fmt(e.value)}" for level, e in defined)
+    return (f" Sensitivity over the matched level: defined at {levels} of the band "
+            f"{result.band[0][0]:.0%}-{result.band[-1][0]:.0%} ({values}); {reading}.")
 
 
 def finding_line(result: PrimaryResult, alpha: float) -> str:
     q = result.spec.question.upper()
+    tag = "" if result.in_family else " (exploratory)"
     if result.unreached and result.spec.contrast == "matched_diversity":
-        return (f"- **{q}** {result.statement}: n/a, two curves compared share no range of "
+        return (f"- **{q}**{tag} {result.statement}: n/a, two curves compared share no range of "
                 f"{name(result.matched_on)} over their guidance scales ({result.note}), so their diversity cannot "
                 "be read at equal fidelity.")
     if result.unreached:
-        return (f"- **{q}** {result.statement}: n/a, the two curves do not both pass that level of diversity over "
-                f"their guidance scales ({result.note} of the real images'), so their fidelity cannot be read at "
-                "equal diversity.")
+        return (f"- **{q}**{tag} {result.statement}: n/a, the two curves do not both pass that level of diversity "
+                f"over their guidance scales ({result.note} of the real images'), so their fidelity cannot be read "
+                f"at equal diversity.{_band_text(result, alpha)}")
     if not result.measured:
         why = f": {result.missing}" if result.missing else ""
-        return f"- **{q}** {result.statement}: not measured in this run{why}."
+        return f"- **{q}**{tag} {result.statement}: not measured in this run{why}."
     e = result.estimate
-    seeds = f"{e.seeds} training seed{'s' if e.seeds != 1 else ''}" + (" (prompt variation only)" if e.seeds == 1
-                                                                          else "")
-    return (f"- **{q}** {result.statement} = {fmt_est(e)}; Holm-adjusted p {_p(result.adjusted_p)}, minimal "
-            f"detectable difference {fmt(result.detectable)} ({e.prompts} prompts, {seeds}): "
-            f"**{_outcome(result, alpha)}**.")
+    test = f"equivalence within ±{fmt(result.spec.margin)}, " if result.spec.margin > 0 else ""
+    numbers = (f"{result.statement} = {fmt_est(e)}; {test}"
+               + (f"Holm-adjusted p {_p(result.adjusted_p)}, " if result.in_family else
+                  f"unadjusted p {_p(result.p_value())}, ")
+               + f"minimal detectable difference {fmt(result.detectable)} ({e.prompts} prompts, {_seeds_text(e)})")
+    if result.withheld:
+        verdict = f"verdict withheld: {result.withheld}"
+    elif not result.in_family:
+        verdict = f"{result.exploratory}; reads {_outcome(dataclasses.replace(result, in_family=True), alpha)}" \
+            if result.exploratory else CANNOT_TELL
+    elif e.seed_term == NONE:
+        verdict = (f"for the decoders this run trained, {_outcome(result, alpha)}; no verdict about the modes "
+                   f"({result.seed_note})")
+    else:
+        verdict = f"**{_outcome(result, alpha)}**"
+    return f"- **{q}**{tag} {numbers}: {verdict}.{_band_text(result, alpha)}"
 
 
 def _p(p: float) -> str:
@@ -208,72 +357,69 @@ def _find(results: Sequence[PrimaryResult], contrast: str, a: str, b: str, metri
                  and r.measured), None)
 
 
-def _by_sign(sign: int, positive: str, negative: str) -> str:
-    return positive if sign > 0 else negative if sign < 0 else UNDECIDED
-
-
-def _interval_sign(e: Estimate | None) -> int:
-    return 0 if e is None or not e.excludes(0.0) else (1 if e.value > 0 else -1)
-
-
 def _the(sweep: Sweep, *tags: str, without: Sequence[str] = (), default: str) -> str:
     """The mode of the paper's comparison with these tags (the first by name), or `default` when none has them."""
     found = sorted(sweep.tagged(*tags, without=without))
     return found[0] if found else default
 
 
+def _judge(text: str, result: PrimaryResult | None, alpha: float, consistent_sign: int, needs: str) -> Claim:
+    """A paper claim read from one primary contrast: its verdict only when the contrast is a family member with a
+    mode-level interval and recognisable samples; otherwise withheld, saying which premise failed."""
+    if result is None:
+        return Claim(text, UNDECIDED, f"not measured: needs {needs}")
+    evidence = (f"primary contrast {result.statement} = {fmt_est(result.estimate)}, Holm-adjusted p "
+                f"{_p(result.adjusted_p)}, detectable {fmt(result.detectable)}")
+    if result.withheld:
+        return Claim(text, WITHHELD, f"{evidence}; {result.withheld}")
+    if not result.in_family:
+        return Claim(text, WITHHELD, f"{evidence}; {result.exploratory or 'not a primary contrast of this run'}")
+    if not result.mode_level:
+        return Claim(text, WITHHELD, f"{evidence}; one training seed and {result.seed_note}: a reading of these "
+                                     "decoders, not of the modes")
+    sign = result.significant(alpha)
+    return Claim(text, UNDECIDED if sign == 0 else CONSISTENT if sign == consistent_sign else INCONSISTENT, evidence)
+
+
 def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: ReportConfig) -> list[Claim]:
     """The paper's systems are picked by their tags: GLIDE (the core sequence-only mode), unCLIP (the core
-    vector-only prior mode) and DALL-E 2 as shipped (the core two-pathway prior mode), prior draws per sample."""
+    vector-only prior mode) and DALL-E 2 as shipped (the core two-pathway prior mode), prior draws per sample.
+    Each claim is judged from the primary contrast that tests it; FID's claim needs FID's real-vs-real floor,
+    which no run measures yet, so it is reported and not judged."""
     alpha = 1 - settings.confidence
     diversity = first_measured(sweep, DIVERSITY) or "free_entropy"
     glide_mode = _the(sweep, "core", "sequence", without=("two_pathway",), default="glide")
     unclip_mode = _the(sweep, "core", "vector_only", "prior", default="unclip")
     combined_mode = _the(sweep, "core", "two_pathway", "prior", default="combined")
-    glide, unclip, combined = Curve(glide_mode), Curve(unclip_mode, "per_sample"), Curve(combined_mode, "per_sample")
-    claims = []
-
-    keeps = _find(results, "drop_difference", glide.label, f"{unclip_mode}/per_sample", diversity)
-    if keeps is not None:
-        claims.append(Claim("unCLIP keeps diversity under decoder guidance with the prior latents fixed per sample "
-                            "(more than GLIDE keeps)", _by_sign(keeps.significant(alpha), REPRODUCED, NOT_REPRODUCED),
-                            f"primary contrast {keeps.statement} = {fmt_est(keeps.estimate)}, Holm-adjusted p "
-                            f"{_p(keeps.adjusted_p)}, detectable {fmt(keeps.detectable)}"))
-    else:
-        claims.append(Claim("unCLIP keeps diversity under decoder guidance with the prior latents fixed per sample",
-                            UNDECIDED, f"not measured: needs {glide.label} and {unclip.label} on a guidance sweep"))
+    glide, unclip = Curve(glide_mode), Curve(unclip_mode, "per_sample")
+    claims = [_judge("unCLIP keeps diversity under decoder guidance with the prior latents fixed per sample (more "
+                     "than GLIDE keeps)",
+                     _find(results, "drop_difference", glide.label, f"{unclip_mode}/per_sample", diversity), alpha, 1,
+                     f"{glide.label} and {unclip.label} on a guidance sweep")]
 
     scales = sweep.guidances(glide, diversity)
     if len(scales) >= 2:
         drop = difference(sweep, sweep.cell(glide, scales[0], diversity), sweep.cell(glide, scales[-1], diversity))
-        claims.append(Claim("GLIDE's diversity collapses under guidance", _by_sign(_interval_sign(drop), REPRODUCED,
-                                                                                   NOT_REPRODUCED),
-                            f"exploratory: drop of {glide.label}'s {name(diversity)} from g = {scales[0]:g} to "
-                            f"{scales[-1]:g} = {fmt_est(drop)}"))
+        claims.append(Claim("GLIDE's diversity collapses under guidance", WITHHELD,
+                            f"exploratory, not a primary contrast: drop of {glide.label}'s {name(diversity)} from "
+                            f"g = {scales[0]:g} to {scales[-1]:g} = {fmt_est(drop)}"))
     else:
         claims.append(Claim("GLIDE's diversity collapses under guidance", UNDECIDED,
                             f"not measured: no {glide.label} sweep"))
 
     fid = drop_difference(sweep, unclip, glide, "fid") if sweep.has("fid") else None
-    claims.append(Claim("Guidance hurts unCLIP's FID less than GLIDE's",
-                        UNDECIDED if fid is None else _by_sign(_interval_sign(fid), REPRODUCED, NOT_REPRODUCED),
+    claims.append(Claim("Guidance hurts unCLIP's FID less than GLIDE's", UNDECIDED if fid is None else WITHHELD,
                         f"not measured: needs {glide.label}, {unclip.label} and FID" if fid is None else
                         f"exploratory: rise of FID from the lowest to the highest guidance, {glide.label}'s − "
-                        f"{unclip.label}'s = {fmt_est(fid)} (> 0: {glide.label}'s FID rises more)"))
+                        f"{unclip.label}'s = {fmt_est(fid)}; not judged: FID's real-vs-real floor is not measured, "
+                        "so a saturated FID cannot be told from a real difference"))
 
-    g = settings.binding_guidance
-    binding = "binding_accuracy"
-    if g in sweep.guidances(combined, binding) and g in sweep.guidances(unclip, binding):
-        added = difference(sweep, sweep.cell(combined, g, binding), sweep.cell(unclip, g, binding))
-        margin = settings.binding_margin
-        verdict = (REPRODUCED if -margin <= added.low and added.high <= margin else
-                   NOT_REPRODUCED if added.low > margin or added.high < -margin else UNDECIDED)
-        claims.append(Claim("The GLIDE pathway adds little to binding", verdict,
-                             f"exploratory: binding accuracy of {combined_mode} − {unclip_mode} (both per_sample) at "
-                             f"g = {g:g} = {fmt_est(added)}; 'little' means the interval lies within ±{fmt(margin)}"))
-    else:
-        claims.append(Claim("The GLIDE pathway adds little to binding", UNDECIDED,
-                            f"not measured: needs {combined_mode} and {unclip_mode} (per_sample) binding accuracy"))
+    binding = next((r for r in results if r.measured and r.spec.margin > 0 and r.metric == "binding_accuracy"
+                    and Curve.parse(r.spec.a).mode == combined_mode and Curve.parse(r.spec.b).mode == unclip_mode),
+                   None)
+    claims.append(_judge("The GLIDE pathway adds little to binding", binding, alpha, 1,
+                         f"{combined_mode} and {unclip_mode} (per_sample) binding accuracy, declared as an "
+                         "equivalence contrast"))
     return claims
 
 
@@ -318,20 +464,41 @@ def q6_answer(results: Sequence[PrimaryResult], arms: dict, alpha: float) -> str
         signs = [r.significant(alpha) for r in variants]
         parts.append(f"guidance variants against plain guidance: more diverse at equal fidelity in {signs.count(1)} "
                      f"of {len(variants)} contrasts, less in {signs.count(-1)}, {CANNOT_TELL} in {signs.count(0)}")
-    return "- **Q6 answer**: " + "; ".join(parts) + "."
+    scope = "" if all(r.mode_level for r in mine) else ("for the decoders this run trained (some intervals lack "
+                                                        "the training-seed variance, or a verdict is withheld): ")
+    return "- **Q6 answer**: " + scope + "; ".join(parts) + "."
 
 
-def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict | None = None) -> Section:
-    """The report's opening section: one line per primary contrast, then the paper's claims."""
+def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict | None = None,
+                 recipe: dict | None = None) -> Section:
+    """The report's opening section: one line per primary contrast of the run's design, then the paper's claims."""
     alpha = 1 - settings.confidence
-    results = primary_family(sweep, settings)
-    measured = [r for r in results if r.measured]
-    lines = [f"Primary contrasts, one family of {len(measured)} measured, Holm-adjusted to a family-wise error of "
-             f"{alpha:.0%}; each with its {settings.confidence:.0%} interval and the smallest difference it would "
-             f"detect with 80% power at the family's strictest level. Everything after this section is "
-             "exploratory. † marks an interval that rests on one training seed (prompt variation only).", ""]
-    lines += [finding_line(r, alpha) for r in results]
-    lines += [q6_answer(results, arms or {}, alpha), ""]
+    results = primary_family(sweep, settings, recipe)
+    designed = [r for r in results if r.in_family or r.exploratory]
+    members = [r for r in results if r.in_family]
+    pilot, why_none = choose(settings.pilot, recipe)
+    seeds = {r.estimate.seed_term for r in designed if r.measured}
+    lines = [f"Primary contrasts: one family of {len(members)}, Holm-adjusted to a family-wise error of {alpha:.0%} "
+             "(a member that comes out n/a still counts); each with its "
+             f"{settings.confidence:.0%} interval and the smallest difference it would detect with 80% power at the "
+             "family's strictest level. Contrasts marked exploratory, and everything after this section, are not "
+             "adjusted.", ""]
+    if any(s.startswith("pilot") for s in seeds):
+        lines += [f"This run trained one decoder per mode. A verdict about modes needs the variance of training, "
+                  f"which one seed cannot show: each primary interval adds the training-seed variance measured for "
+                  f"the same contrast by the pilot study {pilot.name} ({pilot.source}), of this very recipe, with its "
+                  "degrees of freedom. † marks an interval of prompts only (exploratory tables below).", ""]
+    elif NONE in seeds:
+        lines += [f"This run trained one decoder per mode and {why_none}: its intervals cover the prompts, not "
+                  "the training. Each contrast below is a fact about the decoders this run trained; no verdict "
+                  "about the modes and no paper verdict is stated. More training seeds (or a pilot of this recipe, "
+                  "harness/report/pilot.py) make them verdicts. † marks such an interval.", ""]
+    lines += [finding_line(r, alpha) for r in designed]
+    outside = [r for r in results if not r.in_family and not r.exploratory]
+    if outside:
+        lines += ["", "Declared but outside this run's design (its modes or arms were not sampled): "
+                  + "; ".join(f"{r.spec.question.upper()} {r.statement}" for r in outside) + "."]
+    lines += ["", q6_answer(results, arms or {}, alpha), ""]
     if not sweep.read_by_probe:
         lines += [f"This run has no exact attributes to read (a dataset, not the shapes world): fidelity is "
                   f"{name(first_measured(sweep, FIDELITY) or FIDELITY[0])} and diversity "
@@ -339,11 +506,20 @@ def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict | None = None)
                   "entropy, the diversity the paper's claim is about, need the shapes world's attribute probe; "
                   "what needs them is marked not measured.", ""]
     claims = paper_claims(sweep, results, settings)
-    lines += ["The DALL-E 2 paper's claims:", ""]
+    lines += ["The DALL-E 2 paper's claims, in this setting (a small world at low resolution, not a replication):",
+              ""]
     lines += [f"- {c.text}: **{c.verdict}** ({c.evidence})." for c in claims] + [""]
-    answer = {"q6": q6_answer(results, arms or {}, alpha), "primary": [{"question": r.spec.question, "statement": r.statement, "estimate": as_json(r.estimate),
+    answer = {"q6": q6_answer(results, arms or {}, alpha),
+              "pilot": pilot.name if pilot is not None else None,
+              "primary": [{"question": r.spec.question, "statement": r.statement, "estimate": as_json(r.estimate),
+                           "family": "primary" if r.in_family else "exploratory" if r.exploratory else "outside",
+                           "seed_term": r.estimate.seed_term if r.estimate is not None else None,
+                           "df": r.estimate.df if r.measured else None,
                            "adjusted_p": r.adjusted_p if math.isfinite(r.adjusted_p) else None,
                            "detectable": r.detectable if math.isfinite(r.detectable) else None,
+                           "withheld": r.withheld or None,
+                           "mode_level": r.mode_level and r.in_family,
+                           "band": [{"level": level, "estimate": as_json(e)} for level, e in r.band],
                            "outcome": _outcome(r, alpha) if r.measured else
                            "matched level not reached" if r.unreached else "not measured"} for r in results],
               "claims": [{"claim": c.text, "verdict": c.verdict, "evidence": c.evidence} for c in claims]}

@@ -18,20 +18,23 @@ from omegaconf import OmegaConf
 
 from harness.errors import HarnessError, print_or_exit
 from harness.report.estimate import Sweep, read_table
+from harness.report.pilot import recipe_of
 from harness.report.write import report_settings, write_report
 
 REQUIRED = ("per_prompt.csv", "summary.json", "config.yaml")
 
 
-def rerender(run_dir: Path) -> Path:
-    """Rewrite the report of the run in `run_dir` from its per-prompt table; returns the path of report.md."""
+def rerender(run_dir: Path, report_defaults: bool = False) -> Path:
+    """Rewrite the report of the run in `run_dir` from its per-prompt table; returns the path of report.md.
+    `report_defaults`: read it with this code's default report settings (primary contrasts, levels) rather than
+    those the run recorded, for a run that kept the defaults of its day."""
     run_dir = Path(run_dir)
     table = next((run_dir / n for n in (REQUIRED[0], REQUIRED[0] + ".gz") if (run_dir / n).is_file()), None)
     missing = next((name for name in REQUIRED[1:] if not (run_dir / name).is_file()), None if table else REQUIRED[0])
     if missing:
         raise HarnessError(f"{run_dir / missing}: not found; a run folder needs {', '.join(REQUIRED)}")
     config = OmegaConf.load(run_dir / "config.yaml")
-    settings = report_settings(config)
+    settings = report_settings(config, defaults=report_defaults)
     per_prompt = read_table(table)  # pandas reads a .gz as it is
     metrics = Sweep(per_prompt, settings.confidence).rows(OmegaConf.select(config, "sweep.samples_per_prompt"))
     metrics.to_csv(run_dir / "metrics.csv", index=False)
@@ -40,15 +43,17 @@ def rerender(run_dir: Path) -> Path:
     images = {prefix: {p.stem.removeprefix(prefix): p for p in sorted(run_dir.glob(f"{prefix}*.png"))}
               for prefix in ("grid_", "sheet_")}
     return write_report(metrics, summary, run_dir, per_prompt, grids=images["grid_"], sheets=images["sheet_"],
-                        settings=settings)
+                        settings=settings, recipe=recipe_of(config))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m harness.report.rerender",
                                      description="Write a finished run's report again from its per-prompt table.")
     parser.add_argument("run_dir", type=Path, help="the run folder (holds per_prompt.csv, summary.json, config.yaml)")
+    parser.add_argument("--report-defaults", action="store_true",
+                        help="this code's default report settings instead of those in the run's config.yaml")
     args = parser.parse_args(argv)
-    print_or_exit(lambda: rerender(args.run_dir))
+    print_or_exit(lambda: rerender(args.run_dir, args.report_defaults))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ def run(ctx: Context) -> Artifact:
     from harness.metrics import stage as metrics_stage
     from harness.report import figures
     from harness.report.estimate import read_table
+    from harness.report.pilot import recipe_of
     from harness.report.write import write_report
 
     cfg, run_dir, measured = ctx.cfg, ctx.run_dir, ctx["metrics"]
@@ -48,7 +49,8 @@ def run(ctx: Context) -> Artifact:
     grids = {p.stem.removeprefix("grid_"): p for p in sorted(figures.write_grids(cells, prompts, cfg, run_dir))}
     sheets = {p.stem.removeprefix("sheet_"): p
               for p in sorted(figures.write_mode_sheets(cells, prompts, cfg, run_dir))}
-    write_report(metrics, summary(ctx), run_dir, per_prompt, grids=grids, sheets=sheets, settings=cfg.report)
+    write_report(metrics, summary(ctx), run_dir, per_prompt, grids=grids, sheets=sheets, settings=cfg.report,
+                 recipe=recipe_of(cfg))
     written = json.loads((run_dir / "summary.json").read_text())
     track(run_dir, metrics, written)
     log.info("report: %s", run_dir / "report.md")

@@ -8,6 +8,8 @@ lacks gets a section saying it was not measured.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 from pathlib import Path
@@ -53,7 +55,7 @@ def sections(sweep: Sweep, settings: ReportConfig, arms: dict | None = None, out
             "q3_diversity": q3_diversity.section(own),
             "q4_attention": q4_attention.section(own),
             "q5_binding": q5_binding.section(own, [(p.a, p.b) for p in settings.primary
-                                                   if p.question == "q5" and p.contrast == "difference"]),
+                                                   if p.question == "q5" and p.contrast == "difference" and not p.margin]),
             "q6_mechanism": q6_mechanism.section(sweep, arms, settings.matched_diversity, figures, out_dir),
             "other_metrics": other_metrics(sweep)}
 
@@ -186,19 +188,24 @@ def mode_tags(summary: dict) -> dict[str, list[str]]:
 
 
 
-def report_settings(config: DictConfig) -> ReportConfig:
+def report_settings(config: DictConfig, defaults: bool = False) -> ReportConfig:
     """A run's `report` settings (primary contrasts, confidence...) from its resolved config, defaults where the
-    config has none (a run folder written before a setting existed)."""
-    merged = OmegaConf.merge(OmegaConf.structured(ReportConfig), OmegaConf.select(config, "report") or {})
+    config has none (a run folder written before a setting existed); settings since retired are ignored.
+    `defaults`: this code's defaults instead (for a run that kept the defaults of its day)."""
+    own = OmegaConf.select(config, "report") or {}
+    known = {f.name for f in dataclasses.fields(ReportConfig)}
+    chosen = {} if defaults else {k: v for k, v in own.items() if k in known}
+    merged = OmegaConf.merge(OmegaConf.structured(ReportConfig), chosen)
     return OmegaConf.to_object(merged)
 
 
 def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt: pd.DataFrame,
                  grids: dict[str, Path] | None = None, sheets: dict[str, Path] | None = None,
-                 settings: ReportConfig | None = None) -> Path:
+                 settings: ReportConfig | None = None, recipe: dict | None = None) -> Path:
     """Write report.md and curves.png in `out_dir` and merge `summary` plus the answers (numbers with intervals,
     per question) into its summary.json; returns the path of report.md. Every number comes from `per_prompt`;
-    `metrics` (the table with its per-seed and pooled rows) is not read here."""
+    `metrics` (the table with its per-seed and pooled rows) is not read here. `recipe` (harness/report/pilot.py)
+    picks the pilot study a one-seed run borrows its seed variance from."""
     settings = settings or ReportConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,7 +213,7 @@ def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt
     arms = summary.get("arms") or {}
     plot_curves(sweep, out_dir / "curves.png",
                 [c for c in sweep.curves() if q6_mechanism.is_baseline(c, arms)] if arms else None)
-    findings = key_findings(sweep, settings, arms)
+    findings = key_findings(sweep, settings, arms, recipe)
     parts = sections(sweep, settings, arms, out_dir)
     lines = [f"# Report: {summary.get('experiment', 'experiment')}", "", f"## {findings.title}", "",
              *findings.lines, *setup_lines(summary, sweep), "## Diversity–fidelity curves", "",
