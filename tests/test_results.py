@@ -54,3 +54,15 @@ def test_the_report_opens_with_key_findings_and_its_command_is_beside_it(run):
     report = (run / "report.md").read_text()
     assert report.split("\n## ", 1)[1].startswith("Key findings")
     assert (run / "COMMAND.md").is_file()
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda p: p.name)
+def test_a_verdict_about_modes_carries_the_training_seed_variance(run):
+    """No committed Key finding states a verdict about the modes from an interval of prompts only, and a paper
+    claim is judged only from such a verdict."""
+    findings = json.loads((run / "summary.json").read_text())["answers"]["key_findings"]
+    for primary in findings["primary"]:
+        if primary["mode_level"]:
+            assert primary["seed_term"] == "run" or primary["seed_term"].startswith("pilot"), primary["statement"]
+    judged = [c for c in findings["claims"] if c["verdict"].startswith(("consistent", "inconsistent"))]
+    assert all("†" not in c["evidence"] for c in judged)

@@ -135,6 +135,12 @@ def normalise(table: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+def table_file(folder: Path | str, name: str) -> Path | None:
+    """`name` in a run folder, or its gzipped copy (`per_prompt.csv.gz`: how a committed result keeps a large
+    table); None when neither is there."""
+    return next((p for p in (Path(folder) / name, Path(folder) / f"{name}.gz") if p.is_file()), None)
+
+
 def read_table(path: Path | str) -> pd.DataFrame:
     """A metrics or per-prompt table as the pipeline wrote it, training seeds as text ("0", "all", "-"). Tables
     written before sampling arms existed call the column `prior_draw` (its values are arm names)."""

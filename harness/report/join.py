@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import HarnessError, print_or_exit
 from harness.metrics.table import WITHOUT
-from harness.report.estimate import REAL, read_table
+from harness.report.estimate import REAL, read_table, table_file
 from harness.report.pilot import recipe_of
 from harness.report.write import report_settings, write_report
 
@@ -52,7 +52,7 @@ def clip_variant(config: DictConfig) -> str:
 
 def missing_result(folder: Path) -> str | None:
     """The first file a finished job leaves in its run folder that `folder` lacks (None when it has them all)."""
-    return next((name for name in REQUIRED if not (Path(folder) / name).is_file()), None)
+    return next((name for name in REQUIRED if table_file(folder, name) is None), None)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def load_job(index: int, folder: Path) -> Job:
         raise HarnessError(f"{folder / missing}: not found; a job folder needs {', '.join(REQUIRED)} "
                            "(did the job finish?)")
     return Job(index, folder, OmegaConf.load(folder / CONFIG), json.loads((folder / "summary.json").read_text()),
-               read_table(folder / "metrics.csv"), read_table(folder / "per_prompt.csv"))
+               read_table(table_file(folder, "metrics.csv")), read_table(table_file(folder, "per_prompt.csv")))
 
 
 # ---------------------------------------------------------------- checks

@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,23 +128,15 @@ def choose(setting: str, recipe: dict[str, Any] | None) -> tuple[Pilot | None, s
 # ---------------------------------------------------------------- building and planning
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 def build(run_dir: Path, name: str, report_defaults: bool = False) -> Pilot:
     """A pilot from a finished multi-seed run: the variance components of each of its primary contrasts (this
     code's default contrasts with `report_defaults`, for a run that kept the defaults of its day)."""
-    from harness.report.estimate import Sweep, read_table
+    from harness.report.estimate import Sweep, read_table, table_file
     from harness.report.primary import estimate_primary
     from harness.report.write import report_settings
 
     run_dir = Path(run_dir)
-    table = next((run_dir / n for n in ("per_prompt.csv", "per_prompt.csv.gz") if (run_dir / n).is_file()), None)
+    table = table_file(run_dir, "per_prompt.csv")
     if table is None or not (run_dir / "config.yaml").is_file():
         raise HarnessError(f"{run_dir}: a pilot needs a finished run folder (per_prompt.csv and config.yaml)")
     config = OmegaConf.load(run_dir / "config.yaml")
@@ -161,9 +152,7 @@ def build(run_dir: Path, name: str, report_defaults: bool = False) -> Pilot:
                            "needs a multi-seed run")
     seeds = max(c.seeds for c in contrasts.values())
     prompts = max(c.prompts for c in contrasts.values())
-    commit = _commit()
-    source = (f"{run_dir.as_posix()} ({config.get('experiment_name', 'run')}: {seeds} training seeds x {prompts} "
-              f"prompts{', code ' + commit if commit else ''})")
+    source = f"{run_dir.as_posix()} ({config.get('experiment_name', 'run')}: {seeds} training seeds x {prompts} prompts)"
     return Pilot(name, source, recipe_of(config), contrasts)
 
 

@@ -254,9 +254,12 @@ def _unresolvable(result: PrimaryResult, pilot: Pilot | None, sweep: Sweep, sett
     planned = parts.detectable(e.seeds, e.prompts, alpha)
     if planned <= result.spec.resolve:
         return ""
+    needed = parts.seeds_to_detect(result.spec.resolve, e.prompts, alpha)
+    more = (f"about {needed} seeds per decoder at these prompts would" if needed else
+            "no number of seeds at these prompts would (more prompts are needed)")
     return (f"exploratory: at {e.seeds} training seed{'s' if e.seeds != 1 else ''} and {e.prompts} prompts the "
             f"pilot {pilot.name} gives a minimal detectable difference of {fmt(planned)}, above the "
-            f"{fmt(result.spec.resolve)} this contrast must resolve")
+            f"{fmt(result.spec.resolve)} this contrast must resolve ({more})")
 
 
 def _outcome(result: PrimaryResult, alpha: float) -> str:
@@ -282,7 +285,8 @@ def _outcome(result: PrimaryResult, alpha: float) -> str:
 
 def _seeds_text(e: Estimate) -> str:
     if e.seed_term.startswith("pilot"):
-        return (f"1 training seed, its seed variance borrowed from {e.seed_term}, df {e.df:.1f}")
+        sd = f" (sd {fmt(e.components.seed ** 0.5)})" if e.components is not None else ""
+        return f"1 training seed, its seed variance{sd} borrowed from {e.seed_term}, df {e.df:.1f}"
     return f"{e.seeds} training seed{'s' if e.seeds != 1 else ''}" + (" (prompt variation only)"
                                                                        if e.seed_term == NONE else "")
 
@@ -327,7 +331,8 @@ def finding_line(result: PrimaryResult, alpha: float) -> str:
     if result.withheld:
         verdict = f"verdict withheld: {result.withheld}"
     elif not result.in_family:
-        verdict = f"{result.exploratory}; reads {_outcome(dataclasses.replace(result, in_family=True), alpha)}" \
+        unadjusted = dataclasses.replace(result, in_family=True, adjusted_p=result.p_value())
+        verdict = f"{result.exploratory}; unadjusted, it reads: {_outcome(unadjusted, alpha)}" \
             if result.exploratory else CANNOT_TELL
     elif e.seed_term == NONE:
         verdict = (f"for the decoders this run trained, {_outcome(result, alpha)}; no verdict about the modes "

@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from harness.errors import HarnessError, print_or_exit
-from harness.report.estimate import Sweep, read_table
+from harness.report.estimate import Sweep, read_table, table_file
 from harness.report.pilot import recipe_of
 from harness.report.write import report_settings, write_report
 
@@ -29,7 +29,7 @@ def rerender(run_dir: Path, report_defaults: bool = False) -> Path:
     `report_defaults`: read it with this code's default report settings (primary contrasts, levels) rather than
     those the run recorded, for a run that kept the defaults of its day."""
     run_dir = Path(run_dir)
-    table = next((run_dir / n for n in (REQUIRED[0], REQUIRED[0] + ".gz") if (run_dir / n).is_file()), None)
+    table = table_file(run_dir, REQUIRED[0])
     missing = next((name for name in REQUIRED[1:] if not (run_dir / name).is_file()), None if table else REQUIRED[0])
     if missing:
         raise HarnessError(f"{run_dir / missing}: not found; a run folder needs {', '.join(REQUIRED)}")
