@@ -83,9 +83,20 @@ def test_submitit_jobs_share_a_relative_cache_dir_across_chdir(tmp_path):
     assert_shared_stages_built_once(jobs, tmp_path / "shared_cache")
 
 
-@pytest.mark.parametrize("launcher", ["parallel", "slurm_local", "slurm"])
-def test_launcher_presets_compose(launcher):
-    compose(["experiment=smoke", f"hydra/launcher={launcher}"])
+@pytest.mark.parametrize("launcher, target, setting", [("parallel", "JoblibLauncher", ("n_jobs", 2)),
+                                                       ("slurm_local", "LocalLauncher", ("gpus_per_node", 1)),
+                                                       ("slurm", "SlurmLauncher", ("nodes", 1))])
+def test_launcher_presets_compose_to_their_plugin_with_our_settings(launcher, target, setting):
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    from harness.config import CONF_DIR
+
+    compose(["experiment=smoke", f"hydra/launcher={launcher}"])  # the job's config validates beside it
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=["experiment=smoke", f"hydra/launcher={launcher}"],
+                            return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    assert cfg.hydra.launcher[setting[0]] == setting[1]
 
 
 @pytest.mark.parametrize("overrides, key", [

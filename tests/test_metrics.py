@@ -345,3 +345,16 @@ def test_prompts_drawn_right_count_prompts_where_most_samples_show_shape_and_col
     values = per_prompt_values(group, prompts, world, None)
     np.testing.assert_allclose(values["shape_color_accuracy"], [2 / 3, 1 / 3])
     np.testing.assert_array_equal(values["shape_color_majority"], [1.0, 0.0])
+
+
+def test_the_catalogue_gives_each_metric_its_range_direction_and_role():
+    from harness.metrics import catalogue
+
+    assert catalogue.metric_range("attribute_accuracy") == (0.0, 1.0)
+    assert catalogue.metric_range("attention_clip@mid.0") == (0.0, 1.0)  # a layer's mass, by its kind
+    assert catalogue.metric_range("vendi") == (1.0, math.inf) and catalogue.metric_range("kid") is None
+    assert catalogue.lower_is_better("fid") and not catalogue.lower_is_better("precision")
+    assert catalogue.FIDELITY[0] == "attribute_accuracy" and catalogue.DIVERSITY[0] == "free_entropy"
+    assert catalogue.needs_probe("binding_accuracy") and not catalogue.needs_probe("clip_score")
+    assert catalogue.label("free_entropy") == "free-attribute entropy" and catalogue.label("unknown") == "unknown"
+    assert len(catalogue.BY_NAME) == len(catalogue.CATALOGUE)  # each name once

@@ -65,6 +65,10 @@ def test_pipeline_writes_the_report_without_network(smoke_run):
     # Q4's reliance test: combined sampled with each token group hidden; Q5's binding measures beside it
     assert {"combined-without_clip", "combined-without_text"} <= set(table["mode"])
     assert {"relation_accuracy", "swap_eligible", "judge_agreement", "attention_clip_per_token"} <= set(table["metric"])
+    # Every metric the table holds is described, once, by the catalogue (label, range, direction, role).
+    from harness.metrics.catalogue import metric
+
+    assert all(metric(name.split("@")[0]) is not None for name in set(table["metric"]))
 
 
 def test_every_stage_and_the_report_reach_wandb_offline(smoke_run):

@@ -199,9 +199,6 @@ def prdc(real_features: Tensor, fake_features: Tensor, k: int = 3) -> dict[str, 
     return SetMetrics(real_features, fake_features, k=k).prdc()
 
 
-SET_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage")
-
-
 def leave_one_prompt_out(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str, tuple[float, np.ndarray]]:
     """Each set metric of fake vs real features on all prompts, and again without each prompt in turn.
 

@@ -1,7 +1,7 @@
 """Within-prompt diversity: how different the K samples generated for one prompt are from each other.
 
-Each function scores one prompt's samples; averaging over prompts (with a bootstrap interval) is the caller's
-job. Read every value against the same quantity on the real images of that prompt (the ceiling), or, for
+Each function scores one prompt's samples; averaging over prompts (with an interval,
+`harness.metrics.intervals`) is the caller's job. Read every value against the same quantity on the real images of that prompt (the ceiling), or, for
 attribute entropy, against `expected_normalised_entropy` when the free attribute is uniform by construction.
 """
 
@@ -22,7 +22,7 @@ from torch import Tensor
 def mean_pairwise_distance(features: Tensor) -> float:
     """Mean Euclidean distance over all pairs of a prompt's K sample features; 0 when all samples are identical.
 
-    NaN for fewer than two samples, where spread is undefined (the bootstrap helpers skip NaN prompts).
+    NaN for fewer than two samples, where spread is undefined (the interval engine skips NaN prompts).
     """
     if len(features) < 2:
         return math.nan

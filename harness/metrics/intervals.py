@@ -150,7 +150,8 @@ def t_quantile(q: float, df: float) -> float:
 
 
 def detectable(se: float, df: float, alpha: float = 1 - CONFIDENCE, power: float = POWER) -> float:
-    if not math.isfinite(se) or not math.isfinite(df):
+    """(t_{1-alpha/2} + t_power) * se; NaN when nothing varied (se 0): the run cannot gauge its own precision."""
+    if not math.isfinite(se) or not math.isfinite(df) or se <= 0:
         return math.nan
     return float((t_quantile(1 - alpha / 2, df) + t_quantile(power, df)) * se)
 

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from harness.data.prompts import SweepPrompt
 from harness.data.world import Prompt, ShapesWorld, attribute_value, paired_correctly
+from harness.metrics.catalogue import FROM_PROBE, PER_PROMPT
 from harness.metrics.clip_score import clip_score
 from harness.metrics.distribution import leave_one_prompt_out
 from harness.metrics.diversity import mean_pairwise_distance, normalised_entropy, vendi_score
@@ -43,10 +44,6 @@ WITHOUT = "-without_"  # mode label of a reliance line: `combined-without_clip` 
 COLUMNS = ["mode", "guidance", "arm", "train_seed", "prompt_kind", "metric", "value", "ci_low", "ci_high",
            "n_prompts", "n_samples", "n_seeds"]
 PER_PROMPT_COLUMNS = ["mode", "guidance", "arm", "train_seed", "prompt_kind", "prompt_id", "metric", "value"]
-UNIT_METRICS = frozenset({"attribute_accuracy", "shape_color_accuracy", "shape_color_majority", "binding_accuracy",
-                          "relation_accuracy", "all_attributes", "clip_retrieval", "judge_agreement", "swap_binding",
-                          "swap_eligible", "free_entropy", "precision", "recall", "coverage"})
-
 
 @dataclass
 class Group:
@@ -63,20 +60,12 @@ class Group:
     attention: dict[str, dict[str, np.ndarray]]  # layer -> token group -> [P] mass (empty if not recorded)
 
 
-ATTRIBUTE_METRICS = ("attribute_accuracy", "shape_color_accuracy", "shape_color_majority", "binding_accuracy",
-                     "relation_accuracy", "swap_binding", "swap_eligible", "all_attributes", "free_entropy")
-# Every per-prompt metric, in the order of the table's rows.
-PER_PROMPT_METRICS = ("attribute_accuracy", "shape_color_accuracy", "shape_color_majority", "binding_accuracy",
-                      "relation_accuracy", "swap_binding", "swap_eligible", "all_attributes", "clip_retrieval",
-                      "judge_agreement", "free_entropy", "pairwise_distance", "vendi", "clip_score", "prior_spread")
-
-
 def per_prompt_values(group: Group, prompts: list[SweepPrompt], world: ShapesWorld | None,
                       text_embeddings: np.ndarray | None) -> dict[str, np.ndarray]:
     """metric -> [P] values (NaN where a metric does not apply to a prompt). The attribute metrics need the
     world and the probe's readings; the rest need only the judge's features and the evaluation CLIP."""
     n = len(group.prompt_ids)
-    out = {name: np.full(n, np.nan) for name in PER_PROMPT_METRICS}
+    out = {name: np.full(n, np.nan) for name in PER_PROMPT}
     all_right: list[np.ndarray | None] = [None] * n  # per prompt, per sample: every named attribute shown
     if world is not None and group.readings is not None:
         attributes, all_right = _attribute_values(group, prompts, world)
@@ -112,7 +101,7 @@ def _attribute_values(group: Group, prompts: list[Prompt], world: ShapesWorld
     """The probe's readings against each prompt: the attribute metrics ([P] each) and, per prompt, whether each
     sample shows every attribute its caption names."""
     n = len(group.prompt_ids)
-    out = {name: np.full(n, np.nan) for name in ATTRIBUTE_METRICS}
+    out = {name: np.full(n, np.nan) for name in FROM_PROBE}
     all_right = []
     for row, pid in enumerate(group.prompt_ids):
         prompt, readings = prompts[pid], group.readings[row]
@@ -142,20 +131,6 @@ def _attribute_values(group: Group, prompts: list[Prompt], world: ShapesWorld
         all_right.append(np.array([all(c.values()) for c in checks]))
         out["all_attributes"][row] = all_right[-1].mean()
     return out, all_right
-
-
-def metric_range(metric: str) -> tuple[float, float] | None:
-    """The values a metric can take, where known: its intervals are cut to them."""
-    base = metric.split("@", 1)[0]
-    if base in UNIT_METRICS or base.startswith("attention_"):
-        return 0.0, 1.0
-    if base in ("fid", "density", "pairwise_distance"):
-        return 0.0, math.inf
-    if base == "vendi":
-        return 1.0, math.inf
-    if base == "clip_score":
-        return 0.0, 100.0
-    return None
 
 
 def set_metric_contributions(fake: np.ndarray, real: np.ndarray) -> dict[str, np.ndarray]:

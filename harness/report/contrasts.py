@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.report.estimate import LOWER_IS_BETTER, Cell, Curve, Estimate, Sweep
+from harness.metrics.catalogue import lower_is_better
+from harness.report.estimate import Cell, Curve, Estimate, Sweep
 
 
 def first_measured(sweep: Sweep, metrics: Sequence[str]) -> str | None:
@@ -19,7 +20,7 @@ def first_measured(sweep: Sweep, metrics: Sequence[str]) -> str | None:
 
 def better_sign(metric: str) -> int:
     """+1 when higher values of `metric` are better, -1 for distances such as FID."""
-    return -1 if metric in LOWER_IS_BETTER else 1
+    return -1 if lower_is_better(metric) else 1
 
 
 def difference(sweep: Sweep, a: Cell, b: Cell) -> Estimate | None:

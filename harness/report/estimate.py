@@ -26,7 +26,8 @@ import pandas as pd
 
 from harness.metrics.intervals import (CONFIDENCE, Interval, crossed_interval, fill_prompts, grouped_interval,
                                       linearise)
-from harness.metrics.table import ATTRIBUTE_METRICS, COLUMNS, WITHOUT, metric_range
+from harness.metrics.catalogue import DIVERSITY, FIDELITY, FROM_PROBE, metric_range
+from harness.metrics.table import COLUMNS, WITHOUT
 
 Estimate = Interval  # a number with its interval, standard error, degrees of freedom, prompts and seeds
 
@@ -35,11 +36,6 @@ NO_ARM = "-"  # arm of a mode sampled plain (its own vectors, plain guidance)
 POOLED = "all"  # train_seed of rows that pool seeds; prompt_kind of rows over every prompt
 NO_SEED = "-"  # train_seed of the real ceiling
 
-# Higher is better for every fidelity measure listed here (FID and KID are lower-is-better distances and are
-# compared, never used as a frontier axis).
-FIDELITY = ("attribute_accuracy", "binding_accuracy", "clip_score", "precision")
-DIVERSITY = ("free_entropy", "pairwise_distance", "vendi", "recall", "coverage")
-LOWER_IS_BETTER = frozenset({"fid", "kid"})
 
 # Display order: the modes of docs/design.md's table, ablations beside their parent; unknown modes follow by name.
 MODE_ORDER = ("glide", "glide_seq", "clip_text", "clip_text_k1", "clip_text_seq", "unclip", "combined",
@@ -225,7 +221,7 @@ class Sweep:
     def read_by_probe(self) -> bool:
         """Whether the shapes world's attribute probe judged this run (its readings and features); on a dataset
         the evaluation CLIP judges alone."""
-        return any(self.has(metric) for metric in ATTRIBUTE_METRICS)
+        return any(self.has(metric) for metric in FROM_PROBE)
 
     def metrics_named(self, prefix: str) -> list[str]:
         return sorted({key[3] for key in self._tables if key[3].startswith(prefix)})

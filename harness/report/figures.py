@@ -15,7 +15,8 @@ import numpy as np
 from harness.config import Config
 from harness.data.world import Prompt
 from harness.report.contrasts import first_measured
-from harness.report.estimate import DIVERSITY, FIDELITY, Curve, Estimate, Sweep
+from harness.metrics.catalogue import DIVERSITY, FIDELITY
+from harness.report.estimate import Curve, Estimate, Sweep
 from harness.report.markdown import NOT_MEASURED, name
 from harness.report.q1_frontier import frontier_points
 from harness.metrics.table import NO_ABLATION

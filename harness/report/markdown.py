@@ -11,31 +11,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.metrics.catalogue import label
 from harness.metrics.intervals import NONE
 from harness.report.estimate import Curve, Estimate, Sweep
 
 NOT_MEASURED = "Not measured in this run"
 CANNOT_TELL = "the data cannot tell"
-NAMES = {
-    "attribute_accuracy": "attribute accuracy",
-    "shape_color_majority": "prompts drawn right",
-    "binding_accuracy": "binding accuracy",
-    "swap_binding": "swap-binding accuracy",
-    "relation_accuracy": "relation accuracy",
-    "all_attributes": "all attributes right",
-    "clip_retrieval": "eval. CLIP retrieves the caption",
-    "judge_agreement": "the two judges agree",
-    "clip_score": "CLIP score (eval. CLIP)",
-    "precision": "precision",
-    "free_entropy": "free-attribute entropy",
-    "pairwise_distance": "pairwise feature distance",
-    "vendi": "Vendi score",
-    "recall": "recall",
-    "coverage": "coverage",
-    "density": "density",
-    "fid": "FID",
-    "kid": "KID",
-}
 
 
 def fmt(x: float | None) -> str:
@@ -63,7 +44,7 @@ def fmt_scales(scales: Iterable[float]) -> str:
 
 
 def name(metric: str) -> str:
-    return NAMES.get(metric, metric)
+    return label(metric)
 
 
 def verdict(statement: str, diff: Estimate | None, above: str, below: str, neither: str) -> str:

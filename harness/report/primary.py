@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 from harness.config import PrimaryContrast, ReportConfig
 from harness.metrics.intervals import NONE, holm, with_pilot
-from harness.metrics.table import ATTRIBUTE_METRICS
 from harness.report.contrasts import (
     difference,
     diversity_at_matched_fidelity,
@@ -34,7 +33,8 @@ from harness.report.contrasts import (
     first_measured,
     matched_difference,
 )
-from harness.report.estimate import DIVERSITY, FIDELITY, NO_ARM, Curve, Estimate, Sweep
+from harness.metrics.catalogue import DIVERSITY, FIDELITY, needs_probe
+from harness.report.estimate import NO_ARM, Curve, Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt, fmt_est, name
 from harness.report.pilot import Pilot, choose
 
@@ -107,7 +107,7 @@ def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig
     """The contrast `spec` declares, measured on this run (estimate None when a curve or cell is missing)."""
     a, b = _curve_text(spec)
     metric = primary_metric(sweep, spec)
-    if metric in ATTRIBUTE_METRICS and not sweep.has(metric):
+    if needs_probe(metric) and not sweep.has(metric):
         return PrimaryResult(spec, metric, f"{a.label} − {b.label}, {name(metric)}", None,
                              missing=f"{name(metric)} needs the shapes world's attribute probe")
     if spec.contrast == "matched_fidelity":

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.report.contrasts import first_measured, matched_difference, matched_fidelity
-from harness.report.estimate import DIVERSITY, FIDELITY, REAL_CURVE, Cell, Curve, Estimate, Sweep
+from harness.metrics.catalogue import DIVERSITY, FIDELITY
+from harness.report.estimate import REAL_CURVE, Cell, Curve, Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt_est, name, table, verdict
 
 TITLE = "Q1. Which mode has the best diversity–fidelity frontier?"
@@ -64,15 +65,6 @@ def frontier_area(sweep: Sweep, curve: Curve, diversity: str, fidelity: str) -> 
     """The hypervolume of the curve's guidance points; the real ceiling is one point."""
     cells = _frontier_cells(sweep, curve, diversity, fidelity)
     return sweep.estimate(cells, _area_of) if cells else None
-
-
-def area_difference(sweep: Sweep, a: Curve, b: Curve, diversity: str, fidelity: str) -> Estimate | None:
-    """area(a) - area(b), paired over prompts and seeds."""
-    cells_a, cells_b = (_frontier_cells(sweep, c, diversity, fidelity) for c in (a, b))
-    if not cells_a or not cells_b:
-        return None
-    n = len(cells_a)
-    return sweep.estimate(cells_a + cells_b, lambda x: _area_of(x[:n]) - _area_of(x[n:]))
 
 
 def section(sweep: Sweep, matched: float, reference: Curve | None = None) -> Section:

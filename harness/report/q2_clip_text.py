@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.report.contrasts import Comparison, better_sign, compare, first_measured, matched_difference
-from harness.report.estimate import DIVERSITY, FIDELITY, Sweep
+from harness.metrics.catalogue import DIVERSITY, FIDELITY
+from harness.report.estimate import Sweep
 from harness.report.markdown import (
     CANNOT_TELL,
     Section,

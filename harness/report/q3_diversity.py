@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.report.contrasts import compare, diversity_drop, draw_pairs, drop_difference, first_measured
-from harness.report.estimate import DIVERSITY, Curve, Sweep
+from harness.metrics.catalogue import DIVERSITY
+from harness.report.estimate import Curve, Sweep
 from harness.report.markdown import (
     CANNOT_TELL,
     NOT_MEASURED,

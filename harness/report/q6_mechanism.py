@@ -21,7 +21,8 @@ from harness.report.contrasts import (
     first_measured,
     matched_difference,
 )
-from harness.report.estimate import DIVERSITY, FIDELITY, NO_ARM, Curve, Sweep
+from harness.metrics.catalogue import DIVERSITY, FIDELITY
+from harness.report.estimate import NO_ARM, Curve, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt_est, metric_table, name, table, verdict
 
 TITLE = "Q6. Why does a fresh prior draw keep diversity? Prior draws against condition noise and guidance variants"

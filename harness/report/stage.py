@@ -19,11 +19,10 @@ import torch
 from harness import tracking
 from harness.cache import Artifact
 from harness.context import Context
+from harness.metrics.catalogue import names
 
 log = logging.getLogger(__name__)
 REPORT_FILES = ("report.md", "summary.json", "metrics.parquet", "metrics.csv", "per_prompt.csv", "config.yaml")
-LINE_PLOT_METRICS = ("attribute_accuracy", "binding_accuracy", "clip_score", "fid", "free_entropy", "vendi",
-                     "pairwise_distance", "recall")
 
 
 def run(ctx: Context) -> Artifact:
@@ -101,7 +100,7 @@ def track(run_dir: Path, metrics: pd.DataFrame, summary: dict) -> None:
         curves["line"] = curves["mode"] + curves["arm"].map(lambda d: "" if d == "-" else f" ({d})")
         wide = curves.pivot_table(index=["line", "guidance", "train_seed"], columns="metric", values="value")
         tracked.log_line_plots(wide.reset_index(), x="guidance", series="line",
-                               metrics=[m for m in LINE_PLOT_METRICS if m in wide.columns])
+                               metrics=[m for m in names(line_plot=True) if m in wide.columns])
         images = sorted(run_dir.glob("*.png"))
         for image in images:
             tracked.log_image(image.stem, image)

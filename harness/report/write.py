@@ -19,6 +19,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config import ReportConfig
+from harness.metrics.catalogue import names
 from harness.report import q1_frontier, q2_clip_text, q3_diversity, q4_attention, q5_binding, q6_mechanism
 from harness.report.estimate import Sweep
 from harness.report.figures import plot_curves
@@ -27,9 +28,6 @@ from harness.report.primary import key_findings
 
 DRAWN_RIGHT = "shape_color_majority"
 JUDGE_AGREEMENT = "judge_agreement"
-# Shown in "Other metrics": everything the sweep measures that no question section tabulates.
-OTHER_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "vendi", "pairwise_distance",
-                 "clip_score", "attribute_accuracy")
 SETUP_FIELDS = (  # summary["setup"] keys in reading order, with their labels
     ("data", "data"), ("resolution", "resolution (px)"), ("num_images", "images (train, val and test)"),
     ("decoder_size", "decoder size"), ("decoder_steps", "decoder training steps"), ("train_seeds", "training seeds"),
@@ -66,7 +64,7 @@ def other_metrics(sweep: Sweep) -> Section:
     section = Section("Other metrics", ["Each cell: mean over training seeds and prompts, with its interval "
                                         f"(FID and KID in {features} features against real images of the same "
                                         "prompts; lower is better).", ""], {"measured": True})
-    for metric in OTHER_METRICS:
+    for metric in names(other_table=True):
         curves = sweep.curves(metric)
         if curves:
             section.lines += [f"### {name(metric)}", "", *metric_table(sweep, metric, curves)]
