@@ -1,0 +1,80 @@
+"""What a CPU-minute of training seeds buys, per training recipe: the seed variance of each primary contrast and
+the precision (inverse variance) one CPU-hour spent on more seeds adds, so that recipes (decoder steps, EMA) are
+compared by the power they buy per minute, not by one seed's numbers.
+
+Each argument is a finished run folder with two or more training seeds of one recipe (a `study` or `cpu` run, or
+the joint folder of a seed-sharded study). For each: its recipe (decoder steps, EMA decay), its variance
+components per primary contrast (harness/report/pilot.py), and its cost per training seed in CPU-minutes (every
+decoder's training time from the run's summary, one thread each, plus its share of the sweep's sampling).
+Precision per CPU-hour is 1 / (variance of a one-seed estimate x CPU-hours per seed): where the seed term
+dominates, it is what extra seeds buy per hour.
+
+    python benchmarks/power_per_minute.py results/cpu [RUN ...] --prompts 144 --out results/benchmarks/power_per_minute.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from _common import machine_info
+from harness.report.pilot import build
+
+
+def cost_per_seed(run: Path) -> tuple[float, int]:
+    """(CPU-minutes per training seed, seeds): the mean training time of each mode trained on every seed (one
+    thread each), summed over those modes, plus the sweep's sampling (wall time x workers) spread over the seeds.
+    Approximate where the sweep also sampled modes with fewer seeds (the cpu preset's ablations)."""
+    summary = json.loads((run / "summary.json").read_text())
+    times: dict[str, list[float]] = {}
+    for key, info in (summary.get("decoders") or {}).items():
+        mode = key.split("/seed")[0]
+        times.setdefault(mode, []).append(float(info.get("wall_time_s", 0.0)))
+    seeds = max((len(t) for t in times.values()), default=1)
+    training = sum(sum(t) / len(t) for t in times.values() if len(t) == seeds)
+    workers = int(OmegaConf.load(run / "config.yaml").get("workers", 1))
+    sampling = float((summary.get("sweep") or {}).get("sampling_s", 0.0)) * workers / seeds
+    return (training + sampling) / 60, seeds
+
+
+def rows(run: Path, prompts: int) -> list[dict]:
+    config = OmegaConf.load(run / "config.yaml")
+    recipe = {"decoder_steps": int(config.decoder.train.steps), "ema_decay": float(config.decoder.train.ema_decay)}
+    minutes, seeds = cost_per_seed(run)
+    pilot = build(run, run.name, report_defaults=True)
+    out = []
+    for contrast, parts in pilot.contrasts.items():
+        one_seed = parts.variance(1, prompts)
+        out.append({"run": run.as_posix(), **recipe, "seeds": parts.seeds, "contrast": contrast,
+                    "sigma_seed": math.sqrt(parts.seed), "seed_df": parts.seed_df,
+                    "cpu_minutes_per_seed": minutes,
+                    "detectable_10_seeds": parts.detectable(10, prompts, 0.05 / 7),
+                    "precision_per_cpu_hour": 1.0 / (one_seed * minutes / 60)})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--prompts", type=int, default=144, help="prompts each contrast is read on")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    table = [row for run in args.runs for row in rows(run, args.prompts)]
+    print(f"{'run':<22} {'steps':>5} {'ema':>6} {'seeds':>5} {'CPU-min/seed':>12}  {'contrast':<58} "
+          f"{'sigma seed':>10} {'MDD@10':>7} {'precision/CPU-h':>15}")
+    for r in table:
+        print(f"{r['run'][-22:]:<22} {r['decoder_steps']:>5} {r['ema_decay']:>6} {r['seeds']:>5} "
+              f"{r['cpu_minutes_per_seed']:>12.1f}  {r['contrast'][:58]:<58} {r['sigma_seed']:>10.3f} "
+              f"{r['detectable_10_seeds']:>7.3f} {r['precision_per_cpu_hour']:>15.0f}")
+    if args.out:
+        args.out.write_text(json.dumps({"command": "python benchmarks/power_per_minute.py "
+                                        + " ".join(str(r) for r in args.runs) + f" --prompts {args.prompts}",
+                                        "machine": machine_info(), "rows": table}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
