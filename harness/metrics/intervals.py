@@ -265,8 +265,12 @@ def components(groups: Sequence[Group]) -> Components | None:
     columns = sum(t.mean(axis=0) for t in tables)
     seed = sum(seed_means) - sum(residuals) / prompts
     prompt = float(columns.var(ddof=1)) - sum(r / t.shape[0] for r, t in zip(residuals, multi))
-    return Components(seed=max(seed, 0.0), prompt=max(prompt, 0.0), residual=sum(residuals),
-                      seed_df=satterthwaite(seed_means, [t.shape[0] - 1.0 for t in multi]),
+    dfs = [t.shape[0] - 1.0 for t in multi]
+    # Satterthwaite for the difference seed means - residual / P, both terms' noise counted.
+    noise = (sum(m ** 2 / d for m, d in zip(seed_means, dfs))
+             + sum((r / prompts) ** 2 / (d * (prompts - 1)) for r, d in zip(residuals, dfs)))
+    seed_df = seed ** 2 / noise if seed > 0 and noise > 0 else min(dfs)
+    return Components(seed=max(seed, 0.0), prompt=max(prompt, 0.0), residual=sum(residuals), seed_df=seed_df,
                       seeds=min(t.shape[0] for t in multi), prompts=prompts, decoders=len(multi))
 
 

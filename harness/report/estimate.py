@@ -321,7 +321,7 @@ def decoder_of(curve: Curve) -> str:
 
 
 def _align(tables: Sequence[pd.DataFrame], decoders: Sequence[str]) -> list[np.ndarray] | None:
-    """The cells' tables on the prompts they share and, within each decoder, on the seeds all its cells have.
+    """The cells' tables on every prompt any of them has and, within each decoder, on the seeds all its cells have.
 
     Seeds are matched within a decoder only (seed 1 of unclip at guidance 1 and 8 is the same model); decoders
     of different modes keep their own seeds, as many as each has, and are never filled in. A prompt a cell was

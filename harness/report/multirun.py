@@ -39,7 +39,7 @@ def job_folders(sweep_dir: Path) -> list[Path]:
 
 def shard(config: DictConfig) -> tuple[str, str]:
     """What tells the jobs of one study apart: their CLIP variant and the training seeds they built."""
-    seeds = {"all": OmegaConf.to_container(config.get("train_seeds")),
+    seeds = {"all": OmegaConf.to_container(config["train_seeds"]) if config.get("train_seeds") is not None else None,
              **{mode: OmegaConf.to_container(node["train_seeds"])
                 for mode, node in (config.get("conditioning") or {}).items() if node.get("train_seeds") is not None}}
     return clip_variant(config), json.dumps(seeds, sort_keys=True)

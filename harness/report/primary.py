@@ -258,8 +258,9 @@ def _unresolvable(result: PrimaryResult, pilot: Pilot | None, sweep: Sweep, sett
     more = (f"about {needed} seeds per decoder at these prompts would" if needed else
             "no number of seeds at these prompts would (more prompts are needed)")
     return (f"exploratory: at {e.seeds} training seed{'s' if e.seeds != 1 else ''} and {e.prompts} prompts the "
-            f"pilot {pilot.name} gives a minimal detectable difference of {fmt(planned)}, above the "
-            f"{fmt(result.spec.resolve)} this contrast must resolve ({more})")
+            f"pilot {pilot.name} gives a minimal detectable difference of {fmt(planned)} (at the strictest level of "
+            f"a family of all the design's declared contrasts), above the {fmt(result.spec.resolve)} this contrast "
+            f"must resolve ({more})")
 
 
 def _outcome(result: PrimaryResult, alpha: float) -> str:
@@ -525,7 +526,10 @@ def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict | None = None,
                            "withheld": r.withheld or None,
                            "mode_level": r.mode_level and r.in_family,
                            "band": [{"level": level, "estimate": as_json(e)} for level, e in r.band],
-                           "outcome": _outcome(r, alpha) if r.measured else
+                           "outcome": _outcome(r, alpha) if r.measured and r.in_family else
+                           "exploratory, unadjusted: " + _outcome(dataclasses.replace(r, in_family=True,
+                                                                                      adjusted_p=r.p_value()), alpha)
+                           if r.measured else
                            "matched level not reached" if r.unreached else "not measured"} for r in results],
               "claims": [{"claim": c.text, "verdict": c.verdict, "evidence": c.evidence} for c in claims]}
     return Section("Key findings", lines, answer)
