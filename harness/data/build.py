@@ -77,7 +77,7 @@ def run(ctx: Context) -> Artifact:
     from harness.data import hf_source
 
     cfg = ctx.cfg.data
-    config = key_fields(cfg, f"data.{cfg.source}")  # the fields of this source (harness/config.py)
+    config = key_fields(cfg, f"data.{cfg.source}")  # the fields of this source (harness/config/schema.py)
     if cfg.source == "shapes":
         return ctx.cache.build("data", VERSION, config, [], lambda w: build_shapes(cfg, ctx.world, w))
     from harness.data.prompts import held_out_captions

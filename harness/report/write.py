@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config import ReportConfig
+from harness.config import ReportConfig, default_report
 from harness.metrics.catalogue import names
 from harness.report import q1_frontier, q2_clip_text, q3_diversity, q4_attention, q5_binding, q6_mechanism
 from harness.report.estimate import Sweep
@@ -193,8 +193,7 @@ def report_settings(config: DictConfig, defaults: bool = False) -> ReportConfig:
     own = OmegaConf.select(config, "report") or {}
     known = {f.name for f in dataclasses.fields(ReportConfig)}
     chosen = {} if defaults else {k: v for k, v in own.items() if k in known}
-    merged = OmegaConf.merge(OmegaConf.structured(ReportConfig), chosen)
-    return OmegaConf.to_object(merged)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(default_report()), chosen))
 
 
 def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt: pd.DataFrame,
@@ -204,7 +203,7 @@ def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt
     per question) into its summary.json; returns the path of report.md. Every number comes from `per_prompt`;
     `metrics` (the table with its per-seed and pooled rows) is not read here. `recipe` (harness/report/pilot.py)
     picks the pilot study a one-seed run borrows its seed variance from."""
-    settings = settings or ReportConfig()
+    settings = settings or default_report()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sweep = Sweep(per_prompt, confidence=settings.confidence, tags=mode_tags(summary))

@@ -2,118 +2,20 @@
 
 The dataclasses are registered in Hydra's ConfigStore as the base of `conf/config.yaml`, so OmegaConf rejects
 unknown keys and wrong types while composing. Value constraints (a resolution of 16, 32 or 64, a positive
-dataset size) sit in each field's metadata and are checked by `validate` before any stage runs, so a bad
-override fails in one line that names the key instead of an hour into training.
+dataset size) sit in each field's metadata (`harness.config.fields`) and are checked by `validate` before any
+stage runs, so a bad override fails in one line that names the key instead of an hour into training.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import re
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
+from omegaconf import MISSING
 
+from harness.config.fields import param, section
 from harness.errors import ConfigError
-
-log = logging.getLogger(__name__)
-
-
-def _conf_dir() -> Path:
-    """The config groups: inside the package when installed from a wheel (the build maps the repository's
-    top-level conf/ to harness/conf), at the top of the repository in a source checkout or editable install."""
-    packaged = Path(__file__).resolve().parent / "conf"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "conf"
-
-
-CONF_DIR = _conf_dir()
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Field helpers: a default plus the constraint the validator enforces
-# ---------------------------------------------------------------------------------------------------------
-
-def param(default: Any, *, choices: tuple | None = None, ge: float | None = None, gt: float | None = None,
-          le: float | None = None, min_len: int | None = None, keys: tuple[str, ...] | None = None,
-          help: str = "") -> Any:
-    """A dataclass field with a constraint; on a list the constraint applies to every element, and `min_len`
-    to the list's length. `keys`: the stages whose artifact keys the field enters (`key_fields`); None
-    takes the section's."""
-    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "min_len": min_len, "keys": keys, "help": help}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-def section(factory: Callable[[], Any], *, keys: tuple[str, ...] = ()) -> Any:
-    """A nested config whose fields enter the artifact keys of the stages `keys`, unless a field says otherwise."""
-    return field(default_factory=factory, metadata={"keys": keys})
-
-
-def key_fields(node: Any, stage: str, section_keys: tuple[str, ...] | None = None) -> dict:
-    """The part of the config `node` that keys `stage`'s artifacts: every field the schema marks for it, nested
-    as in the config. A field inside a marked section keys that section's stages, or those of its own mark
-    that the section has (a training seed inside `clip.train` keys the CLIP, not the prior); outside any
-    section, only its own mark. What changes an artifact is declared once, beside the field, and every
-    stage's cache key is read from here (plus what the stage derives: a task's seed, a precision)."""
-    out: dict = {}
-    for f in dataclasses.fields(node):
-        marked = f.metadata.get("keys")
-        if marked is None:
-            stages = section_keys or ()
-        else:
-            stages = tuple(marked) if section_keys is None else tuple(k for k in marked if k in section_keys)
-        value = getattr(node, f.name)
-        if dataclasses.is_dataclass(value):
-            # An unmarked nested config is part of its section; a field outside any section opens none.
-            if nested := key_fields(value, stage, stages if (marked is not None or section_keys is not None)
-                                    else None):
-                out[f.name] = nested
-        elif stage in stages:
-            out[f.name] = value
-    return out
-
-
-def _problems(value: Any, meta: dict) -> Iterator[str]:
-    if isinstance(value, list) and meta.get("min_len") and len(value) < meta["min_len"]:
-        yield f"needs at least {meta['min_len']} value{'s' if meta['min_len'] > 1 else ''}, got {value!r}"
-    items = value if isinstance(value, list) else [value]
-    for item in items:
-        if item is None:
-            continue
-        if meta.get("choices") is not None and item not in meta["choices"]:
-            yield f"must be one of {', '.join(map(str, meta['choices']))}, got {item!r}"
-        if meta.get("ge") is not None and item < meta["ge"]:
-            yield f"must be >= {meta['ge']}, got {item!r}"
-        if meta.get("gt") is not None and item <= meta["gt"]:
-            yield f"must be > {meta['gt']}, got {item!r}"
-        if meta.get("le") is not None and item > meta["le"]:
-            yield f"must be <= {meta['le']}, got {item!r}"
-
-
-def _walk(obj: Any, prefix: str) -> Iterator[tuple[str, str]]:
-    if dataclasses.is_dataclass(obj):
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            key = f"{prefix}{f.name}"
-            for message in _problems(value, dict(f.metadata)):
-                yield key, message
-            yield from _walk(value, key + ".")
-        if hasattr(obj, "cross_checks"):
-            for sub, message in obj.cross_checks():
-                yield f"{prefix}{sub}", message
-    elif isinstance(obj, dict):
-        for name, value in obj.items():
-            yield from _walk(value, f"{prefix}{name}.")
-    elif isinstance(obj, list):
-        for index, value in enumerate(obj):
-            if dataclasses.is_dataclass(value):
-                yield from _walk(value, f"{prefix.rstrip('.')}[{index}].")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -427,48 +329,6 @@ class PrimaryContrast:
                 yield side, "must name a curve (mode or mode/arm)"
 
 
-def _default_primary() -> list[PrimaryContrast]:
-    return [
-        PrimaryContrast("q1", "matched_fidelity", "unclip/per_sample", "glide"),
-        PrimaryContrast("q2", "matched_fidelity", "clip_text", "glide"),
-        PrimaryContrast("q2", "matched_fidelity", "clip_text", "unclip/per_sample"),
-        PrimaryContrast("q3", "drop_difference", "glide", "unclip/per_sample"),
-        PrimaryContrast("q3", "drop_difference", "unclip/fixed", "unclip/per_sample"),
-        # Reliance: accuracy without the text tokens - without the CLIP tokens = drop(CLIP) - drop(text).
-        PrimaryContrast("q4", "difference", "combined-without_text/per_sample", "combined-without_clip/per_sample",
-                        resolve=0.1,
-                        if_positive="combined relies more on its CLIP tokens than on its text tokens",
-                        if_negative="combined relies more on its text tokens than on its CLIP tokens"),
-        # The paper's "the GLIDE pathway adds little" (to binding): an equivalence test within ±0.1.
-        PrimaryContrast("q5", "difference", "combined/per_sample", "unclip/per_sample", "binding_accuracy", margin=0.1,
-                        if_positive="combined and unclip (both per_sample) bind equally well within ±0.1",
-                        if_negative="combined and unclip (both per_sample) bind equally well within ±0.1"),
-        PrimaryContrast("q5", "difference", "clip_text_seq", "clip_text", "binding_accuracy",
-                        if_positive="adding the token sequence to the CLIP vector improves binding",
-                        if_negative="adding the token sequence to the CLIP vector worsens binding"),
-        PrimaryContrast("q5", "difference", "glide", "glide_seq", "binding_accuracy",
-                        if_positive="GLIDE's pooled token improves binding",
-                        if_negative="GLIDE's pooled token worsens binding"),
-        # Q6 (experiment=mechanism), diversity at matched fidelity: plausibility against randomness, then guidance
-        # variants against plain CFG.
-        # Per-sample randomness on each decoder, read against the same decoder without it: the prior's draws
-        # (against one draw per prompt) on unclip, noise of the prior's spread (against the text vector) on clip_text.
-        PrimaryContrast("q6", "matched_diversity", "unclip/per_sample", "clip_text/text_noise",
-                        a_base="unclip/fixed", b_base="clip_text",
-                        if_positive="the prior's draws add more diversity at equal fidelity than noise of their own "
-                                    "spread adds to the text vector",
-                        if_negative="noise of the prior's spread adds more diversity at equal fidelity to the text "
-                                    "vector than the prior's draws add"),
-        PrimaryContrast("q6", "matched_diversity", "unclip/per_sample", "unclip/cads",
-                        if_positive="fresh prior draws keep more diversity at equal fidelity than one draw with "
-                                    "condition-annealed noise",
-                        if_negative="one draw with condition-annealed noise keeps more diversity at equal fidelity "
-                                    "than fresh prior draws"),
-        *(PrimaryContrast("q6", "matched_diversity", f"{mode}/{arm}", mode)
-          for arm in ("interval", "apg") for mode in ("glide", "clip_text")),
-    ]
-
-
 @dataclass
 class ReportConfig:
     confidence: float = param(0.95, gt=0.5, le=0.999, keys=("metrics",),
@@ -483,7 +343,8 @@ class ReportConfig:
     min_recognisable: float = param(0.25, ge=0, le=1, help="a verdict needs samples the evaluation CLIP "
                                     "recognises: its retrieval rate at least this far from chance toward the real "
                                     "images' (0: no check)")
-    primary: List[PrimaryContrast] = field(default_factory=_default_primary)
+    # The research defaults, each question's primary contrasts, are in conf/report/default.yaml.
+    primary: List[PrimaryContrast] = field(default_factory=list)
 
 
 @dataclass
@@ -536,70 +397,3 @@ class Config:
             yield "clip.patch_size", f"must divide data.resolution ({self.data.resolution})"
         if self.data.source == "hf" and self.clip.hard_negatives:
             yield "clip.hard_negatives", "hard-negative captions come from the shapes world; use data=shapes"
-
-
-def register_configs() -> None:
-    """Make the schemas available to Hydra: `conf/config.yaml` lists `schema` first in its defaults."""
-    ConfigStore.instance().store(name="schema", node=Config)
-
-
-def _unknown_keys(node: Any, schema: type, prefix: str = "") -> Iterator[str]:
-    """Keys that `+key=value` added although the schema has no such field."""
-    hints = typing.get_type_hints(schema)
-    for key in node.keys():
-        if key not in hints:
-            yield f"{prefix}{key}"
-            continue
-        hint, value = hints[key], node[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, DictConfig):
-            yield from _unknown_keys(value, hint, f"{prefix}{key}.")
-        elif typing.get_origin(hint) is dict and dataclasses.is_dataclass(typing.get_args(hint)[1]):
-            for name in value.keys():
-                yield from _unknown_keys(value[name], typing.get_args(hint)[1], f"{prefix}{key}.{name}.")
-
-
-def _drop_modes_not_chosen(cfg: DictConfig) -> None:
-    """Every mode's YAML names its module, so an entry without one holds keys that a preset set for a mode the
-    conditioning list does not choose: `experiment=quick conditioning=[glide]` leaves quick's `combined` keys
-    behind (the command line cannot: Hydra refuses keys of modes not chosen). They are dropped with a warning;
-    a name that is no mode at all is an error."""
-    modes = cfg.get("conditioning") or {}
-    known = sorted(path.stem for path in (CONF_DIR / "conditioning").glob("*.yaml"))
-    for name in [name for name in modes if OmegaConf.is_missing(modes[name], "module")]:
-        if name not in known:
-            raise ConfigError(f"conditioning.{name}", f"no such mode; choose from {', '.join(known)}")
-        log.warning("conditioning.%s: set but not chosen in conditioning=[...]; ignored", name)
-        with open_dict(modes):
-            del modes[name]
-
-
-def _arm_modes_not_chosen(cfg: DictConfig) -> None:
-    """An arm restricted to modes (`arms.fixed.modes=[unclip]`) keeps the restriction when the run chooses fewer
-    modes: a mode it names that is not chosen is dropped with a warning; a name that is no mode is an error."""
-    known = {path.stem for path in (CONF_DIR / "conditioning").glob("*.yaml")}
-    chosen = set(cfg.get("conditioning") or {})
-    for arm, node in (cfg.get("arms") or {}).items():
-        modes = list(node.get("modes") or [])
-        for mode in modes:
-            if mode not in known | chosen:
-                raise ConfigError(f"arms.{arm}.modes", f"no mode {mode!r}; choose from {', '.join(sorted(known))}")
-        if any(mode not in chosen for mode in modes):
-            log.warning("arms.%s.modes: %s not chosen in conditioning=[...]; ignored", arm,
-                        ", ".join(m for m in modes if m not in chosen))
-            node.modes = [m for m in modes if m in chosen]
-
-
-def validate(cfg: DictConfig) -> Config:
-    """Turn a composed config into checked dataclasses, or raise one `ConfigError` naming the first bad key."""
-    _drop_modes_not_chosen(cfg)
-    _arm_modes_not_chosen(cfg)
-    for key in _unknown_keys(cfg, Config):
-        raise ConfigError(key, "no such key in the schema (harness/config.py)")
-    try:
-        typed: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    except Exception as exc:  # OmegaConf reports the key in `full_key`
-        key = getattr(exc, "full_key", None) or "config"
-        raise ConfigError(key, str(exc).splitlines()[0]) from None
-    for key, message in _walk(typed, ""):
-        raise ConfigError(key, message)
-    return typed
