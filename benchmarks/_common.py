@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.cache import META_FILE, ArtifactCache, artifact_key
+from harness.runtime.cache import META_FILE, ArtifactCache, artifact_key
 from harness.conditioning.condition import Condition
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.decoder import diffusion_loss, make_train_scheduler
-from harness.device import autocast
+from harness.runtime.device import autocast
 
 if TYPE_CHECKING:
     from harness.config import Config
@@ -207,7 +207,7 @@ class ReuseOnlyCache(ArtifactCache):
 
 
 def pipeline_context(cfg: Config, allow_build: bool = False) -> Context:
-    """The run's context, over its artifact cache, for `harness.pipeline.build`. By default the cache refuses
+    """The run's context, over its artifact cache, for `harness.runtime.pipeline.build`. By default the cache refuses
     to build: a benchmark should measure what `make run` trained, and silently retraining (after a code or
     config change moved a key) can take half an hour. With `allow_build` (the scripts' --build) missing
     artifacts are built by the harness's own stages."""

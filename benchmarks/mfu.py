@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import _common
 from harness.decoder import UNET_SIZES, build_unet
-from harness.device import autocast, resolve_device
+from harness.runtime.device import autocast, resolve_device
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 def peaks(n: int, repeats: int, thread_counts: list[int], device: torch.device) -> dict[str, dict[int, dict]]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import sys
 
-from harness import pipeline
-from harness.cache import Artifact
+from harness.runtime import pipeline
+from harness.runtime.cache import Artifact
 from harness.cli import compose
-from harness.context import Context
+from harness.runtime.context import Context
 
 
 def clip_lines(name: str, artifact: Artifact) -> list[str]:

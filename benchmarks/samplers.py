@@ -30,7 +30,7 @@ import torch
 import _common
 from harness.conditioning.base import ModeInputs
 from harness.config import Config
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.data.prompts import real_images
 from harness.data.world import Prompt
 from harness.decoder.diffusion import SAMPLERS as SAMPLER_CLASSES, ModelFn, guided, make_sampler, \
@@ -58,7 +58,7 @@ class Setup:
 
 def load_setup(overrides: list[str], device: torch.device, allow_build: bool) -> Setup:
     """The trained decoder, prompts and judge of the composed config, from the cache (see --build)."""
-    from harness import pipeline
+    from harness.runtime import pipeline
     from harness.cli import compose
     from harness.clip import encode_texts, load_clip
     from harness.data.prompts import sweep_prompts
@@ -198,7 +198,7 @@ def main() -> None:
     args, overrides = parser.parse_known_args()
     samplers = [parse_sampler(parser, spec) for spec in args.samplers]  # checked before any work
     _common.set_threads(args.threads)
-    from harness.device import resolve_device
+    from harness.runtime.device import resolve_device
 
     device = resolve_device(args.device)
     setup = load_setup([f"sweep.prompts_per_kind={args.prompts_per_kind}",

@@ -120,7 +120,7 @@ def main() -> None:
     _common.add_build_flag(parser)
     args, overrides = parser.parse_known_args()
     _common.set_threads(args.threads)
-    from harness import pipeline
+    from harness.runtime import pipeline
     from harness.cli import compose
     from harness.data.prompts import sweep_prompts
     from harness.sweep import mode_plans, plan

@@ -54,7 +54,7 @@ from harness.conditioning.base import ModeInputs
 from harness.conditioning.condition import Condition
 from harness.config import Config
 from harness.decoder import UNET_SIZES, build_unet, diffusion_loss, make_train_scheduler
-from harness.device import resolve_device
+from harness.runtime.device import resolve_device
 from harness.training import TrainResult
 
 TOLERANCE = 0.10  # largest relative parameter-count gap allowed between the two models
@@ -213,7 +213,7 @@ class QuickData:
 
 def load_quick(device: torch.device, allow_build: bool) -> QuickData:
     """The quick preset's 16 px data, CLIP embeddings and attribute probe, from the cache (see --build)."""
-    from harness import pipeline
+    from harness.runtime import pipeline
     from harness.cli import compose
     from harness.clip import load_embeddings
     from harness.data import build as data_stage

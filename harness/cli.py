@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 
 from harness.config import CONF_DIR, Config, register_configs, validate
 from harness.errors import ConfigError, HarnessError
-from harness.preflight import check_paths
+from harness.runtime.preflight import check_paths
 
 
 MAX_PREFLIGHT_JOBS = 64
@@ -77,7 +77,7 @@ def _preflight(argv: list[str]) -> bool:
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.info or args.shell_completion:
         return False
-    from harness.distributed import launched
+    from harness.runtime.distributed import launched
 
     if args.multirun and launched():
         raise HarnessError("--multirun: torchrun runs one job; launch one torchrun per job instead")
@@ -121,8 +121,8 @@ def _one_line_errors() -> Iterator[None]:
 def task(cfg: DictConfig) -> None:
     """One job of a run or a multirun. Left undecorated at module level so that launchers running jobs in other
     processes (joblib's loky workers, submitit) pickle it by reference and import it there."""
-    from harness import distributed, pipeline
-    from harness.device import check_device_available
+    from harness.runtime import distributed, pipeline
+    from harness.runtime.device import check_device_available
 
     hydra_cfg = HydraConfig.get()
     with _one_line_errors():
@@ -131,7 +131,7 @@ def task(cfg: DictConfig) -> None:
         config.cache_dir = str(Path(hydra_cfg.runtime.cwd, config.cache_dir))
         check_device_available(config.device)
         if hydra_cfg.mode == RunMode.MULTIRUN:  # one wandb group for all its jobs; runs named after their job
-            from harness.tracking import default_group
+            from harness.runtime.tracking import default_group
 
             config.logger.group = config.logger.group or default_group(config, Path(hydra_cfg.sweep.dir))
             config.logger.run_prefix = config.logger.run_prefix or f"job{hydra_cfg.job.num} "
@@ -141,7 +141,7 @@ def task(cfg: DictConfig) -> None:
 
 def _worker() -> None:
     """A torchrun rank other than 0: no Hydra, so no run folder or log of its own; errors only, on stderr."""
-    from harness import distributed, pipeline
+    from harness.runtime import distributed, pipeline
 
     logging.basicConfig(level=logging.ERROR, format=f"[rank {distributed.rank()}] %(name)s: %(message)s")
     logging.captureWarnings(True)  # library warnings are rank 0's to show, once
@@ -167,7 +167,7 @@ def main() -> None:
     if not runs:
         _hydra_main()
         return
-    from harness import distributed
+    from harness.runtime import distributed
 
     distributed.init()  # a no-op unless torchrun started several processes
     try:

@@ -43,9 +43,9 @@ def write_contact_sheet(images: np.ndarray, captions: Sequence[str], out: Path, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from harness import pipeline
+    from harness.runtime import pipeline
     from harness.cli import compose
-    from harness.context import Context
+    from harness.runtime.context import Context
     from harness.data import build as data_stage
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -23,20 +23,20 @@ import numpy as np
 import torch
 from torch.profiler import record_function
 
-from harness import parallel, progress
+from harness.runtime import parallel, progress
 from harness.arms.base import PLAIN, Guidance, Plain, SamplingArm, arm_class, draws_from_prior
-from harness.cache import Artifact
+from harness.runtime.cache import Artifact
 from harness.conditioning.base import ModeInputs, mode_class
 from harness.conditioning.sampling import VectorSources, draw_seed, sampling_vectors
 from harness.config import MODE_KEYS, Config, key_fields
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.data.prompts import SweepPrompt
 from harness.decoder.diffusion import NoiseLevels, make_sampler, make_train_scheduler, paired_noise, sample, \
     step_generators
 from harness.decoder.stage import Decoder
 from harness.decoder.unet import record_attention
 from harness.metrics.table import NO_ABLATION, WITHOUT
-from harness.device import effective_precision, resolve_device
+from harness.runtime.device import effective_precision, resolve_device
 from harness.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -309,7 +309,7 @@ def run(ctx: Context) -> Artifact:
     """The sweep artifact: every cell of `plan` in `cells/` and the real references in `real.npz`.
 
     The missing cells are sampled in one task per decoder, the longest first, in `cfg.workers` processes
-    (`harness.parallel`); each task loads its own runner from the context. A cell is written when it is done,
+    (`harness.runtime.parallel`); each task loads its own runner from the context. A cell is written when it is done,
     so a killed sweep keeps every finished cell whichever worker made it.
     """
     from harness.data.prompts import sweep_prompts, train_captions

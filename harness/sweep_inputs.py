@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.data.prompts import SweepPrompt, real_images
 from harness.sweep import Judge, Sources, SweepRunner
 

@@ -8,7 +8,7 @@ What it guarantees, so the stages don't each reinvent it:
 - a NaN or infinite loss stops the run with a one-line error, and the last good checkpoint is kept;
 - AdamW with linear warm-up (then a constant or cosine-decayed rate), gradient clipping, optional EMA, bf16
   autocast where it pays, and a progress bar with the loss and images per second;
-- under torchrun, data parallelism that trains the same recipe as one process (`harness.data_parallel`):
+- under torchrun, data parallelism that trains the same recipe as one process (`harness.runtime.data_parallel`):
   `batch_size` is the global batch, the logged loss is its mean over ranks, and rank 0 alone writes the
   checkpoint and shows progress; a checkpoint resumes under any number of processes that divides the batch.
 """
@@ -28,12 +28,12 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from harness import distributed, tracking
+from harness.runtime import distributed, tracking
 from harness.config import TrainConfig
-from harness.data_parallel import DataParallel, check_split
-from harness.device import autocast
+from harness.runtime.data_parallel import DataParallel, check_split
+from harness.runtime.device import autocast
 from harness.errors import HarnessError
-from harness.progress import bar as progress_bar
+from harness.runtime.progress import bar as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Tens
     a mean over the batch's examples, and must draw all its randomness from `generator` (noise, timesteps,
     condition dropout) so resumption is exact. Every trainable parameter of `model` is optimised. Without a
     `workdir` nothing is checkpointed. The curves go live to a wandb run named `desc` of the process's active
-    tracker (`harness.tracking`), from rank 0 alone under torchrun.
+    tracker (`harness.runtime.tracking`), from rank 0 alone under torchrun.
     """
     tracker = tracking.active() if distributed.is_main() else tracking.Tracker.disabled()
     with tracker.run(desc, job_type="train") as tracked:

@@ -56,8 +56,8 @@ def smoke_config(session_cache, precision):
 @pytest.fixture
 def smoke_data():
     """make(cfg) -> the context holding the dataset artifact of a composed config, built once per cache."""
-    from harness import pipeline
-    from harness.context import Context
+    from harness.runtime import pipeline
+    from harness.runtime.context import Context
 
     def make(cfg):
         return pipeline.build(Context.start(cfg), through="data")

@@ -139,10 +139,10 @@ class ImageVectorAndTokens(ConditioningMode):
 def armed_sweep(tmp_path_factory):
     """A smoke run through the report with a mode and an arm defined in this file, beside shipped arms set so
     that they must reproduce plain sampling exactly, and one separate text scale."""
-    from harness import pipeline
+    from harness.runtime import pipeline
     from harness.cli import compose
     from harness.config import ArmConfig
-    from harness.context import Context
+    from harness.runtime.context import Context
     from harness.sweep import CELLS, load_cells
 
     root = tmp_path_factory.mktemp("armed")

@@ -6,7 +6,7 @@ import multiprocessing as mp
 import time
 from pathlib import Path
 
-from harness.cache import ArtifactCache
+from harness.runtime.cache import ArtifactCache
 
 
 def slow_builder(counter_dir: str):

@@ -22,7 +22,7 @@ from harness.config import ShapesConfig
 from harness.data.build import load_split
 from harness.data.world import ShapesWorld
 from harness.errors import ConfigError, HarnessError
-from harness.pipeline import run_stage
+from harness.runtime.pipeline import run_stage
 
 
 

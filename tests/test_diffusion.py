@@ -14,7 +14,7 @@ from harness.decoder.diffusion import (
     step_generators,
 )
 from harness.decoder.unet import UNet
-from harness.device import autocast
+from harness.runtime.device import autocast
 
 SHAPE = (3, 8, 8)
 

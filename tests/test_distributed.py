@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import distributed
-from harness.cache import META_FILE, Artifact
+from harness.runtime import distributed
+from harness.runtime.cache import META_FILE, Artifact
 from harness.errors import HarnessError
 from test_pipeline import offline_env
 
@@ -57,9 +57,9 @@ def built_by_two(root: Path, reference: Artifact) -> Artifact:
 @pytest.mark.slow
 @pytest.mark.numerics
 def test_two_processes_train_what_one_process_trains(two_ranks, smoke_config, precision):
-    from harness import pipeline
+    from harness.runtime import pipeline
     from harness.clip import load_embeddings
-    from harness.context import Context
+    from harness.runtime.context import Context
     from harness.data.build import load_split
     from harness.decoder import stage as decoder_stage
     from harness.evaluator import probe as probe_stage
@@ -127,7 +127,7 @@ def test_only_rank_zero_writes_and_logs(two_ranks):
 
 
 def test_a_batch_must_split_evenly_over_the_processes(monkeypatch):
-    from harness.data_parallel import check_split
+    from harness.runtime.data_parallel import check_split
 
     monkeypatch.setattr(distributed, "world_size", lambda: 3)
     check_split(48, "decoder")

@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 from harness.evaluator import load_probe
 from harness.evaluator import probe as probe_stage
 from harness.evaluator.probe_model import decode, encode_labels, heads, reading_order
-from harness.pipeline import run_stage
+from harness.runtime.pipeline import run_stage
 
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.data import build as data_stage
 from harness.errors import HarnessError
-from harness.pipeline import run_stage
+from harness.runtime.pipeline import run_stage
 
 
 def write_disk_dataset(path, n=12, broken_index=None):

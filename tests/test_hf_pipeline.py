@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from harness import pipeline
+from harness.runtime import pipeline
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220), "yellow": (230, 220, 40)}
 CORE_MODES = {"glide", "clip_text", "unclip", "combined"}

@@ -27,9 +27,9 @@ JUDGE = ["data.num_images=3000", "evaluator.probe.num_train_images=6000", "evalu
 
 @pytest.fixture(scope="module")
 def judge(session_cache):
-    from harness import pipeline
+    from harness.runtime import pipeline
     from harness.cli import compose
-    from harness.context import Context
+    from harness.runtime.context import Context
 
     cfg = compose(["experiment=smoke", f"cache_dir={session_cache}", "logger.mode=disabled", *JUDGE])
     ctx = pipeline.build(Context.start(cfg), through=("probe", "eval_clip"))

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import pipeline
-from harness.cache import ArtifactCache
+from harness.runtime import pipeline
+from harness.runtime.cache import ArtifactCache
 from harness.cli import compose
 from harness.decoder import stage as decoder_stage
 from harness.errors import HarnessError
-from harness.parallel import run_tasks, start_order
+from harness.runtime.parallel import run_tasks, start_order
 from support.stages import train_decoder, upstream_of_decoders
 
 

@@ -10,10 +10,10 @@ from PIL import Image
 
 from dataclasses import replace
 
-from harness import pipeline
+from harness.runtime import pipeline
 from harness.clip import load_embeddings
-from harness.context import Context
-from harness.pipeline import run_stage
+from harness.runtime.context import Context
+from harness.runtime.pipeline import run_stage
 from harness.priors import Prior
 from harness.priors import stage as prior_stage
 

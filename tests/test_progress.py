@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import time
 
-from harness import progress
+from harness.runtime import progress
 
 
 def test_log_lines_report_done_total_and_eta_at_their_interval(monkeypatch, caplog):
     monkeypatch.setattr(progress, "LOG_EVERY_S", 0.2)
-    caplog.set_level(logging.INFO, logger="harness.progress")
+    caplog.set_level(logging.INFO, logger="harness.runtime.progress")
     with progress.as_log_lines():
         bar = progress.bar(range(10), desc="decoder[glide seed 0]")
         for step in bar:

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from harness.config import LoggerConfig
-from harness.tracking import Tracker
+from harness.runtime.tracking import Tracker
 from wandb_offline import offline_run_dirs, read_offline_run
 
 CONFIG = {"experiment_name": "unit", "decoder": {"size": "tiny"}, "sweep": {"guidance": [1.0, 3.0]}}
@@ -83,7 +83,7 @@ def test_disabled_imports_and_writes_nothing(tmp_path):
         from pathlib import Path
         import numpy as np, pandas as pd
         from harness.config import LoggerConfig
-        from harness.tracking import Tracker
+        from harness.runtime.tracking import Tracker
         tracker = Tracker(LoggerConfig(mode="disabled"), "unit", Path({str(tmp_path / 'run')!r}), {{}})
         frame = pd.DataFrame({{"mode": ["a"], "guidance": [1.0], "fid": [2.0]}})
         with tracker.run("decoder-a", job_type="train") as run:
@@ -106,7 +106,7 @@ def test_training_logs_its_curve_live_to_the_active_tracker(tmp_path):
 
     import torch
 
-    from harness import tracking
+    from harness.runtime import tracking
     from harness.config import TrainConfig
     from harness.training import train
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from harness.cache import Artifact
+from harness.runtime.cache import Artifact
 from harness.clip.encode import CaptionTokens, encode_images, encode_texts
 from harness.clip.model import load_clip
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.data.build import SPLITS, load_split
-from harness.device import effective_precision
+from harness.runtime.device import effective_precision
 
 log = logging.getLogger(__name__)
 VERSION = "1"

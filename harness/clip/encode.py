@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.clip.model import Tokenizer
-from harness.device import autocast
+from harness.runtime.device import autocast
 from harness.images import to_unit_range
 
 

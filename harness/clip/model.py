@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from harness.cache import Artifact
+from harness.runtime.cache import Artifact
 from harness.config import ClipConfig
 
 Tokenizer = Callable[[Sequence[str]], torch.Tensor]  # captions -> token ids [N, context_length]

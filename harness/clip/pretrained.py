@@ -94,7 +94,7 @@ def first_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str | No
 
 def read_state_dict(path: Path, key: str = "clip.weights") -> dict[str, torch.Tensor]:
     """The tensors in a .pt/.bin/.safetensors file, read without running any code it carries, or one line
-    naming the file and its config `key`. Checked before any stage runs (`harness.preflight`), and again when
+    naming the file and its config `key`. Checked before any stage runs (`harness.runtime.preflight`), and again when
     the model loads."""
     if not path.is_file():
         raise HarnessError(f"{key}: no such file {path}")

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.cache import Artifact
+from harness.runtime.cache import Artifact
 from harness.clip.model import create_from_folder
 from harness.clip.negatives import HardNegatives
 from harness.clip.pretrained import PretrainedModel, fingerprint, install_pretrained
 from harness.clip.quality import split_quality, summary_line
 from harness.clip.train import CaptionedImages, train_clip
 from harness.config import Config, key_fields
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.data.build import load_split
-from harness.device import effective_precision
+from harness.runtime.device import effective_precision
 
 log = logging.getLogger(__name__)
 VERSION = "1"

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import distributed, training
+from harness.runtime import distributed
+
+from harness import training
 from harness.clip.encode import CaptionTokens, preprocess
 from harness.clip.loss import HardNegativeClipLoss
 from harness.clip.model import (Tokenizer, create_from_folder, pixel_statistics, save_weights,

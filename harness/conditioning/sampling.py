@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from harness.arms.base import FIXED, SamplingArm, VectorInputs, generator
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.data.prompts import SweepPrompt, real_images
 from harness.seeds import derived_seed
 

@@ -364,7 +364,7 @@ class Config:
     cache_dir: str = param(".cache/artifacts", help="artifact cache; a relative path is taken from the launch folder")
     train_seeds: List[int] = param([0], min_len=1)
     progress: bool = True
-    workers: int = param(1, ge=1, help="processes for stages that do not feed each other (harness/parallel.py)")
+    workers: int = param(1, ge=1, help="processes for stages that do not feed each other (harness/runtime/parallel.py)")
     data: DataConfig = field(default_factory=DataConfig)
     clip: ClipConfig = section(ClipConfig, keys=("clip", "eval_clip"))
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.cache import Artifact
+from harness.runtime.cache import Artifact
 from harness.config import DataConfig, key_fields
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.data.world import ObjectSpec, Prompt, ShapesWorld
 
 log = logging.getLogger(__name__)

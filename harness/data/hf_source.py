@@ -131,7 +131,7 @@ def build(cfg: DataConfig, workdir: Path) -> dict:
     import datasets
 
     from harness.data.build import split_sizes
-    from harness.progress import bar
+    from harness.runtime.progress import bar
 
     table = _open(cfg)
     n = len(table) if cfg.hf.max_images is None else min(len(table), cfg.hf.max_images)

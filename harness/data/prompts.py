@@ -13,9 +13,9 @@ from typing import Callable, Union
 
 import numpy as np
 
-from harness.cache import Artifact
+from harness.runtime.cache import Artifact
 from harness.config import CAPTION_PROMPTS, Config
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.data.build import load_split
 from harness.data.world import Prompt, prompts_by_kind
 from harness.errors import HarnessError

@@ -19,8 +19,8 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.training_utils import compute_snr
 
 from harness.conditioning.condition import Condition
-from harness.device import autocast
-from harness.progress import bar as progress_bar
+from harness.runtime.device import autocast
+from harness.runtime.progress import bar as progress_bar
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ConditionalModel = Callable[[torch.Tensor, torch.Tensor, Condition], torch.Tensor]
@@ -148,7 +148,7 @@ def sample(model_fn: ModelFn, noise: torch.Tensor, sampler: SchedulerMixin,
     """Run the sampler from `noise` to x0 in [-1, 1].
 
     `generators` (one per sample, see `step_generators`) drive the noise stochastic samplers add each step.
-    The model runs under bf16 autocast where it pays (`harness.device.autocast`); the sampler's update
+    The model runs under bf16 autocast where it pays (`harness.runtime.device.autocast`); the sampler's update
     stays in fp32.
     """
     # Re-setting the timesteps also clears multistep state (DPM-Solver's history), so a sampler can be reused.

@@ -19,18 +19,18 @@ from diffusers import DDPMScheduler
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from harness import distributed
-from harness.cache import Artifact
+from harness.runtime import distributed
+from harness.runtime.cache import Artifact
 from harness.clip.embeddings import load_embeddings
 from harness.conditioning.base import ConditioningMode, ModeInputs, build_mode, mode_class
 from harness.conditioning.condition import Condition
 from harness.conditioning.pathways import Dims
 from harness.config import MODE_KEYS, Config, key_fields
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.data.build import load_split
 from harness.decoder.diffusion import diffusion_loss, make_train_scheduler
 from harness.decoder.unet import build_unet
-from harness.device import effective_precision
+from harness.runtime.device import effective_precision
 from harness.training import train
 
 log = logging.getLogger(__name__)

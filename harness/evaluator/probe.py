@@ -17,13 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import distributed, training
-from harness.cache import Artifact
+from harness.runtime import distributed
+
+from harness import training
+from harness.runtime.cache import Artifact
 from harness.config import key_fields
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.data.build import load_split
 from harness.data.world import ObjectSpec, Prompt, ShapesWorld, Vocabulary
-from harness.device import effective_precision
+from harness.runtime.device import effective_precision
 from harness.errors import HarnessError
 from harness.evaluator.probe_model import Probe, ProbeNet, encode_labels, probe_loss, reading_order
 from harness.images import to_unit_range

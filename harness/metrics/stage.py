@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.cache import Artifact
+from harness.runtime.cache import Artifact
 from harness.config import key_fields
-from harness.context import Context
+from harness.runtime.context import Context
 
 VERSION = "1"
 PER_PROMPT, METRICS, METRICS_PARQUET = "per_prompt.csv", "metrics.csv", "metrics.parquet"

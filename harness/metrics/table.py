@@ -178,7 +178,7 @@ def build_table(groups: list[Group], real: Group, prompts: list[SweepPrompt], wo
     Groups are scored independently (their set metrics' jackknives are most of the sweep's metrics time), so
     with `workers` > 1 they are cut into contiguous batches scored in that many processes; the rows come back
     in group order, so the table does not depend on `workers`."""
-    from harness import parallel
+    from harness.runtime import parallel
 
     ordered = [real, *groups]
     size = max(1, math.ceil(len(ordered) / (2 * max(workers, 1))))  # two batches a worker evens out the load

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.config import TrainConfig
-from harness.device import resolve_device
+from harness.runtime.device import resolve_device
 
 
 class Prior(nn.Module, abc.ABC):

@@ -34,7 +34,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
 from harness.config import TrainConfig
-from harness.device import autocast, resolve_device
+from harness.runtime.device import autocast, resolve_device
 from harness.priors.base import Prior
 from harness.training import train
 
@@ -47,7 +47,7 @@ class DiffusionPrior(Prior):
     width, depth, heads: transformer size. p_uncond: probability of dropping the text condition in training.
     guidance: classifier-free guidance scale at sampling (1 = conditional only, no extra forward).
     best_of: candidates per draw, the one closest to the text vector is kept. sample_steps: DDIM steps.
-    precision: passed to `harness.device.autocast` (`auto`: bf16 on CUDA, fp32 on a CPU).
+    precision: passed to `harness.runtime.device.autocast` (`auto`: bf16 on CUDA, fp32 on a CPU).
     """
 
     def __init__(self, dim: int, vocab_size: int, context_length: int, width: int = 128, depth: int = 4,

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
-from harness import distributed
-from harness.cache import Artifact
+from harness.runtime import distributed
+from harness.runtime.cache import Artifact
 from harness.clip.embeddings import load_embeddings
 from harness.config import Config, key_fields
-from harness.context import Context
+from harness.runtime.context import Context
 from harness.data.build import load_split
-from harness.device import effective_precision
+from harness.runtime.device import effective_precision
 from harness.priors import Prior, build_prior, prior_quality
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from harness import tracking
-from harness.cache import Artifact
-from harness.context import Context
+from harness.runtime import tracking
+from harness.runtime.cache import Artifact
+from harness.runtime.context import Context
 from harness.metrics.catalogue import names
 
 log = logging.getLogger(__name__)

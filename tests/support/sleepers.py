@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.parallel import run_tasks
+from harness.runtime.parallel import run_tasks
 
 
 def sleep_forever(pid_dir: str) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from harness import pipeline
-from harness.cache import Artifact
+from harness.runtime import pipeline
+from harness.runtime.cache import Artifact
 from harness.clip.embeddings import load_embeddings
 from harness.config import Config
-from harness.context import DECODER, Context
+from harness.runtime.context import DECODER, Context
 from harness.decoder import stage as decoder_stage
 
 

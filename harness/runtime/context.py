@@ -3,7 +3,7 @@
 A `Context` carries the config, the artifact cache, the device, the run folder and the upstream artifacts by
 name; a stage reads the artifacts it needs from it and returns its own. Stages that run once per task (a
 decoder per mode and seed) read their task from `ctx.task`. A context pickles, so a stage runs the same in a
-worker process (`harness.parallel`) as in the main one.
+worker process (`harness.runtime.parallel`) as in the main one.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
-from harness.cache import Artifact, ArtifactCache
+from harness.runtime.cache import Artifact, ArtifactCache
 from harness.config import Config
-from harness.device import resolve_device
+from harness.runtime.device import resolve_device
 
 if TYPE_CHECKING:
     from harness.data.world import ShapesWorld

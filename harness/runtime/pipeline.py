@@ -1,6 +1,6 @@
 """The experiment pipeline (docs/design.md, section 1): the ordered stages and the phases that run side by side.
 
-Every stage is a module with `run(ctx) -> Artifact` (`harness.context`); the pipeline only orders them, hands
+Every stage is a module with `run(ctx) -> Artifact` (`harness.runtime.context`); the pipeline only orders them, hands
 each the context holding the artifacts built before it, and records the time each took. A stage may also
 estimate its work with `cost(ctx) -> float` (FLOPs): a phase then starts its costliest tasks first.
 
@@ -8,7 +8,7 @@ data -> clip -> embeddings -> prior -> decoder[mode, seed] -> sweep[mode x guida
    \\-> probe, eval_clip (the evaluator, independent of the conditioning CLIP) ---------^
 
 Under torchrun every rank runs the stages up to the decoders (the trained ones with DDP, see
-`harness.distributed`); then the other ranks return and rank 0 alone runs the sweep, the metrics and the
+`harness.runtime.distributed`); then the other ranks return and rank 0 alone runs the sweep, the metrics and the
 report. Those need no gradients and are cached cell by cell, and a rank waiting in a collective through
 them could time out, so they are not split.
 """
@@ -23,11 +23,11 @@ from typing import Any, Iterable
 
 from omegaconf import OmegaConf
 
-from harness import distributed, parallel, tracking
-from harness.cache import Artifact
+from harness.runtime import distributed, parallel, tracking
+from harness.runtime.cache import Artifact
 from harness.config import Config
-from harness.context import DECODER, Context, StageClock, decoder_name
-from harness.tracking import Tracker
+from harness.runtime.context import DECODER, Context, StageClock, decoder_name
+from harness.runtime.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Task:
 
 @dataclass(frozen=True)
 class Phase:
-    """Tasks that do not feed each other, run side by side when `workers` > 1 (`harness.parallel`)."""
+    """Tasks that do not feed each other, run side by side when `workers` > 1 (`harness.runtime.parallel`)."""
     name: str
     tasks: dict[str, Task]  # by label
     main_only: bool = False  # runs on rank 0 alone under torchrun
@@ -98,7 +98,7 @@ def run_task(task: Task, ctx: Context) -> dict[str, Artifact]:
 
 def task_costs(tasks: dict[str, Task], ctx: Context) -> dict[str, float] | None:
     """Each task's work as its stages estimate it (a stage module's optional `cost(ctx)`, in FLOPs), so that
-    `harness.parallel` starts the costliest first; None, keeping the given order, when a stage cannot tell."""
+    `harness.runtime.parallel` starts the costliest first; None, keeping the given order, when a stage cannot tell."""
     modules = {stage: importlib.import_module(STAGES[stage]) for task in tasks.values() for stage in task.stages}
     if not all(hasattr(module, "cost") for module in modules.values()):
         return None

@@ -21,7 +21,7 @@ from typing import Any, Callable, Hashable, Iterable
 
 import torch
 
-from harness import distributed, progress, tracking
+from harness.runtime import distributed, progress, tracking
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def run_tasks(tasks: dict[Hashable, Task], workers: int, labels: Callable[[Hasha
     spawned processes with `threads // workers` torch threads each, started in `start_order(costs)`: the
     costliest first, so that the last task to finish is a short one. A failing task cancels the tasks not yet
     started, lets the running ones finish (their artifacts stay cached for the next run) and re-raises.
-    While they run, every process reports progress as log lines (`harness.progress`): each task its own loop,
+    While they run, every process reports progress as log lines (`harness.runtime.progress`): each task its own loop,
     the main process the tasks done out of `desc`'s total, with an ETA from the mean task time so far spread
     over the processes (logged after each task in one process too).
     """

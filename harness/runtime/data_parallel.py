@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.overrides import TorchFunctionMode
 
-from harness import distributed
+from harness.runtime import distributed
 from harness.errors import HarnessError
 
 LossFn = Callable[[Any, torch.Generator], torch.Tensor]

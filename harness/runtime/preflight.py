@@ -3,7 +3,7 @@
 The schema (`harness.config`) checks what a config says; these check what it points at: a cache folder that
 can be written, a weights file that loads as plain tensors. Each fails in one line naming the key, so a long
 run never dies on them after hours of work. (Whether the machine has the device is checked by each job where
-it runs: `harness.device.check_device_available`.)
+it runs: `harness.runtime.device.check_device_available`.)
 """
 
 from __future__ import annotations

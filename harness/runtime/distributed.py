@@ -9,7 +9,7 @@ all share: every rank loads the artifacts rank 0 wrote.
 Who does what (the rest of the harness follows this):
 - training stages (CLIP, probe, evaluation CLIP, priors, decoders) run on every rank, under DDP in
   `harness.training`; rank 0 alone writes files, logs and reports progress;
-- other stages are built by rank 0 while the others wait, then loaded by all (`harness.cache`);
+- other stages are built by rank 0 while the others wait, then loaded by all (`harness.runtime.cache`);
 - after the last training stage the group is torn down and rank 0 carries on alone with the sweep, the
   metrics and the report (`release_workers`), so no rank sits in a collective that could time out.
 """

@@ -11,7 +11,7 @@ Builds are atomic and exclusive:
 - the builder writes into `<key>.partial/`, which survives a crash so long builds can resume from the
   checkpoints they left there, and is renamed to `<key>` only when complete.
 
-Under torchrun (`harness.distributed`) rank 0 alone takes the lock, decides whether to build, writes the meta
+Under torchrun (`harness.runtime.distributed`) rank 0 alone takes the lock, decides whether to build, writes the meta
 and renames the folder; the other ranks follow its decision. A stage that trains with DDP passes
 `every_rank=True`: every rank runs the builder in the same `<key>.partial/` (rank 0 alone writes files there)
 and resumes from the same checkpoint. Any other stage is built by rank 0 while the others wait. Either way
@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from filelock import FileLock
 
-from harness import distributed
+from harness.runtime import distributed
 
 log = logging.getLogger(__name__)
 

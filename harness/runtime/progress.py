@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 
 from tqdm import tqdm
 
-log = logging.getLogger("harness.progress")
+log = logging.getLogger("harness.runtime.progress")
 
 LOG_EVERY_S = 20.0
 LOG_FORMAT = "{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%), {elapsed} elapsed, ETA {remaining}, {rate_fmt}{postfix}"
