@@ -216,14 +216,14 @@ def load_quick(device: torch.device, allow_build: bool) -> QuickData:
     from harness.runtime import pipeline
     from harness.cli import compose
     from harness.clip import load_embeddings
-    from harness.data import build as data_stage
+    from harness.data import splits
     from harness.decoder.stage import clip_context
     from harness.evaluator import probe as probe_stage
 
     cfg = compose(["experiment=quick", "conditioning=[unclip]"])
     ctx = pipeline.build(_common.pipeline_context(cfg, allow_build), through=("embeddings", "probe"))
     table = load_embeddings(ctx["embeddings"])
-    train, test = (data_stage.load_split(ctx["data"], name) for name in ("train", "test"))
+    train, test = (splits.load_split(ctx["data"], name) for name in ("train", "test"))
     return QuickData(cfg, torch.from_numpy(np.array(train.pixels)), table["train"], np.array(test.pixels),
                      table["test"], test.attributes, clip_context(ctx["clip"], ctx["embeddings"]),
                      probe_stage.load_probe(ctx["probe"], device))

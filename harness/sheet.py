@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harness.runtime import pipeline
     from harness.cli import compose
     from harness.runtime.context import Context
-    from harness.data import build as data_stage
+    from harness.data import splits
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m harness")
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = compose(args.overrides)
         artifact = pipeline.build(Context.start(cfg), through="data")["data"]
-        split = data_stage.load_split(artifact, args.split)
+        split = splits.load_split(artifact, args.split)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ from harness.clip import stage as clip_stage
 from harness.clip.loss import HardNegativeClipLoss
 from harness.clip.negatives import HardNegatives
 from harness.config import ShapesConfig
-from harness.data.build import load_split
+from harness.data.splits import load_split
 from harness.data.world import ShapesWorld
 from harness.errors import ConfigError, HarnessError
 from harness.runtime.pipeline import run_stage

@@ -60,7 +60,7 @@ def test_two_processes_train_what_one_process_trains(two_ranks, smoke_config, pr
     from harness.runtime import pipeline
     from harness.clip import load_embeddings
     from harness.runtime.context import Context
-    from harness.data.build import load_split
+    from harness.data.splits import load_split
     from harness.decoder import stage as decoder_stage
     from harness.evaluator import probe as probe_stage
     from harness.priors import stage as prior_stage

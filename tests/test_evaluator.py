@@ -11,7 +11,7 @@ from dataclasses import replace
 from harness import training
 from harness.clip import load_clip
 from harness.config import ShapesConfig
-from harness.data.build import load_split
+from harness.data.splits import load_split
 from harness.data.world import ShapesWorld
 from harness.errors import HarnessError
 from harness.evaluator import load_probe

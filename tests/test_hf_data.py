@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from harness.runtime.context import Context
-from harness.data import build as data_stage
+from harness.data import splits
 from harness.errors import HarnessError
 from harness.runtime.pipeline import run_stage
 
@@ -35,9 +35,9 @@ def test_load_from_disk_grayscale_to_rgb(smoke_config, tmp_path):
     cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", f"data.hf.path={tmp_path / 'ds'}", "data.hf.image_column=img",
                        cache=tmp_path / "cache")
     artifact = run_stage("data", Context.start(cfg))
-    train = data_stage.load_split(artifact, "train")
+    train = splits.load_split(artifact, "train")
     assert train.pixels.shape[1:] == (16, 16, 3)
-    assert sum(len(data_stage.load_split(artifact, s)) for s in data_stage.SPLITS) == 12
+    assert sum(len(splits.load_split(artifact, s)) for s in splits.SPLITS) == 12
     assert all(c.startswith("picture") for c in train.captions)
     assert train.prompts is None
 
@@ -52,7 +52,7 @@ def test_imagefolder_with_captions_file(smoke_config, tmp_path):
     cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", f"data.hf.path={folder}", "data.hf.text_column=caption",
                        cache=tmp_path / "cache")
     artifact = run_stage("data", Context.start(cfg))
-    assert sum(len(data_stage.load_split(artifact, s)) for s in data_stage.SPLITS) == 10
+    assert sum(len(splits.load_split(artifact, s)) for s in splits.SPLITS) == 10
 
 
 def test_missing_column_names_it_and_the_columns(smoke_config, tmp_path):
@@ -93,7 +93,7 @@ def test_rgba_and_non_square_images_are_converted(smoke_config, tmp_path):
     cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", f"data.hf.path={folder}", "data.hf.text_column=caption",
                        cache=tmp_path / "cache")
     artifact = run_stage("data", Context.start(cfg))
-    image = data_stage.load_split(artifact, "train").pixels[0]
+    image = splits.load_split(artifact, "train").pixels[0]
     assert image.shape == (16, 16, 3)
     assert tuple(image[0, 0]) == (255, 255, 255) and tuple(image[8, 8]) == (255, 0, 0)
     assert artifact.meta["converted_to_rgb"] == {"RGBA": 6} and artifact.meta["centre_cropped"] == 6

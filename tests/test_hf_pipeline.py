@@ -75,7 +75,7 @@ def test_a_dataset_runs_to_a_report(smoke_config, tmp_path, write):
 
 
 def test_a_held_out_caption_brings_every_test_image_it_captions(smoke_config, smoke_data, tmp_path):
-    from harness.data.build import load_split
+    from harness.data.splits import load_split
     from harness.data.prompts import real_images, sweep_prompts
 
     columns = save_to_disk(tmp_path / "dataset")

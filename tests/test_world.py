@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.config import ShapesConfig
-from harness.data import build as data_stage
+from harness.data import splits
 from harness.data.world import BACKGROUNDS, COLORS, ShapesWorld, paired_correctly, prompts_by_kind
 
 
@@ -28,8 +28,8 @@ def test_same_seed_same_bytes_other_seed_other_images():
 
 def test_data_artifact_is_deterministic(smoke_config, smoke_data, tmp_path):
     first, second = (smoke_data(smoke_config(cache=tmp_path / name))["data"] for name in ("a", "b"))
-    for split in data_stage.SPLITS:
-        one, two = data_stage.load_split(first, split), data_stage.load_split(second, split)
+    for split in splits.SPLITS:
+        one, two = splits.load_split(first, split), splits.load_split(second, split)
         assert np.asarray(one.pixels).tobytes() == np.asarray(two.pixels).tobytes()
         assert one.captions == two.captions
 

@@ -17,7 +17,7 @@ from harness.runtime.cache import Artifact
 from harness.clip.encode import CaptionTokens, encode_images, encode_texts
 from harness.clip.model import load_clip
 from harness.runtime.context import Context
-from harness.data.build import SPLITS, load_split
+from harness.data.splits import SPLITS, load_split
 from harness.runtime.device import effective_precision
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from harness.clip.encode import encode_images, encode_texts
 from harness.clip.model import Tokenizer
 from harness.clip.negatives import HardNegatives
 from harness.runtime.context import Context
-from harness.data.build import Split
+from harness.data.splits import Split
 from harness.data.world import ObjectSpec, Prompt, ShapesWorld
 from harness.seeds import derived_seed
 

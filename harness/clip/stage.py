@@ -20,7 +20,7 @@ from harness.clip.quality import split_quality, summary_line
 from harness.clip.train import CaptionedImages, train_clip
 from harness.config import Config, key_fields
 from harness.runtime.context import Context
-from harness.data.build import load_split
+from harness.data.splits import load_split
 from harness.runtime.device import effective_precision
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from harness.config import DataConfig
+from harness.data.splits import split_sizes
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,6 @@ def _decode(record: dict, index: int, cfg: DataConfig) -> Image.Image:
 def build(cfg: DataConfig, workdir: Path) -> dict:
     import datasets
 
-    from harness.data.build import split_sizes
     from harness.runtime.progress import bar
 
     table = _open(cfg)

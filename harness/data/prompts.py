@@ -16,7 +16,7 @@ import numpy as np
 from harness.runtime.cache import Artifact
 from harness.config import CAPTION_PROMPTS, Config
 from harness.runtime.context import Context
-from harness.data.build import load_split
+from harness.data.splits import load_split
 from harness.data.world import Prompt, prompts_by_kind
 from harness.errors import HarnessError
 

@@ -27,7 +27,7 @@ from harness.conditioning.condition import Condition
 from harness.conditioning.pathways import Dims
 from harness.config import MODE_KEYS, Config, key_fields
 from harness.runtime.context import Context
-from harness.data.build import load_split
+from harness.data.splits import load_split
 from harness.decoder.diffusion import diffusion_loss, make_train_scheduler
 from harness.decoder.unet import build_unet
 from harness.runtime.device import effective_precision

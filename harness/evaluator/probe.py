@@ -23,7 +23,7 @@ from harness import training
 from harness.runtime.cache import Artifact
 from harness.config import key_fields
 from harness.runtime.context import Context
-from harness.data.build import load_split
+from harness.data.splits import load_split
 from harness.data.world import ObjectSpec, Prompt, ShapesWorld, Vocabulary
 from harness.runtime.device import effective_precision
 from harness.errors import HarnessError

@@ -25,7 +25,7 @@ from harness.runtime.cache import Artifact
 from harness.clip.embeddings import load_embeddings
 from harness.config import Config, key_fields
 from harness.runtime.context import Context
-from harness.data.build import load_split
+from harness.data.splits import load_split
 from harness.runtime.device import effective_precision
 from harness.priors import Prior, build_prior, prior_quality
 
