@@ -34,7 +34,7 @@ from harness.data.prompts import SweepPrompt
 from harness.decoder.diffusion import NoiseLevels, make_sampler, make_train_scheduler, paired_noise, sample, \
     step_generators
 from harness.decoder.stage import Decoder
-from harness.decoder.unet import record_attention
+from harness.decoder.attention_record import record_attention
 from harness.metrics.table import NO_ABLATION, WITHOUT
 from harness.runtime.device import effective_precision, resolve_device
 from harness.errors import ConfigError

@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from harness.conditioning.condition import Condition
-from harness.decoder import unet as unet_module
-from harness.decoder.unet import UNET_SIZES, build_unet, record_attention, UNet
+from harness.decoder import cpu_slices
+from harness.decoder.attention_record import record_attention
+from harness.decoder.unet import UNET_SIZES, UNet, build_unet
 
 GROUPS = (("clip", 2), ("text", 3))
 
@@ -131,7 +132,7 @@ def test_a_large_inference_batch_runs_in_slices_with_every_rows_output_and_recor
     cond.mask[3, 2:] = False
 
     def run(slice_pixels: int):
-        monkeypatch.setattr(unet_module, "CPU_SLICE_PIXELS", slice_pixels)
+        monkeypatch.setattr(cpu_slices, "CPU_SLICE_PIXELS", slice_pixels)
         with torch.no_grad(), record_attention(unet, rows=3) as recorder:
             outputs = [unet(x, t, cond) for _ in range(2)]  # two sampling steps
         return outputs, recorder

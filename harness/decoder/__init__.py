@@ -10,7 +10,8 @@ from harness.decoder.diffusion import (
     sample,
     step_generators,
 )
-from harness.decoder.unet import UNET_SIZES, UNet, build_unet, record_attention
+from harness.decoder.attention_record import record_attention
+from harness.decoder.unet import UNET_SIZES, UNet, build_unet
 
 __all__ = [
     "UNET_SIZES", "UNet", "build_unet", "record_attention",

@@ -6,32 +6,24 @@ How a `Condition` enters the network, identically for every conditioning mode:
   `cond.mask` removes tokens from attention; spatial positions are always attendable, so a fully masked
   (e.g. null) condition still yields a well-defined softmax.
 
-`record_attention` measures how much attention mass each layer puts on spatial positions versus each named
-token group (research question 4) without touching the fast path.
+`harness.decoder.attention_record` measures how much attention mass each layer puts on spatial positions versus
+each named token group (research question 4) without touching the fast path; `harness.decoder.cpu_slices` runs a
+CPU's inference in cache-sized slices. This file is the model alone.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-from collections import defaultdict
 from dataclasses import replace
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from harness.conditioning.condition import Condition
-
-# On a CPU, inference runs in slices of this many pixel positions (144 images at 16 px, 36 at 32 px), so that
-# the memory-bound GroupNorm, SiLU and concatenations work in cache. Two processes side by side on the 2-core
-# AMD EPYC with AVX512-BF16 (1 MiB of L2 per core), the tiny UNet's forward of 864 rows at 16 px took 655 ms
-# in slices of 144 against 760 ms in one pass, and of 216 rows at 32 px 561 ms in slices of 36 against 691 ms;
-# slices of half or twice the size did no better. Training steps (64 images) are small enough already, and a
-# GPU wants the whole batch.
-CPU_SLICE_PIXELS = 144 * 16 * 16
+from harness.decoder.attention_record import AttentionRecorder, recorded_attention
+from harness.decoder.cpu_slices import in_cpu_slices
 
 # Presets sized for 16-64 px. `attention_resolutions` are feature-map sizes in pixels, as in ADM; the middle
 # block always has attention, so sizes that a given resolution never reaches only drop layers.
@@ -106,7 +98,8 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(channels, 3 * channels)
         self.ctx_kv = nn.Linear(ctx_dim, 2 * channels)  # per layer, as GLIDE's encoder_kv
         self.proj = zero_init(nn.Linear(channels, channels))
-        # Set by `record_attention` only; None keeps the fused scaled_dot_product_attention path.
+        # Set by `record_attention` only (the recorder and this layer's name); None keeps the fused
+        # scaled_dot_product_attention path.
         self.recording: tuple[AttentionRecorder, str] | None = None
 
     def forward(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
@@ -124,33 +117,10 @@ class Attention(nn.Module):
         if self.recording is None:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         else:
-            out = self._recorded(q, k, v, attn_mask, cond.token_groups if cond.tokens is not None else (), h * w)
+            out = recorded_attention(self.recording, q, k, v, attn_mask,
+                                     cond.token_groups if cond.tokens is not None else (), h * w)
         out = self.proj(out.transpose(1, 2).flatten(2))  # [B, HW, C]
         return x + out.transpose(1, 2).reshape(b, c, h, w)
-
-
-    def _recorded(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
-                  groups: tuple[tuple[str, int], ...], spatial: int) -> torch.Tensor:
-        """Attention whose weights the recorder keeps: written out for the rows it records, fused for the others
-        (the unconditional branch under guidance); the mask fill is skipped when every key is attendable and the
-        scale is folded into q. A guided forward of 864 rows through the tiny UNet at 16 px with 4 CLIP tokens
-        took 1546 ms this way, 1719 ms with every row written out and 1496 ms unrecorded."""
-        recorder, name = self.recording
-        rows = recorder.rows_in(len(q))
-        if rows == 0:  # a slice of the batch that holds none of the recorded rows
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        mask = None if attn_mask is None else attn_mask[:rows]
-        scores = (q[:rows] * q.shape[-1] ** -0.5) @ k[:rows].transpose(-1, -2)
-        if mask is not None and not bool(mask.all()):
-            scores = scores.masked_fill(~mask, float("-inf"))
-        weights = scores.softmax(dim=-1)
-        recorder.add(name, weights, spatial=spatial, token_groups=groups)
-        out = weights @ v[:rows]
-        if rows == len(q):
-            return out
-        rest = F.scaled_dot_product_attention(q[rows:], k[rows:], v[rows:],
-                                              attn_mask=None if attn_mask is None else attn_mask[rows:])
-        return torch.cat([out, rest])
 
 
 class UNetBlock(nn.Module):
@@ -257,28 +227,10 @@ class UNet(nn.Module):
         self.out = nn.Sequential(group_norm(ch), nn.SiLU(), zero_init(nn.Conv2d(ch, in_channels, 3, padding=1)))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
-        """x [B, C, H, W], t [B] (or a scalar, broadcast) timesteps, cond -> prediction [B, C, H, W].
-
-        Inference on a CPU runs in slices of `CPU_SLICE_PIXELS` pixel positions. Each row's output and what
-        `record_attention` records are those of one pass up to rounding (bit for bit for the sweep's batches on
-        the development CPU)."""
+        """x [B, C, H, W], t [B] (or a scalar, broadcast) timesteps, cond -> prediction [B, C, H, W]. Inference on
+        a CPU runs in slices of the batch (`harness.decoder.cpu_slices`), with the same output row for row."""
         t = torch.as_tensor(t, device=x.device).expand(x.shape[0])
-        rows = max(1, CPU_SLICE_PIXELS // (x.shape[-2] * x.shape[-1]))
-        if torch.is_grad_enabled() or x.device.type != "cpu" or len(x) <= rows:
-            return self._forward(x, t, cond)
-        recorders = {layer.recording[0] for layer in self.modules()
-                     if isinstance(layer, Attention) and layer.recording is not None}
-        out = []
-        try:
-            for start in range(0, len(x), rows):
-                part = slice(start, start + rows)
-                for recorder in recorders:
-                    recorder.offset = start
-                out.append(self._forward(x[part], t[part], cond.rows(part)))
-        finally:
-            for recorder in recorders:
-                recorder.offset = 0
-        return torch.cat(out)
+        return in_cpu_slices(self._forward, self, x, t, cond)
 
     def _forward(self, x: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
         emb = self.time_embed(timestep_embedding(t, self.width))
@@ -313,97 +265,3 @@ def build_unet(size: str, resolution: int, **overrides) -> UNet:
     # Channels-last convolutions trained the tiny UNet 1.26x faster (median of 6 alternating rounds, range
     # 1.13-1.54x) at batch 64 on the 2-core CPU, where convolutions are most of a step; GPUs prefer it too.
     return UNet(resolution=resolution, **{**UNET_SIZES[size], **overrides}).to(memory_format=torch.channels_last)
-
-
-#################################################################################
-#                          Attention-Mass Recording                             #
-#################################################################################
-
-class AttentionRecorder:
-    """Accumulates, per attention layer and per sample, the attention mass on spatial keys and on each token group.
-
-    Masses are averaged over heads and queries within a sample, then over every recorded forward pass (the
-    sampling steps), so each sample of the batch keeps its own value: the sweep turns them into per-prompt
-    values; `per_token` divides each group's mass by its attendable tokens. Under classifier-free guidance the
-    batch holds each branch in turn, the conditional first: `rows` keeps the first rows of every forward (the
-    conditional branch's, however many branches a step runs); None keeps them all. A forward that the UNet runs
-    in slices sets `offset`, the row of the whole batch where the current slice starts.
-    """
-
-    SPATIAL = "spatial"
-
-    def __init__(self, rows: int | None = None) -> None:
-        self.rows = rows
-        self.offset = 0
-        self._sums: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
-        self._token_sums: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
-        self._passes: dict[str, int] = defaultdict(int)
-
-    def add(self, layer: str, weights: torch.Tensor, *, spatial: int,
-            token_groups: tuple[tuple[str, int], ...]) -> None:
-        """weights [B, heads, queries, spatial + tokens], rows summing to 1 (masked keys hold 0)."""
-        if any(name == self.SPATIAL for name, _ in token_groups):
-            raise ValueError(f"token group name {self.SPATIAL!r} is reserved for spatial positions")
-        weights = weights[:self.rows_in(len(weights))]
-        per_key = weights.detach().float().mean(dim=(1, 2)).cpu()  # [B, keys]: each sample's mass per key
-        start, masses, counts = 0, {}, {}
-        for name, length in ((self.SPATIAL, spatial), *token_groups):
-            keys = per_key[:, start:start + length]
-            # Repeated group names (two "text" runs) pool into one group.
-            masses[name] = masses.get(name, 0.0) + keys.sum(dim=1)
-            counts[name] = counts.get(name, 0) + (keys > 0).sum(dim=1)  # masked keys get exactly 0 weight
-            start += length
-        if self.offset == 0:
-            self._passes[layer] += 1
-        for name, mass in masses.items():
-            self._accumulate(self._sums[layer], name, mass, layer)
-            self._accumulate(self._token_sums[layer], name, mass / counts[name].clamp(min=1), layer)
-
-    def rows_in(self, n: int) -> int:
-        """How many of the first rows of an n-row forward (or slice, at `offset`) are recorded."""
-        return n if self.rows is None else max(0, min(n, self.rows - self.offset))
-
-    def _accumulate(self, sums: dict[str, torch.Tensor], name: str, values: torch.Tensor, layer: str) -> None:
-        """Adds one forward's (or slice's) per-sample values at `offset`; the first pass builds the rows up."""
-        previous, end = sums.get(name), self.offset + len(values)
-        if previous is None or (self._passes[layer] == 1 and self.offset == len(previous)):
-            sums[name] = values if previous is None else torch.cat([previous, values])
-        elif end > len(previous):
-            raise ValueError(f"attention recorded for {end} samples after {len(previous)} in {layer}: "
-                             "record one batch per recorder")
-        else:
-            previous[self.offset:end] += values  # every stored tensor is the recorder's own
-
-    def per_sample(self) -> dict[str, dict[str, torch.Tensor]]:
-        """layer -> group -> [B] mean mass per sample; each sample's groups sum to 1 within a layer."""
-        return {layer: {name: total / self._passes[layer] for name, total in groups.items()}
-                for layer, groups in self._sums.items()}
-
-    def per_token(self) -> dict[str, dict[str, torch.Tensor]]:
-        """layer -> group -> [B] mean mass per attendable token of the group. Groups differ in size (4 CLIP
-        tokens, up to ~15 text tokens), so a group's total mass alone favours the larger group."""
-        return {layer: {name: total / self._passes[layer] for name, total in groups.items()}
-                for layer, groups in self._token_sums.items()}
-
-    def mass(self) -> dict[str, dict[str, float]]:
-        """layer -> group -> mean mass over samples; each layer's groups sum to 1."""
-        return {layer: {name: float(values.mean()) for name, values in groups.items()}
-                for layer, groups in self.per_sample().items()}
-
-
-@contextlib.contextmanager
-def record_attention(unet: nn.Module, rows: int | None = None) -> Iterator[AttentionRecorder]:
-    """Inside the block every attention layer of `unet` computes explicit softmax weights and records them.
-
-    Layers are named by their module path (e.g. "down.1.blocks.0.attn", "mid.0.attn"). Outside the block
-    attention runs through the fused kernel with no recording overhead.
-    """
-    recorder = AttentionRecorder(rows)
-    layers = [(name, m) for name, m in unet.named_modules() if isinstance(m, Attention)]
-    for name, layer in layers:
-        layer.recording = (recorder, name)
-    try:
-        yield recorder
-    finally:
-        for _, layer in layers:
-            layer.recording = None
