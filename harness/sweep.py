@@ -30,6 +30,7 @@ from harness.conditioning.base import ModeInputs, mode_class
 from harness.conditioning.sampling import VectorSources, draw_seed, sampling_vectors
 from harness.config import MODE_KEYS, Config, key_fields
 from harness.runtime.context import Context
+from harness.seeds import REAL_REFERENCES, stream_seed
 from harness.data.prompts import SweepPrompt
 from harness.decoder.diffusion import NoiseLevels, make_sampler, make_train_scheduler, paired_noise, sample, \
     step_generators
@@ -231,7 +232,7 @@ class SweepRunner:
 
 def reference_seed(seed: int, prompt_id: int) -> int:
     """The seed of prompt `prompt_id`'s real reference images on the world (what its caption leaves free)."""
-    return int(np.random.SeedSequence([seed, prompt_id, 11]).generate_state(1)[0])
+    return stream_seed(seed, prompt_id, REAL_REFERENCES)
 
 
 def varies(vectors: torch.Tensor) -> bool:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.results
+
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 RUNS = sorted(path.parent for path in RESULTS.rglob("metrics.csv"))
 TOLERANCE = 1e-9  # the CSV's decimal rounding

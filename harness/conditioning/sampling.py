@@ -11,13 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 
 from harness.arms.base import FIXED, SamplingArm, VectorInputs, generator
 from harness.runtime.context import Context
 from harness.data.prompts import SweepPrompt, real_images
-from harness.seeds import derived_seed
+from harness.seeds import PRIOR_DRAWS, derived_seed, stream_seed
 
 PriorSample = Callable[[torch.Tensor, torch.Tensor, int, torch.Generator], torch.Tensor]  # text, tokens, n -> [P, n, D]
 
@@ -45,7 +44,7 @@ class VectorSources:
 
 def draw_seed(sweep_seed: int, chunk: int, train_seed: int) -> int:
     """The prior's stream for a chunk of prompts: shared by every guidance scale and arm, so they are paired."""
-    return int(np.random.SeedSequence([sweep_seed, chunk, train_seed, 7]).generate_state(1)[0])
+    return stream_seed(sweep_seed, chunk, train_seed, PRIOR_DRAWS)
 
 
 def sampling_vectors(mode: type, arm: SamplingArm, sources: VectorSources, ids: list[int], k: int,

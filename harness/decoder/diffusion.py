@@ -11,7 +11,6 @@ import inspect
 import math
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
@@ -21,6 +20,7 @@ from diffusers.training_utils import compute_snr
 from harness.conditioning.condition import Condition
 from harness.runtime.device import autocast
 from harness.runtime.progress import bar as progress_bar
+from harness.seeds import stream_seed
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ConditionalModel = Callable[[torch.Tensor, torch.Tensor, Condition], torch.Tensor]
@@ -169,9 +169,7 @@ def sample(model_fn: ModelFn, noise: torch.Tensor, sampler: SchedulerMixin,
 #################################################################################
 
 def _generator(seed: int, prompt: int, sample: int, stream: int) -> torch.Generator:
-    # SeedSequence hashes the whole tuple, so nearby tuples give unrelated streams (unlike seed + i * n + j).
-    state = np.random.SeedSequence([seed, prompt, sample, stream]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
+    return torch.Generator().manual_seed(stream_seed(seed, prompt, sample, stream, bits=64))
 
 
 def _pairs(prompt_index: Indices, sample_index: Indices) -> list[tuple[int, int]]:
