@@ -11,10 +11,10 @@ from harness.cli import compose
 from harness.conditioning.base import ConditioningMode, ModeInputs, register_mode
 from harness.decoder.diffusion import guided
 from harness.decoder.stage import ClipContext, build_decoder
+from support.stages import shipped_modes
 
 D, L, VOCAB = 16, 8, 100
-ALL_MODES = ["glide", "clip_text", "unclip", "combined", "clip_text_seq", "unclip_oracle", "glide_seq",
-             "clip_text_k1"]
+ALL_MODES = shipped_modes()
 
 
 @register_mode("test_image_only_text_seq")

@@ -90,9 +90,9 @@ class TextTokensPlusImageVector(ConditioningMode):
 def test_every_mode_trains_a_few_steps_and_samples(smoke_config):
     from harness.decoder import stage as decoder_stage
     from harness.decoder.diffusion import guided, make_sampler, make_train_scheduler, paired_noise, sample
-    from support.stages import clip_context, train_decoder, train_split, upstream_of_decoders
+    from support.stages import clip_context, shipped_modes, train_decoder, train_split, upstream_of_decoders
 
-    modes = ["glide", "clip_text", "unclip", "combined", "clip_text_seq", "unclip_oracle", "glide_seq", "clip_text_k1"]
+    modes = shipped_modes()
     cfg = smoke_config(f"conditioning=[{','.join(modes)}]")
     custom = "test_text_tokens_plus_image_vector"
     cfg.conditioning[custom] = dataclasses.replace(cfg.conditioning["combined"], module=custom)

@@ -12,6 +12,14 @@ from harness.runtime.context import DECODER, Context
 from harness.decoder import stage as decoder_stage
 
 
+def shipped_modes() -> list[str]:
+    """Every conditioning mode the package ships (one YAML each in conf/conditioning/): what the suite trains and
+    samples, so a mode added as a YAML is tested with no test edit."""
+    from harness.config import CONF_DIR
+
+    return sorted(path.stem for path in (CONF_DIR / "conditioning").glob("*.yaml"))
+
+
 def upstream_of_decoders(cfg: Config) -> Context:
     """The context holding the data, CLIP and embedding artifacts of `cfg`, built (or found) in its cache."""
     return pipeline.build(Context.start(cfg), through="embeddings")
