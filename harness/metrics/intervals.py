@@ -84,10 +84,12 @@ class Components:
         return detectable(math.sqrt(self.variance(seeds, prompts)), self.df(seeds, prompts), alpha, power)
 
     def seeds_to_detect(self, difference: float, prompts: int, alpha: float = 1 - CONFIDENCE,
-                        power: float = POWER, most: int = 200) -> int | None:
-        """The fewest seeds per decoder whose minimal detectable difference at `prompts` prompts is at most
-        `difference`; None when even `most` seeds cannot (more prompts are needed)."""
-        return next((s for s in range(1, most + 1) if self.detectable(s, prompts, alpha, power) <= difference), None)
+                        power: float = POWER, fewest: int = 1, most: int = 200) -> int | None:
+        """The fewest seeds per decoder, from `fewest` up, whose minimal detectable difference at `prompts` prompts
+        is at most `difference`; None when even `most` seeds cannot (more prompts are needed). Not monotone:
+        two or three seeds estimate their own seed variance on one or two degrees of freedom."""
+        return next((s for s in range(fewest, most + 1) if self.detectable(s, prompts, alpha, power) <= difference),
+                    None)
 
 
 @dataclass(frozen=True)

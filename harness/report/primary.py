@@ -254,7 +254,7 @@ def _unresolvable(result: PrimaryResult, pilot: Pilot | None, sweep: Sweep, sett
     planned = parts.detectable(e.seeds, e.prompts, alpha)
     if planned <= result.spec.resolve:
         return ""
-    needed = parts.seeds_to_detect(result.spec.resolve, e.prompts, alpha)
+    needed = parts.seeds_to_detect(result.spec.resolve, e.prompts, alpha, fewest=e.seeds + 1)
     more = (f"about {needed} seeds per decoder at these prompts would" if needed else
             "no number of seeds at these prompts would (more prompts are needed)")
     return (f"exploratory: at {e.seeds} training seed{'s' if e.seeds != 1 else ''} and {e.prompts} prompts the "
