@@ -17,7 +17,7 @@ from test_pipeline import offline_env
 
 # Stages both jobs need: the jobs differ only in the sweep's seed, so everything upstream of the sweep is shared.
 SHARED_STAGES = {"data", "clip", "embeddings", "probe", "eval_clip", "prior", "decoder"}
-CACHE_EVENT = re.compile(r"^\[([^\]]+)\]\[harness\.cache\]\[INFO\] - (\w+): (building|reusing cached) artifact (\w+)")
+CACHE_EVENT = re.compile(r"^\[([^\]]+)\]\[harness\.runtime\.cache\]\[INFO\] - (\w+): (building|reusing cached) artifact (\w+)")
 TIME = re.compile(r"^\[([^\]]+)\]")
 
 
