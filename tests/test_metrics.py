@@ -13,7 +13,7 @@ from torch import nn
 
 from harness.metrics.clip_score import clip_score
 from harness.metrics.distribution import fid_kid, leave_one_prompt_out, prdc
-from harness.metrics.intervals import (NONE, RUN, Components, Group, Interval, crossed_interval, fill_prompts,
+from harness.metrics.intervals import (NONE, RUN, Components, Interval, crossed_interval, fill_prompts,
                                       grouped_interval, holm, linearise, mean_interval, pseudo_values, with_pilot)
 from harness.metrics.diversity import (
     expected_normalised_entropy,

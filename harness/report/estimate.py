@@ -26,7 +26,7 @@ import pandas as pd
 
 from harness.metrics.intervals import (CONFIDENCE, Interval, crossed_interval, fill_prompts, grouped_interval,
                                       linearise)
-from harness.metrics.catalogue import DIVERSITY, FIDELITY, FROM_PROBE, metric_range
+from harness.metrics.catalogue import FROM_PROBE, metric_range
 from harness.metrics.table import COLUMNS, WITHOUT
 
 Estimate = Interval  # a number with its interval, standard error, degrees of freedom, prompts and seeds
