@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 from omegaconf import MISSING
@@ -345,6 +346,18 @@ class ReportConfig:
                                     "images' (0: no check)")
     # The research defaults, each question's primary contrasts, are in conf/report/default.yaml.
     primary: List[PrimaryContrast] = field(default_factory=list)
+
+    def cross_checks(self) -> Iterator[tuple[str, str]]:
+        from harness.report.pilot import AUTO, OFF, shipped
+
+        if self.pilot not in (AUTO, OFF):
+            names = sorted(pilot.name for pilot in shipped())
+            if self.pilot not in names and not Path(self.pilot).is_file():
+                yield "pilot", (f"no pilot {self.pilot!r}: choose {AUTO}, {OFF}, a shipped pilot "
+                                f"({', '.join(names) or 'none shipped'}) or a pilot file")
+        low, high = self.matched_band[:2]
+        if not 0 < low <= high <= 1.5:
+            yield "matched_band", f"must be two fractions with 0 < low <= high <= 1.5, got {list(self.matched_band)}"
 
 
 @dataclass
