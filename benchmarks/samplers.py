@@ -38,7 +38,7 @@ from harness.decoder.diffusion import SAMPLERS as SAMPLER_CLASSES, ModelFn, guid
 from harness.decoder.stage import Decoder
 from harness.metrics.intervals import mean_interval
 from harness.metrics.table import Group, per_prompt_values, set_metric_contributions
-from harness.sweep import Judge, judge_images, reference_seed
+from harness.sampling.runner import Judge, judge_images, reference_seed
 
 SAMPLERS = ["ddim:100", "dpmpp:10", "dpmpp:20", "dpmpp:25"]  # the default --samplers; the first is the reference
 SAMPLER_NAMES = tuple(SAMPLER_CLASSES)

@@ -7,7 +7,7 @@ Reads quick's trained decoders, prior and evaluator from the cache `make run` le
 missing; a cell's cost does not depend on how long its decoder trained, so `decoder.train.steps=10 --build`
 profiles an empty cache in a few minutes). For each mode and sampling arm it samples the first prompt chunk's
 cell at --guidance, as the sweep does (`SweepRunner.sample_cell`), under torch.profiler, and reports:
-- the cell's time and its split into the parts the sweep labels (`harness.sweep.PROFILE_LABELS`): vectors
+- the cell's time and its split into the parts the sweep labels (`harness.sampling.stage.PROFILE_LABELS`): vectors
   (prior draws), sampling (the decoder's model evaluations) and judging (probe and evaluation CLIP);
 - model evaluations (rows through the UNet, guidance branches included), their FLOPs (torch's FLOP counter on
   one of the cell's forwards) and the sampling part's MFU against this machine's fp32 matmul peak;
@@ -29,8 +29,9 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 import _common
-from harness.metrics.table import NO_ABLATION
-from harness.sweep import PROFILE_LABELS, Cell, SweepRunner
+from harness.line import Line
+from harness.sampling.cell import Cell
+from harness.sampling.runner import PROFILE_LABELS, SweepRunner
 
 MATMUL = 1024  # side of the peak-throughput matmul
 PEAK_REPEATS = 10  # best of: a shared machine's slow spells lower single products
@@ -61,14 +62,15 @@ def branches(runner: SweepRunner, cell: Cell) -> int:
     """Guidance branches a cell's forwards batch: those with a nonzero weight (`harness.decoder.guided`)."""
     from harness.decoder.diffusion import guidance_weights
 
-    weights = (guidance_weights(cell.guidance) if cell.text_guidance is None
-               else guidance_weights(vector_scale=cell.guidance, text_scale=cell.text_guidance))
+    text_scale = cell.line.text_scale
+    weights = (guidance_weights(cell.guidance) if text_scale is None
+               else guidance_weights(vector_scale=cell.guidance, text_scale=text_scale))
     return sum(w != 0 for w in weights)
 
 
 def profile_cell(runner: SweepRunner, cell: Cell, ids: list[int], peak: float) -> dict:
     """One cell sampled under the profiler: its parts' seconds, evaluations, FLOPs, MFU and operator kinds."""
-    decoder = runner.decoder(cell.mode, cell.seed)
+    decoder = runner.decoder(cell.line.mode, cell.seed)
     runner.sources.vectors.drawn.clear()  # the cell draws its prior vectors, as the first cell of a chunk does
     counter = EvaluationCounter(decoder.unet)
     start = time.perf_counter()
@@ -90,23 +92,23 @@ def profile_cell(runner: SweepRunner, cell: Cell, ids: list[int], peak: float) -
 def whole_sweep(runner: SweepRunner, cells: list[Cell], measured: dict[tuple[str, str], dict],
                 n_prompts: int) -> dict:
     """The plan's cells at the measured costs of their mode and arm: CPU seconds per part, evaluations, per mode."""
-    from harness.sweep import chunks
+    from harness.sampling.cell import chunks
 
     cfg = runner.cfg
     sizes = [len(c) for c in chunks(n_prompts, cfg.sweep.cells_per_chunk)]
     out: dict[str, dict] = {}
     streams = set()  # (mode, seed, chunk, draws): prior draws made once and reused by the chunk's other cells
     for cell in cells:
-        m = measured[cell.mode, cell.arm]
+        m = measured[cell.line.mode, cell.line.arm]
         images = sizes[cell.chunk] * cfg.sweep.samples_per_prompt
         evaluations = images * branches(runner, cell) * m["evaluations_per_image_and_branch"]
         scale = images / m["images"]  # vectors and judging grow with the cell's images
-        row = out.setdefault(cell.mode, {"cells": 0, "evaluations": 0.0, "sampling_s": 0.0, "vectors_s": 0.0,
+        row = out.setdefault(cell.line.mode, {"cells": 0, "evaluations": 0.0, "sampling_s": 0.0, "vectors_s": 0.0,
                                          "judging_s": 0.0, "other_s": 0.0})
         row["cells"] += 1
         row["evaluations"] += evaluations
         row["sampling_s"] += evaluations * m["seconds_per_evaluation"]
-        stream = (cell.mode, cell.seed, cell.chunk, runner.arms[cell.arm].draws)
+        stream = (cell.line.mode, cell.seed, cell.chunk, runner.arms[cell.line.arm].draws)
         row["vectors_s"] += 0.0 if stream in streams else m["parts_s"]["vectors"] * scale
         streams.add(stream)
         row["judging_s"] += m["parts_s"]["judging"] * scale
@@ -123,8 +125,8 @@ def main() -> None:
     from harness.runtime import pipeline
     from harness.cli import compose
     from harness.data.prompts import sweep_prompts
-    from harness.sweep import mode_plans, plan
-    from harness.sweep_inputs import load_runner
+    from harness.sampling.cell import mode_plans, plan
+    from harness.sampling.load import load_runner
 
     cfg = compose(["experiment=quick", *overrides])
     if args.guidance not in cfg.sweep.guidance:
@@ -140,9 +142,8 @@ def main() -> None:
           f"{len(ids)} prompts x {cfg.sweep.samples_per_prompt} samples, guidance {args.guidance:g}, "
           f"{cfg.sweep.sampler} {cfg.sweep.sample_steps} steps")
     measured = {}
-    for mode, arm in dict.fromkeys((c.mode, c.arm) for c in cells):
-        cell = next(c for c in cells if (c.mode, c.arm) == (mode, arm) and c.guidance == args.guidance
-                    and c.chunk == 0 and c.ablation == NO_ABLATION and c.text_guidance is None)
+    for mode, arm in dict.fromkeys((c.line.mode, c.line.arm) for c in cells):
+        cell = next(c for c in cells if c.line == Line(mode, arm) and c.guidance == args.guidance and c.chunk == 0)
         measured[mode, arm] = m = profile_cell(runner, cell, ids, peak)
         p = m["parts_s"]
         print(f"{mode + ' ' + arm:>20}: {m['seconds']:5.1f} s = sampling {p['sampling']:5.1f} + vectors {p['vectors']:4.1f} + "

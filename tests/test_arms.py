@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.arms.base import Guidance, SamplingArm, VectorInputs, arm_class, register_arm
-from harness.arms.cads import gamma
-from harness.arms.text_noise import matched_noise
+from harness.line import Line
+from harness.sampling.arms.base import Guidance, SamplingArm, VectorInputs, arm_class, register_arm
+from harness.sampling.arms.cads import gamma
+from harness.sampling.arms.text_noise import matched_noise
 from harness.conditioning.condition import Condition
 from harness.decoder.diffusion import NoiseLevels, guided, guidance_weights, make_sampler, make_train_scheduler, \
     sample
@@ -115,7 +116,7 @@ def test_text_noise_is_added_to_the_text_vectors_with_the_prior_draws_spread():
 
 # ---------------------------------------------------------------- through the pipeline, on smoke
 
-from harness.arms.base import VectorInputs as _Vectors  # noqa: E402
+from harness.sampling.arms.base import VectorInputs as _Vectors  # noqa: E402
 from harness.conditioning.base import ConditioningMode, register_mode  # noqa: E402
 
 
@@ -143,7 +144,8 @@ def armed_sweep(tmp_path_factory):
     from harness.cli import compose
     from harness.config import ArmConfig
     from harness.runtime.context import Context
-    from harness.sweep import CELLS, load_cells
+    from harness.sampling.runner import load_cells
+    from harness.sampling.stage import CELLS
 
     root = tmp_path_factory.mktemp("armed")
     cfg = compose(["experiment=smoke", f"cache_dir={root / 'cache'}", "logger.mode=disabled", "precision=fp32",
@@ -160,7 +162,7 @@ def armed_sweep(tmp_path_factory):
 
 def images_of(cells: dict, mode: str, arm: str, guidance: float = 3.0, text: float | None = None) -> np.ndarray:
     found = [d["images"] for c, d in sorted(cells.items(), key=lambda kv: kv[0].chunk)
-             if (c.mode, c.arm, c.guidance, c.text_guidance, c.ablation) == (mode, arm, guidance, text, "-")]
+             if c.line == Line(mode, arm, text_scale=text) and c.guidance == guidance]
     assert found, (mode, arm, guidance, text)
     return np.concatenate(found)
 
@@ -168,7 +170,7 @@ def images_of(cells: dict, mode: str, arm: str, guidance: float = 3.0, text: flo
 def test_a_new_mode_and_arm_are_sampled_and_reported_with_no_other_edit(armed_sweep):
     cells, run_dir = armed_sweep
     custom = "test_image_vector_and_tokens"
-    assert {(c.mode, c.arm) for c in cells} >= {(custom, "mirrored"), ("clip_text", "mirrored"), (custom, "fixed")}
+    assert {(c.line.mode, c.line.arm) for c in cells} >= {(custom, "mirrored"), ("clip_text", "mirrored"), (custom, "fixed")}
     assert not np.array_equal(images_of(cells, "clip_text", "mirrored"), images_of(cells, "clip_text", "-"))
     report = (run_dir / "report.md").read_text()
     assert "clip_text (mirrored)" in report and f"{custom} (mirrored)" in report
@@ -191,10 +193,10 @@ def test_shipped_arms_reduce_to_plain_sampling_exactly_in_the_sweep(armed_sweep)
 
 def test_a_chunks_prior_draws_are_drawn_once_for_all_its_cells_and_equal_a_fresh_draw():
     """Every guidance scale and arm of a prompt chunk reads the chunk's prior stream; the sweep draws it once."""
-    from harness.arms.base import generator
-    from harness.arms.fixed import Fixed
-    from harness.arms.per_sample import PerSample
-    from harness.conditioning.sampling import VectorSources, sampling_vectors
+    from harness.sampling.arms.base import generator
+    from harness.sampling.arms.fixed import Fixed
+    from harness.sampling.arms.per_sample import PerSample
+    from harness.sampling.vectors import VectorSources, sampling_vectors
     from harness.conditioning.unclip import UnClip
 
     calls = []

@@ -54,7 +54,7 @@ def test_cpu_preset_trains_five_seeds_of_the_core_modes_three_of_q5s_ablations()
     assert {m: cfg.seeds_for(m) for m in core} == {m: [0, 1, 2, 3, 4] for m in core}
     assert {m: cfg.seeds_for(m) for m in ablations} == {m: [0, 1, 2] for m in ablations}
     assert all(cfg.seeds_for(m) == [0] for m in set(cfg.conditioning) - core - ablations)
-    from harness.sweep import mode_plans
+    from harness.sampling.cell import mode_plans
     assert mode_plans(cfg)["combined"].arms == ["fixed", "per_sample"]  # quick draws per sample only
     assert mode_plans(compose(["experiment=quick"]))["combined"].arms == ["per_sample"]
     # The two jobs of the cpu multirun score the same prompts, or their join is refused.
@@ -107,7 +107,7 @@ def test_cache_keys_come_from_the_fields_the_schema_marks(stage, override, chang
 def test_sampling_arms_key_the_sweep_and_nothing_trained():
     """An arm only samples: adding one or changing its parameters re-runs the sweep, never a decoder or prior."""
     from harness.config import key_fields
-    from harness.sweep import sweep_config
+    from harness.sampling.stage import sweep_config
 
     base = compose(["experiment=smoke"])
     for extra in (["arms=[fixed,per_sample,cads]"], ["arms=[fixed,per_sample,cads]", "arms.cads.params.tau1=0.5"],

@@ -21,7 +21,8 @@ from scipy import stats
 from harness.metrics.intervals import (Group, Interval, components, crossed_variance, grouped_interval, holm,
                                        linearise, mean_interval, with_pilot)
 from harness.report.contrasts import diversity_at_matched_fidelity, matched_difference
-from harness.report.estimate import Curve, Sweep
+from harness.line import Line
+from harness.report.estimate import Sweep
 
 LOW, HIGH = 0.93, 0.97
 REPS = 4000
@@ -151,7 +152,7 @@ def matched_fidelity_between_modes() -> float:
         for mode, (fidelity, diversity) in curves.items():
             rows += _rows(mode, "attribute_accuracy", fidelity, 4, rng.normal(0, 0.08, 24), rng, 0.03)
             rows += _rows(mode, "free_entropy", diversity, 4, rng.normal(0, 0.08, 24), rng, 0.03)
-        estimate = matched_difference(Sweep(pd.DataFrame(rows)), Curve("a"), Curve("b"), "free_entropy",
+        estimate = matched_difference(Sweep(pd.DataFrame(rows)), Line("a"), Line("b"), "free_entropy",
                                       "attribute_accuracy", 0.75)
         hits.append(not estimate.excludes(truth))
     return float(np.mean(hits))
@@ -173,8 +174,8 @@ def gain_of_gains() -> float:
         for (mode, arm), (fidelity, diversity) in lines.items():
             for metric, means in (("attribute_accuracy", fidelity), ("free_entropy", diversity)):
                 rows += [dict(r, arm=arm) for r in _rows(mode, metric, means, 3, rng.normal(0, 0.08, 24), rng, 0.03)]
-        estimate = diversity_at_matched_fidelity(Sweep(pd.DataFrame(rows)), Curve("a", "arm"), Curve("b", "arm"),
-                                                 "free_entropy", "attribute_accuracy", Curve("a"), Curve("b"))
+        estimate = diversity_at_matched_fidelity(Sweep(pd.DataFrame(rows)), Line("a", "arm"), Line("b", "arm"),
+                                                 "free_entropy", "attribute_accuracy", Line("a"), Line("b"))
         hits.append(not estimate.excludes(truth))
     return float(np.mean(hits))
 

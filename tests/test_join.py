@@ -24,7 +24,7 @@ from harness.report.multirun import JoinStudyJobs
 
 BINDING = ("clip_text", "-", "binding_accuracy")
 REAL_CELLS = {key: cells for key, cells in CELLS.items() if key[0] == "real"}
-STANDARD_CELLS = {key: cells for key, cells in CELLS.items() if "@" not in key[0]}
+STANDARD_CELLS = {key: cells for key, cells in CELLS.items() if "[" not in key[0]}
 
 
 def hard_negative_prompts() -> pd.DataFrame:
@@ -102,8 +102,8 @@ def refusal(run_dirs: list[Path], out: Path) -> str:
 
 def test_q5_compares_the_hard_negative_clip_with_the_standard_one(joined):
     text = joined[0]["Q5"]
-    assert "binding accuracy (higher is better): clip_text@hard_negatives beats clip_text at g = 1, 3." in text
-    assert "| guidance | clip_text@hard_negatives | clip_text | clip_text@hard_negatives − clip_text |" in text
+    assert "binding accuracy (higher is better): clip_text [hard_negatives] beats clip_text at g = 1, 3." in text
+    assert "| guidance | clip_text [hard_negatives] | clip_text | clip_text [hard_negatives] − clip_text |" in text
     # The difference is paired over the joined per-prompt values: exactly 0.08 on every prompt.
     assert re.search(r"\| 1 \| 0\.480 \[[0-9.]+, [0-9.]+\]† \| 0\.400 \[[0-9.]+, [0-9.]+\]† \| 0\.080 \[0\.080, "
                      r"0\.080\]† \|", text)
@@ -111,7 +111,7 @@ def test_q5_compares_the_hard_negative_clip_with_the_standard_one(joined):
     # The vector-only group stays on the standard CLIP: the mean of clip_text, unclip and unclip (fixed).
     assert "sequence modes bind better at g = 1, 3." in text and "| 1 | 0.433 [" in text
     hard = joined[1]["answers"]["q5_binding"]["hard_negative"]
-    assert [(c["a"], c["b"], c["a_better_at"]) for c in hard] == [("clip_text@hard_negatives", "clip_text",
+    assert [(c["a"], c["b"], c["a_better_at"]) for c in hard] == [("clip_text [hard_negatives]", "clip_text",
                                                                     [1.0, 3.0])]
 
 
@@ -125,7 +125,7 @@ def test_setup_states_the_joined_jobs_their_wall_times_and_each_clip(joined, job
     assert "| resolution (px) | 16 |" in text
     assert ("Conditioning CLIP: job 0 (standard CLIP).retrieval_top1 0.820; "
             "job 1 (hard_negatives CLIP).retrieval_top1 0.790.") in text
-    assert "clip_text@hard_negatives at g = 1, 3" in text
+    assert "clip_text [hard_negatives] at g = 1, 3" in text
     summary = joined[1]
     assert summary["experiment"] == "handmade + handmade_hard"
     assert [(j["folder"], j["clip"], j["modes"], j["wall_time_total_s"]) for j in summary["jobs"]] == [
@@ -135,15 +135,15 @@ def test_setup_states_the_joined_jobs_their_wall_times_and_each_clip(joined, job
     assert "wall_time_s" not in summary  # the first job's stages are not the joint's
 
 
-def test_the_real_ceiling_is_kept_once_and_every_row_says_its_clip(joined, jobs):
+def test_the_real_ceiling_is_kept_once_and_the_variant_clips_lines_are_marked(joined, jobs):
     out = joined[2]
-    assert (pd.read_csv(out / "per_prompt.csv").query("mode == 'real'")["clip"] == "-").all()
     for table in ("metrics.csv", "per_prompt.csv"):
         joint, first = pd.read_csv(out / table), pd.read_csv(jobs[0] / table)
         real = joint[joint["mode"] == "real"]
         assert len(real) == (first["mode"] == "real").sum()
-        assert set(real["clip"]) <= {"-"}
-        hard = joint[joint["clip"] == "hard_negatives"]
+        assert set(real["clip_variant"]) == {"-"}
+        assert set(joint.loc[joint["mode"] == "glide", "clip_variant"]) == {"-"}  # the standard CLIP
+        hard = joint[joint["clip_variant"] == "hard_negatives"]
         assert len(hard) == (pd.read_csv(jobs[1] / table)["mode"] != "real").sum()
         assert set(hard["mode"]) == {"clip_text"}
 
@@ -240,7 +240,7 @@ def test_callback_joins_jobs_with_different_clips_and_skips_failed_ones(sweep, c
         end_multirun(copy)
     assert f"joint report: skipping {failed}: no metrics.csv (the job did not finish)" in caplog.messages
     found = sections((copy / "joint" / "report.md").read_text())
-    assert "clip_text@hard_negatives beats clip_text at g = 1, 3." in found["Q5"]
+    assert "clip_text [hard_negatives] beats clip_text at g = 1, 3." in found["Q5"]
     assert {k: v for k, v in snapshot(copy).items() if not k.startswith("joint/")} == before
 
 

@@ -11,9 +11,10 @@ import torch
 from scipy import linalg
 from torch import nn
 
+from harness.line import Line
 from harness.metrics.clip_score import clip_score
 from harness.metrics.distribution import fid_kid, leave_one_prompt_out, prdc
-from harness.metrics.intervals import (NONE, RUN, Components, Interval, crossed_interval, fill_prompts,
+from harness.metrics.intervals import (PROMPTS_ONLY, RUN, Components, Interval, crossed_interval, fill_prompts,
                                       grouped_interval, holm, linearise, mean_interval, pseudo_values, with_pilot)
 from harness.metrics.diversity import (
     expected_normalised_entropy,
@@ -131,7 +132,7 @@ def test_mean_interval_is_the_student_t_interval_and_skips_nan():
     expected = stats.t.interval(0.95, len(finite) - 1, loc=finite.mean(), scale=stats.sem(finite))
     assert interval.value == pytest.approx(finite.mean())
     assert (interval.low, interval.high) == pytest.approx(expected)
-    assert (interval.prompts, interval.seeds, interval.seed_term) == (5, 1, NONE)
+    assert (interval.prompts, interval.seeds, interval.seed_term) == (5, 1, PROMPTS_ONLY)
     assert math.isnan(mean_interval(np.full(3, np.nan)).value)
 
 
@@ -208,7 +209,7 @@ def test_a_one_seed_decoder_beside_multi_seed_ones_leaves_the_seed_term_out():
     rng = np.random.default_rng(3)
     _, groups = linearise([rng.normal(size=(4, 20)), rng.normal(size=(1, 20))], ["a", "b"], [True, True],
                           lambda x: x[0] - x[1])
-    assert grouped_interval(groups).seed_term == NONE
+    assert grouped_interval(groups).seed_term == PROMPTS_ONLY
 
 
 def test_paired_difference_detects_shift_but_not_noise():
@@ -340,7 +341,7 @@ def test_prompts_drawn_right_count_prompts_where_most_samples_show_shape_and_col
     # Prompt 0: 2 of 3 samples right (a wrong shape, then a right one); prompt 1: 1 of 3 (the colour is wrong twice).
     readings = [[reading("circle", "red"), reading("square", "red"), reading("circle", "red")],
                 [reading("square", "blue"), reading("square", "red"), reading("square", "green")]]
-    group = Group("m", 3.0, "-", 0, np.arange(2), np.random.default_rng(0).normal(size=(2, 3, 4)), readings,
+    group = Group(Line("m"), 3.0, 0, np.arange(2), np.random.default_rng(0).normal(size=(2, 3, 4)), readings,
                   None, np.zeros(2), {})
     values = per_prompt_values(group, prompts, world, None)
     np.testing.assert_allclose(values["shape_color_accuracy"], [2 / 3, 1 / 3])

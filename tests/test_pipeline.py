@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 SUPPORT = Path(__file__).parent / "support"
-METRIC_COLUMNS = ["mode", "guidance", "arm", "train_seed", "prompt_kind", "metric", "value", "ci_low",
-                  "ci_high", "n_prompts", "n_samples", "n_seeds"]
+# A line's five columns (harness/line.py), then the cell's guidance, seed, kind and metric with its interval.
+METRIC_COLUMNS = ["mode", "arm", "ablation", "text_scale", "clip_variant", "guidance", "train_seed", "prompt_kind",
+                  "metric", "value", "ci_low", "ci_high", "n_prompts", "n_samples", "n_seeds"]
 
 
 def harness_command(cache: Path, run_dir: Path, *overrides: str) -> list[str]:
@@ -63,7 +64,8 @@ def test_pipeline_writes_the_report_without_network(smoke_run):
     pooled = table[table["train_seed"] == "all"]  # the seeds pooled, one row per cell, with their count
     assert len(pooled) and set(pooled["n_seeds"]) == {1}
     # Q4's reliance test: combined sampled with each token group hidden; Q5's binding measures beside it
-    assert {"combined-without_clip", "combined-without_text"} <= set(table["mode"])
+    hidden = table[table["ablation"] != "-"]
+    assert set(hidden["mode"]) == {"combined"} and set(hidden["ablation"]) == {"clip", "text"}
     assert {"relation_accuracy", "swap_eligible", "judge_agreement", "attention_clip_per_token"} <= set(table["metric"])
     # Every metric the table holds is described, once, by the catalogue (label, range, direction, role).
     from harness.metrics.catalogue import metric

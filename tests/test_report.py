@@ -3,6 +3,7 @@ and never claims a difference that the intervals do not support."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import zlib
@@ -13,7 +14,8 @@ import pandas as pd
 import pytest
 
 from harness.config import PrimaryContrast, ReportConfig
-from harness.report import Curve, Sweep, write_report
+from harness.line import Line
+from harness.report import Sweep, write_report
 from harness.report.contrasts import compare, interpolate_at, matched_fidelity
 from harness.report.estimate import Cell
 from harness.report.q1_frontier import hypervolume
@@ -23,7 +25,7 @@ PROMPTS = 20
 SPREAD = 0.1  # per-prompt standard deviation of every cell: a cell's interval is about +-0.047
 KIND_OF = {"free_entropy": "free", "binding_accuracy": "binding", "swap_binding": "binding"}
 
-# (mode, arm, metric): {guidance: mean}. Differences are either large (>= 0.2, separated) or tiny
+# (line without its arm, arm, metric): {guidance: mean}. Differences are either large (>= 0.2, separated) or tiny
 # (<= 0.02, not separated), so each expected verdict holds whatever the random per-prompt scatter.
 CELLS = {
     ("glide", "-", "attribute_accuracy"): {1: 0.80, 3: 0.90},
@@ -37,7 +39,7 @@ CELLS = {
     ("glide", "-", "binding_accuracy"): {1: 0.70, 3: 0.75},
     ("combined", "per_sample", "binding_accuracy"): {1: 0.72, 3: 0.74},
     ("clip_text", "-", "binding_accuracy"): {1: 0.40, 3: 0.42},
-    ("clip_text@hardneg", "-", "binding_accuracy"): {1: 0.41, 3: 0.42},
+    ("clip_text [hardneg]", "-", "binding_accuracy"): {1: 0.41, 3: 0.42},
     ("unclip", "per_sample", "binding_accuracy"): {1: 0.45, 3: 0.47},
     ("unclip", "fixed", "binding_accuracy"): {1: 0.45, 3: 0.46},
     ("combined", "per_sample", "attention_clip"): {1: 0.30, 3: 0.45},
@@ -47,14 +49,25 @@ CELLS = {
     ("unclip", "fixed", "shape_color_majority"): {1: 0.40, 3: 0.56},
     # The reliance test: combined sampled with its CLIP tokens, or its text tokens, hidden from attention.
     ("combined", "per_sample", "attribute_accuracy"): {1: 0.75, 3: 0.80},
-    ("combined-without_clip", "per_sample", "attribute_accuracy"): {3: 0.50},
-    ("combined-without_text", "per_sample", "attribute_accuracy"): {3: 0.78},
+    ("combined without clip", "per_sample", "attribute_accuracy"): {3: 0.50},
+    ("combined without text", "per_sample", "attribute_accuracy"): {3: 0.78},
     ("real", "-", "attribute_accuracy"): {None: 0.97},
     ("real", "-", "free_entropy"): {None: 0.80},
 }
 
+def shipped_tags() -> dict[str, list[str]]:
+    """Every shipped mode's tags, as a run's summary records them (what the questions select modes by)."""
+    from harness.cli import compose
+    from stages import shipped_modes
+
+    cfg = compose([f"conditioning=[{','.join(shipped_modes())}]"])
+    return {mode: list(mode_cfg.tags) for mode, mode_cfg in cfg.conditioning.items()}
+
+
 SUMMARY = {
     "experiment": "handmade",
+    "mode_tags": shipped_tags(),
+    "arms": {arm: {"module": arm, "baseline": True, "modes": ["unclip", "combined"]} for arm in ("fixed", "per_sample")},
     "setup": {"data": "shapes", "resolution": 16, "num_images": 20000, "decoder_size": "tiny",
               "decoder_steps": 3000, "train_seeds": [0], "sampler": "ddim", "sample_steps": 20,
               "prompts_per_kind": 16, "samples_per_prompt": 8, "machine": "2-core CPU", "device": "cpu"},
@@ -72,13 +85,15 @@ def scatter(key: tuple, seed: int) -> np.ndarray:
 
 def make_per_prompt(cells: dict, seeds: tuple[int, ...] = (0,)) -> pd.DataFrame:
     rows = []
-    for (mode, draw, metric), by_g in cells.items():
+    for (text, draw, metric), by_g in cells.items():
+        line = dataclasses.replace(Line.parse(text), arm=draw)
+        mode = line.mode
         kind = KIND_OF.get(metric, "full")
         offset = {"free": 0, "binding": 100, "full": 200}[kind]
         for g, mean in by_g.items():
             for seed in ["-"] if mode == "real" else seeds:
-                values = mean + scatter((mode, draw, metric, g), seed if mode != "real" else 0)
-                rows += [{"mode": mode, "guidance": np.nan if g is None else float(g), "arm": draw,
+                values = mean + scatter((text, draw, metric, g), seed if mode != "real" else 0)
+                rows += [{**line.columns(), "guidance": np.nan if g is None else float(g),
                           "train_seed": seed, "prompt_kind": kind, "prompt_id": offset + p, "metric": metric,
                           "value": float(v)} for p, v in enumerate(values)]
     return pd.DataFrame(rows)
@@ -114,7 +129,7 @@ def test_matched_diversity_interpolates_between_the_bracketing_scales():
     assert interpolate_at(np.array([0.7, 0.2]), np.array([0.8, 0.9]), 0.6) == pytest.approx(0.82)
     assert np.isnan(interpolate_at(np.array([0.72, 0.70]), np.array([0.7, 0.78]), 0.6))  # never gets there
     sweep = Sweep(make_per_prompt(CELLS))
-    glide = matched_fidelity(sweep, Curve("glide"), "free_entropy", "attribute_accuracy", 0.75)
+    glide = matched_fidelity(sweep, Line("glide"), "free_entropy", "attribute_accuracy", 0.75)
     assert glide.value == pytest.approx(0.82)  # target 0.75 x 0.80 = 0.60
     assert glide.low < glide.value < glide.high
 
@@ -122,7 +137,7 @@ def test_matched_diversity_interpolates_between_the_bracketing_scales():
 def test_seeds_pool_by_mean_and_their_spread_widens_the_interval():
     cells = {("glide", "-", "attribute_accuracy"): {3: 0.6}}
     one, three = Sweep(make_per_prompt(cells)), Sweep(make_per_prompt(cells, seeds=(0, 1, 2)))
-    cell = Cell(Curve("glide"), 3.0, "attribute_accuracy")
+    cell = Cell(Line("glide"), 3.0, "attribute_accuracy")
     assert one.value(cell).seeds == 1 and three.value(cell).seeds == 3
     shifted = make_per_prompt(cells, seeds=(0, 1, 2))
     shifted.loc[shifted["train_seed"] == 1, "value"] += 0.3  # one training seed far better than the others
@@ -135,12 +150,12 @@ def test_seeds_pool_by_mean_and_their_spread_widens_the_interval():
     assert (table["ci_low"] < table["value"]).all() and (table["value"] < table["ci_high"]).all()
 
 
-def test_a_clip_column_makes_hard_negative_variants_curves_of_their_own():
+def test_a_clip_variant_is_a_line_of_its_own_compared_with_the_standard_clip():
     table = make_per_prompt({("clip_text", "-", "binding_accuracy"): {3: 0.4}})
-    table = pd.concat([table.assign(clip="scratch"), table.assign(clip="hardneg", value=table["value"] + 0.3)])
+    table = pd.concat([table, table.assign(clip_variant="hardneg", value=table["value"] + 0.3)])
     sweep = Sweep(table)
-    assert hard_negative_pairs(sweep, "binding_accuracy") == [(Curve("clip_text@hardneg"), Curve("clip_text"))]
-    assert compare(sweep, Curve("clip_text@hardneg"), Curve("clip_text"), "binding_accuracy").verdicts()[0] == [3.0]
+    assert hard_negative_pairs(sweep, "binding_accuracy") == [(Line("clip_text", clip_variant="hardneg"), Line("clip_text"))]
+    assert compare(sweep, Line("clip_text", clip_variant="hardneg"), Line("clip_text"), "binding_accuracy").verdicts()[0] == [3.0]
 
 
 def test_paired_per_prompt_values_separate_what_overlapping_intervals_cannot():
@@ -151,9 +166,9 @@ def test_paired_per_prompt_values_separate_what_overlapping_intervals_cannot():
               metric="attribute_accuracy", value=v + shift)
          for m, shift in (("glide", 0.05), ("clip_text", 0.0)) for i, v in enumerate(base)])
     sweep = Sweep(per_prompt)
-    glide, clip_text = (sweep.value(sweep.cell(Curve(m), 3.0, "attribute_accuracy")) for m in ("glide", "clip_text"))
+    glide, clip_text = (sweep.value(sweep.cell(Line(m), 3.0, "attribute_accuracy")) for m in ("glide", "clip_text"))
     assert glide.low < clip_text.high  # the two cells' intervals overlap
-    paired = compare(sweep, Curve("glide"), Curve("clip_text"), "attribute_accuracy")
+    paired = compare(sweep, Line("glide"), Line("clip_text"), "attribute_accuracy")
     assert paired.verdicts() == ([3.0], [], [])
     assert paired.points[0].difference.value == pytest.approx(0.05)
 
@@ -217,9 +232,9 @@ def test_an_equivalence_contrast_is_a_family_member_tested_against_its_margin():
 
     close = {("combined", "per_sample", "binding_accuracy"): {3: 0.50},
              ("unclip", "per_sample", "binding_accuracy"): {3: 0.49}}
-    settings = ReportConfig(primary=[PrimaryContrast("q5", "difference", "combined/per_sample", "unclip/per_sample",
+    settings = ReportConfig(primary=[PrimaryContrast("q5", "difference", "combined (per_sample)", "unclip (per_sample)",
                                                      "binding_accuracy", margin=0.1),
-                                     PrimaryContrast("q5", "difference", "combined/per_sample", "unclip/per_sample",
+                                     PrimaryContrast("q5", "difference", "combined (per_sample)", "unclip (per_sample)",
                                                      "binding_accuracy", margin=0.01)])
     wide, narrow = primary_family(Sweep(make_per_prompt(close, seeds=(0, 1, 2))), settings)
     assert wide.in_family and wide.significant(0.05) == 1  # within ±0.1
@@ -329,7 +344,7 @@ def test_summary_json_keeps_earlier_fields_and_gets_the_answers(rendered):
 def test_absent_inputs_say_not_measured(tmp_path):
     # A smoke-like run: glide only, no prior draws, attention, binding or real ceiling.
     smoke = {key: cells for key, cells in CELLS.items() if key[0] == "glide" and key[2] != "binding_accuracy"}
-    found = sections(write_report(pd.DataFrame(), {"experiment": "smoke"}, tmp_path,
+    found = sections(write_report(pd.DataFrame(), {"experiment": "smoke", "mode_tags": SUMMARY["mode_tags"], "arms": {}}, tmp_path,
                                   make_per_prompt(smoke)).read_text())
     assert "Not measured in this run: the run needs the core text-vector mode (clip_text)" in found["Q2"]
     assert "no mode was swept with both fixed and per-sample prior draws" in found["Q3"]
@@ -344,7 +359,7 @@ def test_absent_inputs_say_not_measured(tmp_path):
 
 
 def test_without_hard_negative_runs_the_binding_section_says_so(tmp_path):
-    cells = {key: v for key, v in CELLS.items() if "@" not in key[0]}
+    cells = {key: v for key, v in CELLS.items() if "[" not in key[0]}
     found = sections(write_report(pd.DataFrame(), SUMMARY, tmp_path, make_per_prompt(cells)).read_text())
     assert "The run did not include a hard-negative CLIP: not measured." in found["Q5"]
 
@@ -357,7 +372,7 @@ def test_a_dataset_of_unique_captions_says_why_q1_has_no_matched_diversity():
     dataset = {(mode, draw, metric): by_g for mode, draw in (("glide", "-"), ("unclip", "per_sample"))
                for metric, by_g in (("clip_score", {1: 0.20, 3: 0.24}), ("pairwise_distance", {1: 0.40, 3: 0.30}))}
     dataset[("real", "-", "clip_score")] = {None: 0.25}  # a real image per caption: a score, but no spread
-    settings = ReportConfig(primary=[PrimaryContrast("q1", "matched_fidelity", "unclip/per_sample", "glide")])
+    settings = ReportConfig(primary=[PrimaryContrast("q1", "matched_fidelity", "unclip (per_sample)", "glide")])
     (result,) = primary_family(Sweep(make_per_prompt(dataset)), settings)
     assert not result.measured and not result.unreached
     line = finding_line(result, alpha=0.05)

@@ -244,7 +244,7 @@ class ConditioningConfig:
 
 @dataclass
 class ArmConfig:
-    """One sampling arm (harness/arms/<module>.py): what happens to the condition or the guidance at sampling
+    """One sampling arm (harness/sampling/arms/<module>.py): what happens to the condition or the guidance at sampling
     time. Arms key only the sweep: adding one samples the trained decoders again, it retrains nothing."""
     module: str = param(MISSING, keys=("sweep",))
     modes: List[str] = param([], keys=("sweep",), help="the modes it is sampled with; empty: every mode it applies to")
@@ -253,7 +253,7 @@ class ArmConfig:
     params: Dict[str, Any] = param({}, keys=("sweep",))
 
     def cross_checks(self) -> Iterator[tuple[str, str]]:
-        from harness.arms.base import arm_class, check_params
+        from harness.sampling.arms.base import arm_class, check_params
 
         try:
             cls = arm_class(self.module)
@@ -287,8 +287,9 @@ class SweepConfig:
     reliance_guidance: List[float] = param([3.0], gt=0, help="scales at which modes with two token groups are also "
                                                              "sampled with each group hidden (Q4's reliance test)")
     text_guidance: List[float] = param([], ge=0, help="separate text scales for modes with two pathways: each is a "
-                                                      "line of its own (`combined@text2`), `guidance` then scaling the "
-                                                      "vector and this the text on top of it; empty: one joint scale")
+                                                      "line of its own (`combined (per_sample), text scale 2`), "
+                                                      "`guidance` then scaling the vector and this the text on top "
+                                                      "of it; empty: one joint scale")
     seed: int = 0
 
 
@@ -306,7 +307,8 @@ class PrimaryContrast:
                                "lowest and highest guidance; matched_fidelity: fidelity a - b at matched diversity; "
                                "matched_diversity: diversity a - b at matched fidelity (the middle of the range "
                                "both curves reach)")
-    a: str = param("", help="a curve: mode, or mode/arm (unclip/per_sample, clip_text/text_noise)")
+    a: str = param("", help="a line, by its label: mode, mode (arm), mode (arm) without group (\"unclip (per_sample)\", "
+                            "\"combined (per_sample) without text\"; harness/line.py)")
     b: str = param("", help="the other curve")
     metric: str = param("", help="empty: the run's primary fidelity measure (attribute accuracy on the world, CLIP "
                                  "score on a dataset), or for drop_difference and matched_diversity its primary "
@@ -325,9 +327,17 @@ class PrimaryContrast:
     if_negative: str = param("", help="what a - b < 0 means, in words")
 
     def cross_checks(self) -> Iterator[tuple[str, str]]:
-        for side in ("a", "b"):
-            if not getattr(self, side).strip():
-                yield side, "must name a curve (mode or mode/arm)"
+        from harness.line import Line
+
+        for side in ("a", "b", "a_base", "b_base"):
+            text = getattr(self, side).strip()
+            if not text and side in ("a", "b"):
+                yield side, "must name a line (mode, or mode (arm))"
+            elif text:
+                try:
+                    Line.parse(text)
+                except ValueError as exc:
+                    yield side, str(exc)
 
 
 @dataclass

@@ -24,7 +24,7 @@ three to five training seeds, a bootstrap over seeds is far too narrow. Instead:
   interval is the seed means' own t interval, with S - 1 degrees of freedom (not the residual's, which would
   pretend to hundreds). Degrees of freedom: Welch-Satterthwaite over the terms used, but never more than the
   seed part's own with fewer than four seeds; Student-t interval.
-- One seed leaves the seed part unknown. The interval then covers prompt variation only (`seed_term` NONE);
+- One seed leaves the seed part unknown. The interval then covers prompt variation only (`seed_term` PROMPTS_ONLY);
   the report either borrows the seed part from a declared pilot study (`with_pilot`, harness/report/pilot.py)
   or reads the contrast as a fact about the trained decoders in hand.
 
@@ -48,7 +48,7 @@ CONFIDENCE = 0.95
 POWER = 0.8
 
 # Where an interval's training-seed variance comes from.
-RUN, NONE, UNTRAINED = "run", "none", ""  # the run's own seeds; one seed, not carried; real images (no training)
+RUN, PROMPTS_ONLY, UNTRAINED = "run", "none", ""  # the run's own seeds; one seed, not carried; real images (no training)
 PILOT = "pilot"  # borrowed from a pilot study: `pilot <name>`
 FEW_SEEDS = 4  # below this many seeds per decoder, the seed means' own degrees of freedom (see crossed_variance)
 
@@ -98,7 +98,7 @@ class Interval:
 
     `se` and `df` make a t statistic (`p_value`) and a minimal detectable difference (`detectable`); `prompts`
     and `seeds` are the counts the variance was estimated from. `seed_term` says whether the training seeds'
-    variance is in it: RUN (estimated from the run's seeds), `pilot <name>` (borrowed), NONE (one seed: prompt
+    variance is in it: RUN (estimated from the run's seeds), `pilot <name>` (borrowed), PROMPTS_ONLY (one seed: prompt
     variation only) or UNTRAINED (real images). `components` is the variance split of a multi-seed estimate."""
 
     value: float
@@ -108,13 +108,13 @@ class Interval:
     df: float = math.nan
     prompts: int = 0
     seeds: int = 0
-    seed_term: str = NONE
+    seed_term: str = PROMPTS_ONLY
     components: Components | None = None
 
     @property
     def carries_seeds(self) -> bool:
         """Whether the interval holds the variance of training: a claim about modes, not about these decoders."""
-        return self.seed_term != NONE
+        return self.seed_term != PROMPTS_ONLY
 
     def excludes(self, x: float = 0.0) -> bool:
         return self.low > x or self.high < x
@@ -284,9 +284,9 @@ def grouped_interval(groups: Sequence[Group], confidence: float = CONFIDENCE) ->
     value = float(sum(np.asarray(g.table, dtype=float).mean() for g in groups))
     if prompts < 2 or not math.isfinite(value):
         return Interval(value, math.nan, math.nan, prompts=prompts, seeds=seeds,
-                        seed_term=NONE if trained else UNTRAINED)
+                        seed_term=PROMPTS_ONLY if trained else UNTRAINED)
     _, variance, df, estimated = crossed_variance(groups)
-    term = UNTRAINED if not trained else RUN if estimated else NONE
+    term = UNTRAINED if not trained else RUN if estimated else PROMPTS_ONLY
     return _t_interval(value, float(variance), float(df), confidence, prompts, seeds, term,
                        components(groups) if term == RUN else None)
 
@@ -339,7 +339,7 @@ def with_pilot(interval: Interval, pilot: Components, name: str, confidence: flo
     """A one-seed estimate's interval with the seed variance borrowed from a pilot study of the same recipe:
     var = se^2 (the run's prompts) + seed / S, degrees of freedom by Satterthwaite with the pilot's own (and no
     more than the pilot's where its seed part dominates)."""
-    if interval.seed_term != NONE or not math.isfinite(interval.se):
+    if interval.seed_term != PROMPTS_ONLY or not math.isfinite(interval.se):
         return interval
     seed_part = pilot.seed / max(interval.seeds, 1)
     variance = interval.se ** 2 + seed_part

@@ -13,7 +13,7 @@ from harness.runtime.cache import Artifact
 from harness.config import key_fields
 from harness.runtime.context import Context
 
-VERSION = "1"
+VERSION = "2"  # 2: a line in five columns (harness.line)
 PER_PROMPT, METRICS, METRICS_PARQUET = "per_prompt.csv", "metrics.csv", "metrics.parquet"
 
 
@@ -21,19 +21,21 @@ def run(ctx: Context) -> Artifact:
     """Build (or reuse) the tables of the sweep artifact `ctx["sweep"]`."""
     from pathlib import Path
 
-    from harness import sweep as sweep_stage
     from harness.data.prompts import sweep_prompts
+    from harness.line import REAL
     from harness.metrics import table as metrics_table
     from harness.report.estimate import Sweep
-    from harness.sweep_inputs import load_judge
+    from harness.sampling.load import load_judge
+    from harness.sampling.runner import load_cells
+    from harness.sampling.stage import CELLS
 
     cfg, swept = ctx.cfg, ctx["sweep"]
 
     def build(workdir: Path) -> dict:
         prompts = sweep_prompts(ctx)
-        cells = list(sweep_stage.load_cells(swept.file(sweep_stage.CELLS)))
+        cells = list(load_cells(swept.file(CELLS)))
         groups = metrics_table.assemble_groups(cells, len(prompts))
-        with np.load(swept.file(f"{sweep_stage.REAL}.npz")) as raw:
+        with np.load(swept.file(f"{REAL}.npz")) as raw:
             real = metrics_table.real_group(dict(raw))
         text_embeddings = load_judge(ctx).embed_texts([p.caption for p in prompts]).cpu().numpy()
         world = ctx.world if cfg.data.source == "shapes" else None

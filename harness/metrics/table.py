@@ -1,7 +1,7 @@
 """From sweep cells to the per-prompt table behind every number (docs/design.md, section 5; the columns are
 listed in docs/reading-the-report.md).
 
-Per group (mode, guidance, arm, train seed), each prompt's contribution to every metric (the metrics
+Per group (line, guidance, train seed; `harness.line.Line`), each prompt's contribution to every metric (the metrics
 table and the report are built from these by `harness.report.estimate.Sweep`, which gives each number its
 interval over prompts and training seeds):
 - per-prompt metrics (a mean over the prompt's K samples): on the shapes world, from the probe's readings,
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from harness.data.prompts import SweepPrompt
 from harness.data.world import Prompt, ShapesWorld, attribute_value, paired_correctly
+from harness.line import COLUMNS as LINE_COLUMNS, NONE, REAL_LINE, Line
 from harness.metrics.catalogue import FROM_PROBE, PER_PROMPT
 from harness.metrics.clip_score import clip_score
 from harness.metrics.distribution import leave_one_prompt_out
@@ -39,18 +40,15 @@ from harness.metrics.diversity import mean_pairwise_distance, normalised_entropy
 from harness.metrics.intervals import pseudo_values
 
 POOLED_KIND = "all"  # prompt_kind of a set metric computed on every prompt at once
-NO_ABLATION = "-"
-WITHOUT = "-without_"  # mode label of a reliance line: `combined-without_clip` is combined without its CLIP tokens
-COLUMNS = ["mode", "guidance", "arm", "train_seed", "prompt_kind", "metric", "value", "ci_low", "ci_high",
+COLUMNS = [*LINE_COLUMNS, "guidance", "train_seed", "prompt_kind", "metric", "value", "ci_low", "ci_high",
            "n_prompts", "n_samples", "n_seeds"]
-PER_PROMPT_COLUMNS = ["mode", "guidance", "arm", "train_seed", "prompt_kind", "prompt_id", "metric", "value"]
+PER_PROMPT_COLUMNS = [*LINE_COLUMNS, "guidance", "train_seed", "prompt_kind", "prompt_id", "metric", "value"]
 
 @dataclass
 class Group:
-    """All samples of one (mode, guidance, arm, seed), prompts in sweep order."""
-    mode: str
+    """All samples of one line at one guidance scale and training seed, prompts in sweep order."""
+    line: Line
     guidance: float
-    arm: str
     seed: int | str
     prompt_ids: np.ndarray  # [P]
     features: np.ndarray  # [P, K, F]
@@ -149,7 +147,7 @@ def group_contributions(group: Group, prompts: list[SweepPrompt], world: ShapesW
     (`harness.report.estimate.Sweep`)."""
     values = per_prompt_values(group, prompts, world, text_embeddings)
     kinds = np.array([prompts[pid].kind for pid in group.prompt_ids])
-    key = {"mode": group.mode, "guidance": group.guidance, "arm": group.arm, "train_seed": group.seed}
+    key = {**group.line.columns(), "guidance": group.guidance, "train_seed": group.seed}
     rows = []
 
     def add(kind: str, metric: str, ids: np.ndarray, contributions: np.ndarray) -> None:
@@ -161,7 +159,7 @@ def group_contributions(group: Group, prompts: list[SweepPrompt], world: ShapesW
         select = kinds == kind
         for metric, per in values.items():
             add(kind, metric, group.prompt_ids[select], per[select])
-    if group.mode != "real":  # real against itself would be trivial
+    if not group.line.is_real:  # real against itself would be trivial
         for kind in [*sorted(set(kinds)), POOLED_KIND]:
             select = np.ones(len(kinds), bool) if kind == POOLED_KIND else kinds == kind
             ids = group.prompt_ids[select]
@@ -198,15 +196,16 @@ def _batch_rows(groups: list[Group], prompts: list[SweepPrompt], world: ShapesWo
 
 
 def assemble_groups(cells, n_prompts: int) -> list[Group]:
-    """Join the chunks of each (mode, seed, guidance, arm) back into one group in prompt order."""
+    """Join the chunks of each (line, seed, guidance) back into one group in prompt order."""
     by_key: dict[tuple, list[tuple]] = {}
-    for cell, data in cells:  # a reliance cell (a token group hidden) is a line of its own: `cell.label`
-        by_key.setdefault((cell.label, cell.seed, cell.guidance, cell.arm), []).append((cell.chunk, data))
+    for cell, data in cells:
+        by_key.setdefault((cell.line, cell.seed, cell.guidance), []).append((cell.chunk, data))
     groups = []
-    for (mode, seed, guidance, arm), parts in sorted(by_key.items()):
+    for (line, seed, guidance), parts in sorted(by_key.items(), key=lambda item: (item[0][0].sort_key(),
+                                                                                  *item[0][1:])):
         parts = [d for _, d in sorted(parts, key=lambda x: x[0])]
         attention = _join_attention([json.loads(str(d["attention"])) for d in parts])
-        groups.append(Group(mode, guidance, arm, seed,
+        groups.append(Group(line, guidance, seed,
                             np.concatenate([d["prompt_ids"] for d in parts]),
                             np.concatenate([d["features"] for d in parts]),
                             _join_readings(parts),
@@ -216,7 +215,7 @@ def assemble_groups(cells, n_prompts: int) -> list[Group]:
 
 
 def real_group(data: dict) -> Group:
-    return Group("real", float("nan"), "-", "-", data["prompt_ids"], data["features"], _join_readings([data]),
+    return Group(REAL_LINE, float("nan"), NONE, data["prompt_ids"], data["features"], _join_readings([data]),
                  data.get("clip"), np.full(len(data["prompt_ids"]), np.nan), {})
 
 

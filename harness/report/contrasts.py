@@ -5,12 +5,14 @@ its interval is paired over prompts and seeds (harness/report/estimate.py)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from harness.metrics.catalogue import lower_is_better
-from harness.report.estimate import Cell, Curve, Estimate, Sweep
+from harness.line import Line
+from harness.sampling.arms.base import FIXED, PER_SAMPLE
+from harness.report.estimate import Cell, Estimate, Sweep
 
 
 def first_measured(sweep: Sweep, metrics: Sequence[str]) -> str | None:
@@ -40,8 +42,8 @@ class Contrast:
 
 @dataclass(frozen=True)
 class Comparison:
-    a: Curve
-    b: Curve
+    a: Line
+    b: Line
     metric: str
     points: list[Contrast]
 
@@ -54,7 +56,7 @@ class Comparison:
         return (above, below, neither) if better_sign(self.metric) > 0 else (below, above, neither)
 
 
-def compare(sweep: Sweep, a: Curve, b: Curve, metric: str) -> Comparison:
+def compare(sweep: Sweep, a: Line, b: Line, metric: str) -> Comparison:
     """Where does curve a beat curve b on `metric`: at each shared guidance scale, a - b with its interval."""
     points = []
     for g in sorted(set(sweep.guidances(a, metric)) & set(sweep.guidances(b, metric))):
@@ -73,7 +75,7 @@ class DiversityDrop:
     """Diversity at the lowest and highest guidance scale, the drop between them, and each as a fraction of the
     real ceiling (None when the run has no ceiling for the metric)."""
 
-    curve: Curve
+    curve: Line
     metric: str
     low_guidance: float
     high_guidance: float
@@ -84,7 +86,7 @@ class DiversityDrop:
     end_of_ceiling: Estimate | None
 
 
-def diversity_drop(sweep: Sweep, curve: Curve, metric: str) -> DiversityDrop | None:
+def diversity_drop(sweep: Sweep, curve: Line, metric: str) -> DiversityDrop | None:
     scales = sweep.guidances(curve, metric)
     if len(scales) < 2:
         return None
@@ -94,7 +96,7 @@ def diversity_drop(sweep: Sweep, curve: Curve, metric: str) -> DiversityDrop | N
                          fraction_of_ceiling(sweep, end))
 
 
-def drop_difference(sweep: Sweep, a: Curve, b: Curve, metric: str) -> Estimate | None:
+def drop_difference(sweep: Sweep, a: Line, b: Line, metric: str) -> Estimate | None:
     """drop(a) - drop(b) between the lowest and highest guidance scale both share: > 0 means a loses more."""
     scales = sorted(set(sweep.guidances(a, metric)) & set(sweep.guidances(b, metric)))
     if len(scales) < 2:
@@ -103,11 +105,11 @@ def drop_difference(sweep: Sweep, a: Curve, b: Curve, metric: str) -> Estimate |
     return sweep.contrast(cells, [1.0, -1.0, -1.0, 1.0])
 
 
-def draw_pairs(sweep: Sweep, metric: str) -> list[tuple[Curve, Curve]]:
+def draw_pairs(sweep: Sweep, metric: str) -> list[tuple[Line, Line]]:
     """(fixed, per_sample) curves of every mode measured with both prior-draw policies."""
     curves = set(sweep.curves(metric))
-    return [(c, Curve(c.mode, "per_sample")) for c in sorted(curves, key=Curve.sort_key)
-            if c.arm == "fixed" and Curve(c.mode, "per_sample") in curves]
+    return [(c, replace(c, arm=PER_SAMPLE)) for c in sorted(curves, key=Line.sort_key)
+            if c.arm == FIXED and replace(c, arm=PER_SAMPLE) in curves]
 
 
 # ---------------------------------------------------------------- fidelity at matched diversity
@@ -127,7 +129,7 @@ def interpolate_at(diversity: np.ndarray, fidelity: np.ndarray, target: float) -
     return float("nan")
 
 
-def matched_cells(sweep: Sweep, curve: Curve, diversity: str, fidelity: str) -> list[Cell]:
+def matched_cells(sweep: Sweep, curve: Line, diversity: str, fidelity: str) -> list[Cell]:
     """The real ceiling's diversity, then the curve's diversity cells and fidelity cells over its scales."""
     scales = sweep.guidances(curve, diversity, fidelity)
     return ([sweep.ceiling_cell(diversity)] + [sweep.cell(curve, g, diversity) for g in scales]
@@ -139,7 +141,7 @@ def _matched(x: np.ndarray, fraction: float) -> float:
     return interpolate_at(x[1:1 + n], x[1 + n:], fraction * x[0])
 
 
-def matched_fidelity(sweep: Sweep, curve: Curve, diversity: str, fidelity: str, fraction: float) -> Estimate | None:
+def matched_fidelity(sweep: Sweep, curve: Line, diversity: str, fidelity: str, fraction: float) -> Estimate | None:
     """Fidelity at the guidance where the curve's diversity equals `fraction` of the real ceiling's, interpolated
     between swept scales. It does not depend on which scales a run swept (only on their bracketing the
     target), so it compares runs with different guidance grids; NaN when the curve never reaches the target."""
@@ -148,7 +150,7 @@ def matched_fidelity(sweep: Sweep, curve: Curve, diversity: str, fidelity: str, 
     return sweep.estimate(matched_cells(sweep, curve, diversity, fidelity), lambda x: _matched(x, fraction))
 
 
-def matched_difference(sweep: Sweep, a: Curve, b: Curve, diversity: str, fidelity: str,
+def matched_difference(sweep: Sweep, a: Line, b: Line, diversity: str, fidelity: str,
                        fraction: float) -> Estimate | None:
     """matched_fidelity(a) - matched_fidelity(b), paired (the shared ceiling counts once)."""
     if any(matched_fidelity(sweep, c, diversity, fidelity, fraction) is None for c in (a, b)):
@@ -169,8 +171,8 @@ def shared_fidelity(fidelity_a: np.ndarray, fidelity_b: np.ndarray) -> float:
     return float((low + high) / 2) if low <= high else float("nan")
 
 
-def diversity_at_matched_fidelity(sweep: Sweep, a: Curve, b: Curve, diversity: str, fidelity: str,
-                                  a_base: Curve | None = None, b_base: Curve | None = None) -> Estimate | None:
+def diversity_at_matched_fidelity(sweep: Sweep, a: Line, b: Line, diversity: str, fidelity: str,
+                                  a_base: Line | None = None, b_base: Line | None = None) -> Estimate | None:
     """diversity(a) − diversity(b) where each curve first reaches the fidelity both share (`shared_fidelity`),
     interpolated between the guidance scales that bracket it: > 0 when a keeps more diversity at equal
     fidelity. With bases, gains are compared: (a − a_base) − (b − b_base), each pair at its own shared

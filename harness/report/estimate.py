@@ -1,17 +1,16 @@
 """The report's estimation engine: cells of the sweep and any function of them, with intervals.
 
-Input: the per-prompt table the sweep writes (`mode, guidance, arm, train_seed, prompt_kind, prompt_id,
-metric, value`, and optionally `clip`, the CLIP variant of a joint report). Each row is a prompt's contribution
-to a metric for one training seed: the prompt's own value for a mean metric, its jackknife pseudo-value for a
-set metric (harness/metrics/table.py). A *cell* is one (mode, arm, guidance, metric, prompt kind); a *curve* is
-one line of the figure: a mode under one sampling arm (a prior-draw policy, condition noise, a guidance
-variant), its cells over guidance scales.
+Input: the per-prompt table the sweep writes (`harness.metrics.table.PER_PROMPT_COLUMNS`: the line's five
+columns, `guidance, train_seed, prompt_kind, prompt_id, metric, value`). Each row is a prompt's contribution to a
+metric for one training seed: the prompt's own value for a mean metric, its jackknife pseudo-value for a set
+metric (harness/metrics/table.py). A *cell* is one (line, guidance, metric, prompt kind); a line
+(`harness.line.Line`) is one curve of the figure, its cells over guidance scales.
 
 A cell's estimate is the mean over training seeds of each seed's mean over prompts. Its interval, and that of
 any function of cells (a difference, a drop, a ratio, a frontier area), comes from
 `harness.metrics.intervals`: a crossed seeds x prompts variance with a t interval, the function linearised so
 that cells scored on the same prompts are compared prompt by prompt (paired). A cell or comparison resting on
-one training seed says so (`Estimate.seed_term` NONE): its interval covers prompt variation only.
+one training seed says so (`Estimate.seed_term` PROMPTS_ONLY): its interval covers prompt variation only.
 """
 
 from __future__ import annotations
@@ -24,83 +23,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.line import COLUMNS as LINE_COLUMNS, NONE, REAL, REAL_LINE, Line
+from harness.metrics.catalogue import FROM_PROBE, metric_range
 from harness.metrics.intervals import (CONFIDENCE, Interval, crossed_interval, fill_prompts, grouped_interval,
                                       linearise)
-from harness.metrics.catalogue import FROM_PROBE, metric_range
-from harness.metrics.table import COLUMNS, WITHOUT
+from harness.metrics.table import COLUMNS
 
 Estimate = Interval  # a number with its interval, standard error, degrees of freedom, prompts and seeds
 
-REAL = "real"  # pseudo-mode: real reference images of the same prompts, the ceiling
-NO_ARM = "-"  # arm of a mode sampled plain (its own vectors, plain guidance)
 POOLED = "all"  # train_seed of rows that pool seeds; prompt_kind of rows over every prompt
-NO_SEED = "-"  # train_seed of the real ceiling
-
-
-# Display order: the modes of docs/design.md's table, ablations beside their parent; unknown modes follow by name.
-MODE_ORDER = ("glide", "glide_seq", "clip_text", "clip_text_k1", "clip_text_seq", "unclip", "combined",
-              "unclip_oracle")
-ARM_ORDER = (NO_ARM, "per_sample", "fixed")
-
-_CELL_KEYS = ["mode", "arm", "guidance", "metric"]
-
-
-@dataclass(frozen=True)
-class Curve:
-    """One line of the figure: a mode and its sampling arm (`-` when sampled plain)."""
-
-    mode: str
-    arm: str = NO_ARM
-
-    @property
-    def label(self) -> str:
-        return self.mode if self.arm == NO_ARM else f"{self.mode} ({self.arm})"
-
-    @property
-    def base_mode(self) -> str:
-        """The mode without its CLIP-variant or reliance suffix: `clip_text@hardneg` -> `clip_text`,
-        `combined-without_clip` -> `combined`."""
-        return self.mode.split("@", 1)[0].split(WITHOUT, 1)[0]
-
-    @property
-    def without(self) -> str | None:
-        """The token group a reliance line hides from attention (`combined-without_clip` -> `clip`), else None."""
-        return self.mode.partition(WITHOUT)[2].split("@", 1)[0] or None
-
-    @property
-    def intact(self) -> Curve:
-        """The line with every token group: `combined-without_clip (per_sample)` -> `combined (per_sample)`."""
-        mode, _, rest = self.mode.partition(WITHOUT)
-        variant = rest.partition("@")[2]
-        return Curve(mode + (f"@{variant}" if variant else ""), self.arm)
-
-    @property
-    def hard_negative(self) -> bool:
-        return "hard" in self.mode.partition("@")[2].lower()
-
-    def sort_key(self) -> tuple:
-        base = self.base_mode
-        rank = MODE_ORDER.index(base) if base in MODE_ORDER else len(MODE_ORDER)
-        arm = ARM_ORDER.index(self.arm) if self.arm in ARM_ORDER else len(ARM_ORDER)
-        return rank, base, self.mode, arm, self.arm
-
-    @classmethod
-    def parse(cls, text: str) -> Curve:
-        """`unclip (per_sample)` or `unclip/per_sample` -> Curve("unclip", "per_sample"); `glide` -> Curve("glide")."""
-        text = text.strip()
-        if text.endswith(")") and " (" in text:
-            mode, _, arm = text[:-1].partition(" (")
-            return cls(mode.strip(), arm.strip())
-        mode, _, arm = text.partition("/")
-        return cls(mode.strip(), arm.strip() or NO_ARM)
-
-
-REAL_CURVE = Curve(REAL)
+_CELL_KEYS = [*LINE_COLUMNS, "guidance", "metric"]
 
 
 @dataclass(frozen=True)
 class Cell:
-    curve: Curve
+    curve: Line
     guidance: float  # NaN for the real ceiling
     metric: str
     prompt_kind: str = POOLED
@@ -111,23 +48,21 @@ def _guidance_key(g: float | None) -> float | None:
 
 
 def normalise(table: pd.DataFrame) -> pd.DataFrame:
-    """Uniform dtypes, the real ceiling outside the guidance axis, and a CLIP variant column folded into the mode
-    name (`clip_text` with `clip=hard_negatives` becomes `clip_text@hard_negatives`) so that the variant is a
-    curve of its own."""
+    """Uniform dtypes, every line column present (a table without a column has it unset) and the real ceiling
+    outside the guidance axis."""
     t = table.copy()
-    t["mode"] = t["mode"].astype(str)
-    if "clip" in t.columns:
-        variant = t["clip"].fillna("").astype(str)
-        fold = variant.str.contains("hard", case=False) & ~t["mode"].str.contains("@")
-        t.loc[fold, "mode"] = t.loc[fold, "mode"] + "@" + variant[fold]
-    t["arm"] = t["arm"].fillna(NO_ARM).astype(str)
+    for column in LINE_COLUMNS:
+        if column not in t.columns:
+            t[column] = np.nan if column == "text_scale" else NONE
+    for column in ("mode", "arm", "ablation", "clip_variant"):
+        t[column] = t[column].fillna(NONE).astype(str)
+    t["text_scale"] = pd.to_numeric(t["text_scale"], errors="coerce").round(6)
     t["train_seed"] = t["train_seed"].astype(str)
     t["prompt_kind"] = t["prompt_kind"].astype(str)
     t["guidance"] = pd.to_numeric(t["guidance"], errors="coerce").round(6)
     real = t["mode"] == REAL
     t.loc[real, "guidance"] = np.nan
-    t.loc[real, "arm"] = NO_ARM
-    t.loc[real, "train_seed"] = NO_SEED
+    t.loc[real, "train_seed"] = NONE
     return t
 
 
@@ -138,16 +73,14 @@ def table_file(folder: Path | str, name: str) -> Path | None:
 
 
 def read_table(path: Path | str) -> pd.DataFrame:
-    """A metrics or per-prompt table as the pipeline wrote it, training seeds as text ("0", "all", "-"). Tables
-    written before sampling arms existed call the column `prior_draw` (its values are arm names)."""
-    table = pd.read_csv(path, dtype={"train_seed": str, "mode": str, "arm": str, "prior_draw": str,
-                                     "prompt_kind": str})
-    return table.rename(columns={"prior_draw": "arm"})
+    """A metrics or per-prompt table as the pipeline wrote it, training seeds and line fields as text."""
+    return pd.read_csv(path, dtype={"train_seed": str, "mode": str, "arm": str, "ablation": str,
+                                    "clip_variant": str, "prompt_kind": str})
 
 
 def _contribution_tables(per_prompt: pd.DataFrame) -> dict[tuple, dict[str, pd.DataFrame]]:
-    """(mode, arm, guidance, metric) -> {kind: [seeds x prompts] mean contributions}, with the pooled kind of a
-    mean metric (every prompt of every kind) added where the table has no pooled rows.
+    """(line, guidance, metric) -> {kind: [seeds x prompts] mean contributions}, with the pooled kind of a mean
+    metric (every prompt of every kind) added where the table has no pooled rows.
 
     One wide table of every cell, kind and seed, cut into each cell's blocks: a pivot per cell and kind took
     12 s over the quick preset's 752 cells, this 1 s."""
@@ -155,12 +88,18 @@ def _contribution_tables(per_prompt: pd.DataFrame) -> dict[tuple, dict[str, pd.D
     by_kind, pooled = (per_prompt.groupby([*keys, "prompt_id"], dropna=False)["value"].mean().unstack("prompt_id")
                        for keys in (index, [*_CELL_KEYS, "train_seed"]))
     tables: dict[tuple, dict[str, pd.DataFrame]] = {}
-    for (mode, arm, g, metric, kind), block in by_kind.groupby(level=index[:-1], sort=False, dropna=False):
-        tables.setdefault((mode, arm, _guidance_key(g), metric), {})[kind] = _block(block)
-    for (mode, arm, g, metric), block in pooled.groupby(level=_CELL_KEYS, sort=False, dropna=False):
-        tables[(mode, arm, _guidance_key(g), metric)].setdefault(POOLED, _block(block))
+    for (*cell, kind), block in by_kind.groupby(level=index[:-1], sort=False, dropna=False):
+        tables.setdefault(_cell_key(cell), {})[kind] = _block(block)
+    for cell, block in pooled.groupby(level=_CELL_KEYS, sort=False, dropna=False):
+        tables[_cell_key(cell)].setdefault(POOLED, _block(block))
     first_seen = per_prompt[_CELL_KEYS].drop_duplicates().itertuples(index=False)  # the metrics table's row order
-    return {key: tables[key] for key in ((mode, arm, _guidance_key(g), metric) for mode, arm, g, metric in first_seen)}
+    return {key: tables[key] for key in map(_cell_key, first_seen)}
+
+
+def _cell_key(values: Sequence) -> tuple[Line, float | None, str]:
+    """(line, guidance, metric) from the values of `_CELL_KEYS`."""
+    *line, g, metric = values
+    return Line.of(dict(zip(LINE_COLUMNS, line))), _guidance_key(g), metric
 
 
 def _block(rows: pd.DataFrame) -> pd.DataFrame:
@@ -183,20 +122,17 @@ class Sweep:
         self.confidence = confidence
         # mode -> the tags its YAML declares (conditioning.<mode>.tags): what the questions select modes by
         self.tags = {mode: frozenset(values) for mode, values in (tags or {}).items()}
-        # (mode, arm, guidance, metric) -> {kind: [seeds x prompts] contributions, NaN where absent}
+        # (line, guidance, metric) -> {kind: [seeds x prompts] contributions, NaN where absent}
         self._tables = _contribution_tables(self.per_prompt)
         self._cache: dict[tuple, Estimate | None] = {}
 
-    def only(self, keep: Callable[[Curve], bool]) -> Sweep:
+    def only(self, keep: Callable[[Line], bool]) -> Sweep:
         """The same sweep with only the curves `keep` accepts (and the real ceiling): what a question reads."""
         view = object.__new__(Sweep)
         view.confidence, view._cache, view.tags = self.confidence, {}, self.tags
-        view._tables = {key: value for key, value in self._tables.items()
-                        if key[0] == REAL or keep(Curve(key[0], key[1]))}
-        keys = self.per_prompt[["mode", "arm"]].drop_duplicates()
-        kept = {(m, a) for m, a in keys.itertuples(index=False) if m == REAL or keep(Curve(m, a))}
-        view.per_prompt = self.per_prompt[[(m, a) in kept for m, a in
-                                           zip(self.per_prompt["mode"], self.per_prompt["arm"])]]
+        view._tables = {key: value for key, value in self._tables.items() if key[0].is_real or keep(key[0])}
+        lines = [Line.of(row) for row in self.per_prompt[list(LINE_COLUMNS)].to_dict("records")]
+        view.per_prompt = self.per_prompt[[line.is_real or keep(line) for line in lines]]
         return view
 
     def tagged(self, *tags: str, without: Sequence[str] = ()) -> set[str]:
@@ -205,9 +141,9 @@ class Sweep:
 
     # -- what was measured
 
-    def has_curve(self, curve: Curve) -> bool:
+    def has_curve(self, curve: Line) -> bool:
         """Whether the run sampled this line (any metric, any guidance)."""
-        return any(key[0] == curve.mode and key[1] == curve.arm for key in self._tables)
+        return any(key[0] == curve for key in self._tables)
 
     @property
     def prompt_count(self) -> int:
@@ -215,7 +151,7 @@ class Sweep:
         return int(self.per_prompt["prompt_id"].nunique())
 
     def has(self, metric: str) -> bool:
-        return any(key[3] == metric for key in self._tables)
+        return any(key[2] == metric for key in self._tables)
 
     @property
     def read_by_probe(self) -> bool:
@@ -224,40 +160,40 @@ class Sweep:
         return any(self.has(metric) for metric in FROM_PROBE)
 
     def metrics_named(self, prefix: str) -> list[str]:
-        return sorted({key[3] for key in self._tables if key[3].startswith(prefix)})
+        return sorted({key[2] for key in self._tables if key[2].startswith(prefix)})
 
-    def curves(self, *metrics: str, reliance: bool = False) -> list[Curve]:
+    def curves(self, *metrics: str, reliance: bool = False) -> list[Line]:
         """Curves (never the real ceiling) with a guidance scale where every given metric exists (any metric when
         none is given); the reliance lines (a token group hidden) only with `reliance`, and then only them."""
-        found = {curve for curve, _ in self._points(metrics)} - {REAL_CURVE}
-        return sorted((c for c in found if (c.without is not None) == reliance), key=Curve.sort_key)
+        found = {curve for curve, _ in self._points(metrics)} - {REAL_LINE}
+        return sorted((c for c in found if (c.ablation != NONE) == reliance), key=Line.sort_key)
 
-    def guidances(self, curve: Curve, *metrics: str) -> list[float]:
+    def guidances(self, curve: Line, *metrics: str) -> list[float]:
         """Guidance scales where the curve has every given metric (any metric when none is given), ascending."""
         return sorted(g for c, g in self._points(metrics) if c == curve and g is not None)
 
-    def _points(self, metrics: Sequence[str]) -> set[tuple[Curve, float | None]]:
-        found: set[tuple[Curve, float | None]] | None = None
+    def _points(self, metrics: Sequence[str]) -> set[tuple[Line, float | None]]:
+        found: set[tuple[Line, float | None]] | None = None
         for metric in metrics or [None]:
-            here = {(Curve(m, d), g) for (m, d, g, met) in self._tables if metric is None or met == metric}
+            here = {(line, g) for (line, g, met) in self._tables if metric is None or met == metric}
             found = here if found is None else found & here
         return found or set()
 
-    def cell(self, curve: Curve, guidance: float, metric: str, kind: str = POOLED) -> Cell:
+    def cell(self, curve: Line, guidance: float, metric: str, kind: str = POOLED) -> Cell:
         return Cell(curve, guidance, metric, kind)
 
     def ceiling_cell(self, metric: str) -> Cell:
-        return Cell(REAL_CURVE, math.nan, metric)
+        return Cell(REAL_LINE, math.nan, metric)
 
-    def seeds(self, curve: Curve) -> list[str]:
+    def seeds(self, curve: Line) -> list[str]:
         """The training seeds a curve's cells were scored with."""
-        return sorted({s for (m, d, _, _), kinds in self._tables.items() if Curve(m, d) == curve
+        return sorted({s for (line, _, _), kinds in self._tables.items() if line == curve
                        for s in kinds[POOLED].index})
 
     # -- numbers
 
     def table(self, cell: Cell) -> pd.DataFrame | None:
-        kinds = self._tables.get((cell.curve.mode, cell.curve.arm, _guidance_key(cell.guidance), cell.metric))
+        kinds = self._tables.get((cell.curve, _guidance_key(cell.guidance), cell.metric))
         return None if kinds is None else kinds.get(cell.prompt_kind)
 
     def value(self, cell: Cell) -> Estimate | None:
@@ -267,7 +203,7 @@ class Sweep:
             table = self.table(cell)
             self._cache[key] = None if table is None else crossed_interval(
                 fill_prompts(table.to_numpy(float)), self.confidence, metric_range(cell.metric),
-                trained=cell.curve != REAL_CURVE)
+                trained=cell.curve != REAL_LINE)
         return self._cache[key]
 
     def estimate(self, cells: Sequence[Cell], fn: Callable[[np.ndarray], float]) -> Estimate | None:
@@ -276,12 +212,12 @@ class Sweep:
         tables = [self.table(c) for c in cells]
         if any(t is None for t in tables):
             return None
-        decoders = [decoder_of(c.curve) for c in cells]
+        decoders = [c.curve.decoder for c in cells]
         aligned = _align(tables, decoders)
         if aligned is None:
             return None
         with np.errstate(divide="ignore", invalid="ignore"):
-            _, groups = linearise(aligned, decoders, [d != REAL for d in decoders], fn)
+            _, groups = linearise(aligned, decoders, [not c.curve.is_real for c in cells], fn)
         return grouped_interval(groups, self.confidence)
 
     def contrast(self, cells: Sequence[Cell], weights: Sequence[float]) -> Estimate | None:
@@ -296,16 +232,15 @@ class Sweep:
         seed (its prompts only: a prompt-only interval) and, for generated lines, one with the seeds pooled
         (`train_seed` = all, the crossed interval the report uses). `samples_per_prompt` fills `n_samples`."""
         rows = []
-        for (mode, arm, g, metric), kinds in self._tables.items():
+        for (line, g, metric), kinds in self._tables.items():
             for kind, table in kinds.items():
-                key = {"mode": mode, "guidance": math.nan if g is None else g, "arm": arm,
-                       "prompt_kind": kind, "metric": metric}
+                key = {**line.columns(), "guidance": math.nan if g is None else g, "prompt_kind": kind,
+                       "metric": metric}
                 bounds = metric_range(metric)
                 per_seed = [(seed, crossed_interval(row[None, ~np.isnan(row)], self.confidence, bounds,
-                                                    trained=mode != REAL))
+                                                    trained=not line.is_real))
                             for seed, row in zip(table.index, table.to_numpy(float))]
-                pooled = [] if mode == REAL else [(POOLED, self.value(Cell(Curve(mode, arm), key["guidance"],
-                                                                          metric, kind)))]
+                pooled = [] if line.is_real else [(POOLED, self.value(Cell(line, key["guidance"], metric, kind)))]
                 for seed, est in per_seed + pooled:
                     rows.append({**key, "train_seed": seed, "value": est.value, "ci_low": est.low,
                                  "ci_high": est.high, "n_prompts": est.prompts,
@@ -314,20 +249,14 @@ class Sweep:
         return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def decoder_of(curve: Curve) -> str:
-    """The trained decoder a curve samples: its mode with any token group shown again (`combined-without_clip`
-    samples the `combined` decoder), the CLIP variant kept; REAL for the real images."""
-    return curve.intact.mode
-
-
-def _align(tables: Sequence[pd.DataFrame], decoders: Sequence[str]) -> list[np.ndarray] | None:
+def _align(tables: Sequence[pd.DataFrame], decoders: Sequence[tuple[str, str]]) -> list[np.ndarray] | None:
     """The cells' tables on every prompt any of them has and, within each decoder, on the seeds all its cells have.
 
     Seeds are matched within a decoder only (seed 1 of unclip at guidance 1 and 8 is the same model); decoders
     of different modes keep their own seeds, as many as each has, and are never filled in. A prompt a cell was
     not scored on counts as absent for that cell (`fill_prompts`). None when a decoder's cells share no seed."""
     prompts = sorted(set().union(*(t.columns for t in tables)))
-    seeds: dict[str, list] = {}
+    seeds: dict[tuple[str, str], list] = {}
     for table, decoder in zip(tables, decoders):
         have = list(table.index)
         seeds[decoder] = have if decoder not in seeds else [s for s in seeds[decoder] if s in set(have)]

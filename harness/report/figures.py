@@ -16,17 +16,17 @@ from harness.config import Config
 from harness.data.world import Prompt
 from harness.report.contrasts import first_measured
 from harness.metrics.catalogue import DIVERSITY, FIDELITY
-from harness.report.estimate import Curve, Estimate, Sweep
+from harness.line import NONE, Line
+from harness.report.estimate import Estimate, Sweep
 from harness.report.markdown import NOT_MEASURED, name
 from harness.report.q1_frontier import frontier_points
-from harness.metrics.table import NO_ABLATION
-from harness.sweep import Cell
+from harness.sampling.cell import Cell
 
 
-def plot_curves(sweep: Sweep, path: Path, curves: Sequence[Curve] | None = None, title: str = "") -> Path:
+def plot_curves(sweep: Sweep, path: Path, curves: Sequence[Line] | None = None, title: str = "") -> Path:
     """One panel per fidelity measure (columns) against free-attribute entropy and a second diversity measure
     (rows): one line per curve, guidance scales as labelled points, 95% intervals both ways, the real ceiling
-    as a star with dotted guides. Fixed prior draws are dashed, hard-negative CLIP variants use squares.
+    as a star with dotted guides. Fixed prior draws are dashed, a CLIP variant of a joint report uses squares.
     `curves`: only these, one colour each (one mode's arms, Q6); default every curve, one colour per mode."""
     import matplotlib
 
@@ -67,8 +67,8 @@ def plot_curves(sweep: Sweep, path: Path, curves: Sequence[Curve] | None = None,
     return path
 
 
-def _panel(ax: Any, sweep: Sweep, diversity: str, fidelity: str, color_of: Callable[[Curve], str],
-           handles: dict[str, Any], only: Sequence[Curve] | None = None) -> None:
+def _panel(ax: Any, sweep: Sweep, diversity: str, fidelity: str, color_of: Callable[[Line], str],
+           handles: dict[str, Any], only: Sequence[Line] | None = None) -> None:
     from matplotlib.lines import Line2D
 
     curves = [c for c in sweep.curves(diversity, fidelity) if only is None or c in only]
@@ -77,7 +77,7 @@ def _panel(ax: Any, sweep: Sweep, diversity: str, fidelity: str, color_of: Calla
         x, y = [p.diversity for p in points], [p.fidelity for p in points]
         color = color_of(curve)
         style = dict(color=color, linestyle="--" if curve.arm == "fixed" else "-",
-                     marker="s" if curve.hard_negative else "o", markersize=4.5, linewidth=1.6)
+                     marker="s" if curve.clip_variant != NONE else "o", markersize=4.5, linewidth=1.6)
         ax.errorbar([e.value for e in x], [e.value for e in y], xerr=_bar(x), yerr=_bar(y), elinewidth=0.7,
                     capsize=2, alpha=0.9, **style)
         handles.setdefault(curve.label, Line2D([], [], **style))
@@ -113,23 +113,20 @@ def _bar(estimates: Sequence[Estimate]) -> list[list[float]]:
 # ---------------------------------------------------------------- grids and sheets
 
 
-def _sample_images(cells: list[tuple[Cell, dict]], cfg: Config) -> dict[tuple[str, str, float], dict[int, np.ndarray]]:
-    """(mode, arm, guidance) -> prompt id -> the prompt's K samples [K, H, W, 3], from each mode's first
-    training seed."""
-    images: dict[tuple[str, str, float], dict[int, np.ndarray]] = {}
-    for cell, data in cells:  # the reliance cells (a token group hidden) and separate text scales are not pictured
-        if cell.seed == cfg.seeds_for(cell.mode)[0] and cell.ablation == NO_ABLATION and cell.text_guidance is None:
-            bucket = images.setdefault((cell.mode, cell.arm, cell.guidance), {})
+def _sample_images(cells: list[tuple[Cell, dict]], cfg: Config) -> dict[tuple[Line, float], dict[int, np.ndarray]]:
+    """(line, guidance) -> prompt id -> the prompt's K samples [K, H, W, 3], from each mode's first training
+    seed; the reliance lines (a token group hidden) and separate text scales are not pictured."""
+    images: dict[tuple[Line, float], dict[int, np.ndarray]] = {}
+    for cell, data in cells:
+        line = cell.line
+        if cell.seed == cfg.seeds_for(line.mode)[0] and line.ablation == NONE and line.text_scale is None:
+            bucket = images.setdefault((line, cell.guidance), {})
             bucket.update({int(pid): data["images"][row] for row, pid in enumerate(data["prompt_ids"])})
     return images
 
 
-def _curves_in_order(images: dict, cfg: Config) -> list[tuple[str, str]]:
-    return sorted({(m, p) for m, p, _ in images}, key=lambda mp: (list(cfg.conditioning).index(mp[0]), mp[1]))
-
-
-def _label(mode: str, arm: str, sep: str = "\n") -> str:
-    return mode if arm == "-" else f"{mode}{sep}({arm})"
+def _lines_in_order(images: dict, cfg: Config) -> list[Line]:
+    return sorted({line for line, _ in images}, key=lambda line: (list(cfg.conditioning).index(line.mode), line.arm))
 
 
 def _save(fig, path: Path, dpi: int) -> Path:
@@ -154,8 +151,8 @@ def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Conf
     import matplotlib.pyplot as plt
 
     images = _sample_images(cells, cfg)
-    rows = _curves_in_order(images, cfg)
-    scales = sorted({g for _, _, g in images})
+    rows = _lines_in_order(images, cfg)
+    scales = sorted({g for _, g in images})
     written = []
     for kind in cfg.sweep.prompt_kinds:
         ids = _grid_prompt_ids(prompts, cfg, kind)
@@ -163,9 +160,9 @@ def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Conf
             continue
         fig, axes = plt.subplots(len(rows), len(scales), figsize=(1.1 * len(ids) * len(scales) + 1.2,
                                                                   1.25 * len(rows) + 1.2), squeeze=False)
-        for r, (mode, arm) in enumerate(rows):
+        for r, line in enumerate(rows):
             for c, g in enumerate(scales):
-                tiles = images.get((mode, arm, g), {})
+                tiles = images.get((line, g), {})
                 blank = np.zeros_like(next(iter(tiles.values()))[0])
                 strip = np.concatenate([tiles[i][0] if i in tiles else blank for i in ids], axis=1)
                 ax = axes[r][c]
@@ -175,7 +172,7 @@ def write_grids(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg: Conf
                 if r == 0:
                     ax.set_title(f"guidance {g:g}", fontsize=8)
                 if c == 0:
-                    ax.set_ylabel(_label(mode, arm), fontsize=7)
+                    ax.set_ylabel(line.label.replace(" (", "\n("), fontsize=7)
         captions = "; ".join(f"{n + 1}: {prompts[i].caption}" for n, i in enumerate(ids))
         fig.suptitle(f"{kind} prompts (left to right) - {captions}", fontsize=7, wrap=True)
         written.append(_save(fig, out_dir / f"grid_{kind}.png", dpi=120))
@@ -193,14 +190,14 @@ def write_mode_sheets(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg
     import matplotlib.pyplot as plt
 
     images = _sample_images(cells, cfg)
-    scales = sorted({g for _, _, g in images})
+    scales = sorted({g for _, g in images})
     ids = [i for kind in cfg.sweep.prompt_kinds for i in _grid_prompt_ids(prompts, cfg, kind)]
     written = []
-    for mode, arm in _curves_in_order(images, cfg):
+    for line in _lines_in_order(images, cfg):
         fig, axes = plt.subplots(1, len(scales), figsize=(0.2 * cfg.sweep.samples_per_prompt * len(scales) + 3.5,
                                                           0.22 * len(ids) + 0.9), squeeze=False)
         for c, g in enumerate(scales):
-            tiles = images[(mode, arm, g)]
+            tiles = images[(line, g)]
             # rows: prompts; columns: the prompt's K samples
             mosaic = np.concatenate([np.concatenate(list(tiles[i]), axis=1) for i in ids if i in tiles], axis=0)
             ax = axes[0][c]
@@ -210,6 +207,6 @@ def write_mode_sheets(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg
             tile = mosaic.shape[0] // len(ids)
             ax.set_yticks([tile * (n + 0.5) for n in range(len(ids))])
             ax.set_yticklabels([prompts[i].caption for i in ids] if c == 0 else [], fontsize=4)
-        fig.suptitle(f"{_label(mode, arm, ' ')}: {cfg.sweep.samples_per_prompt} samples per prompt", fontsize=8)
-        written.append(_save(fig, out_dir / f"sheet_{mode}{'' if arm == '-' else '_' + arm}.png", dpi=150))
+        fig.suptitle(f"{line.label}: {cfg.sweep.samples_per_prompt} samples per prompt", fontsize=8)
+        written.append(_save(fig, out_dir / f"sheet_{line.mode}{'' if line.arm == NONE else '_' + line.arm}.png", dpi=150))
     return written

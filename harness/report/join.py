@@ -3,9 +3,9 @@ training seeds shard over jobs (`train_seeds=[0,1],[2,3],...`) that pool into on
 
 A run trains one conditioning CLIP, so "does a CLIP trained with hard-negative captions bind better?" is answered
 by two jobs of a multirun (`clip.hard_negatives=false,true`), each with its own run folder and report. This
-module joins their folders into one: the jobs' metrics.csv and per_prompt.csv stacked with a `clip` column per
-job, which `estimate.normalise` folds into the mode name (`clip_text@hard_negatives`), so that `q5_binding`
-compares each hard-negative line with the same mode under the standard CLIP. The real-image ceiling is kept once.
+module joins their folders into one: the jobs' metrics.csv and per_prompt.csv stacked, the lines of a job with
+the hard-negative CLIP marked in their `clip_variant` column (`clip_text [hard_negatives]`), so that `q5_binding`
+compares each of them with the same line under the standard CLIP. The real-image ceiling is kept once.
 
 Jobs sharded by training seed simply stack: each row carries its seed, so the joint report's intervals are over
 every job's seeds and prompts. Jobs join only when they were scored on the same prompts by the same evaluator
@@ -30,13 +30,12 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import HarnessError, print_or_exit
-from harness.metrics.table import WITHOUT
-from harness.report.estimate import REAL, read_table, table_file
+from harness.line import COLUMNS as LINE_COLUMNS, NONE, REAL, Line
+from harness.report.estimate import read_table, table_file
 from harness.report.pilot import recipe_of
 from harness.report.write import report_settings, write_report
 
 STANDARD, HARD_NEGATIVES = "standard", "hard_negatives"
-NO_CLIP = "-"  # `clip` of the real ceiling rows: real images are not generated through any CLIP
 CONFIG = "config.yaml"  # the resolved config the pipeline writes into each run folder
 REQUIRED = ("metrics.csv", "per_prompt.csv", "summary.json", CONFIG)
 # The settings that choose the evaluation prompts and score their real images: jobs that differ in any of them
@@ -76,10 +75,9 @@ class Job:
 
     @property
     def modes(self) -> list[str]:
-        """The modes the job measured, in the order of its table (the real ceiling and the reliance lines, a mode
-        with a token group hidden, are no modes)."""
-        modes = self.metrics["mode"].astype(str)
-        return list(dict.fromkeys(modes[(modes != REAL) & ~modes.str.contains(WITHOUT, regex=False)]))
+        """The modes the job measured, in the order of its table (the real ceiling is none)."""
+        lines = (Line.of(row) for row in self.metrics[list(LINE_COLUMNS)].to_dict("records"))
+        return list(dict.fromkeys(line.mode for line in lines if not line.is_real))
 
 
     @property
@@ -133,13 +131,15 @@ def check_joinable(jobs: Sequence[Job]) -> None:
 
 
 def stack(tables: Sequence[pd.DataFrame], variants: Sequence[str]) -> pd.DataFrame:
-    """The jobs' rows with their CLIP variant in a `clip` column, the real ceiling once (from the first table that
-    has it): jobs scored on the same prompts by the same evaluator have identical real rows."""
+    """The jobs' rows, the lines of a job with another CLIP than the standard one marked in `clip_variant`, the
+    real ceiling once (from the first table that has it): jobs scored on the same prompts by the same evaluator
+    have identical real rows."""
     parts, have_real = [], False
     for table, variant in zip(tables, variants):
         real = table["mode"].astype(str) == REAL
         part = table[~real] if have_real else table
-        parts.append(part.assign(clip=np.where(part["mode"].astype(str) == REAL, NO_CLIP, variant)))
+        marked = NONE if variant == STANDARD else variant
+        parts.append(part.assign(clip_variant=np.where(part["mode"].astype(str) == REAL, NONE, marked)))
         have_real = have_real or bool(real.any())
     return pd.concat(parts, ignore_index=True)
 

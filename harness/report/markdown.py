@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.metrics.catalogue import label
-from harness.metrics.intervals import NONE
-from harness.report.estimate import Curve, Estimate, Sweep
+from harness.metrics.intervals import PROMPTS_ONLY
+from harness.line import Line
+from harness.report.estimate import Estimate, Sweep
 
 NOT_MEASURED = "Not measured in this run"
 CANNOT_TELL = "the data cannot tell"
@@ -35,7 +36,7 @@ def fmt_est(e: Estimate | None) -> str:
     variation only)."""
     if e is None or math.isnan(e.value):
         return "n/a"
-    mark = "†" if e.seed_term == NONE and e.prompts else ""
+    mark = "†" if e.seed_term == PROMPTS_ONLY and e.prompts else ""
     return f"{fmt(e.value)} [{fmt(e.low)}, {fmt(e.high)}]{mark}"
 
 
@@ -91,7 +92,7 @@ def as_json(e: Estimate | None) -> dict | None:
             "prompts": e.prompts, "seeds": e.seeds, "seed_term": e.seed_term}
 
 
-def metric_table(sweep: Sweep, metric: str, curves: Sequence[Curve]) -> list[str]:
+def metric_table(sweep: Sweep, metric: str, curves: Sequence[Line]) -> list[str]:
     """Curves x guidance scales of one metric, then the real ceiling when measured."""
     scales = sorted({g for c in curves for g in sweep.guidances(c, metric)})
     rows = [[c.label] + [fmt_est(sweep.value(sweep.cell(c, g, metric))) for g in scales] for c in curves]

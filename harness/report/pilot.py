@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.config import Config, PrimaryContrast, key_fields
 from harness.errors import HarnessError, print_or_exit
+from harness.line import Line
 from harness.metrics.intervals import CONFIDENCE, Components
 
 PILOTS = Path(__file__).parent / "pilots"
@@ -57,10 +58,11 @@ def fingerprint(recipe: dict[str, Any]) -> str:
 def contrast_key(spec: PrimaryContrast, metric: str) -> str:
     """What identifies a primary contrast across runs: its kind, curves, metric and settings (not its question
     label or wording)."""
-    parts = [spec.contrast, spec.a, spec.b, metric, spec.b_metric, spec.a_base, spec.b_base]
+    lines = [Line.parse(side).label if side else "" for side in (spec.a, spec.b, spec.a_base, spec.b_base)]
+    parts = [spec.contrast, *lines[:2], metric, spec.b_metric, *lines[2:]]
     if spec.contrast == "difference":
         parts.append(f"g={spec.guidance:g}")
-    return "|".join(p.replace(" ", "") for p in parts)
+    return "|".join(parts)
 
 
 @dataclass(frozen=True)

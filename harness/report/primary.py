@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.config import PrimaryContrast, ReportConfig
-from harness.metrics.intervals import NONE, holm, with_pilot
+from harness.metrics.intervals import PROMPTS_ONLY, holm, with_pilot
 from harness.report.contrasts import (
     difference,
     diversity_at_matched_fidelity,
@@ -34,7 +34,8 @@ from harness.report.contrasts import (
     matched_difference,
 )
 from harness.metrics.catalogue import DIVERSITY, FIDELITY, needs_probe
-from harness.report.estimate import NO_ARM, Curve, Estimate, Sweep
+from harness.line import NONE, Line
+from harness.report.estimate import Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt, fmt_est, name
 from harness.report.pilot import Pilot, choose
 
@@ -89,8 +90,8 @@ class PrimaryResult:
         return self.estimate.equivalence_p(self.spec.margin) if self.spec.margin > 0 else self.estimate.p_value()
 
 
-def _curve_text(spec: PrimaryContrast) -> tuple[Curve, Curve]:
-    return Curve.parse(spec.a), Curve.parse(spec.b)
+def _curve_text(spec: PrimaryContrast) -> tuple[Line, Line]:
+    return Line.parse(spec.a), Line.parse(spec.b)
 
 
 def primary_metric(sweep: Sweep, spec: PrimaryContrast) -> str:
@@ -124,7 +125,7 @@ def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig
         return PrimaryResult(spec, metric, statement, estimate, note=_ranges(sweep, (a, b), diversity), band=band)
     if spec.contrast == "matched_diversity":
         fidelity = first_measured(sweep, FIDELITY) or FIDELITY[0]
-        bases = (Curve.parse(spec.a_base), Curve.parse(spec.b_base)) if spec.a_base else (None, None)
+        bases = (Line.parse(spec.a_base), Line.parse(spec.b_base)) if spec.a_base else (None, None)
         if bases[0] is None:
             statement = (f"{name(metric)} at matched {name(fidelity)} (the middle of the range both reach), "
                          f"{a.label} − {b.label}")
@@ -152,7 +153,7 @@ def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig
     return PrimaryResult(spec, metric, statement, estimate)
 
 
-def _ranges(sweep: Sweep, curves: Sequence[Curve], metric: str, relative: bool = True) -> str:
+def _ranges(sweep: Sweep, curves: Sequence[Line], metric: str, relative: bool = True) -> str:
     """Each curve's `metric` over its guidance scales, as fractions of the real images' (`relative`) or as
     values: where they do not overlap (or pass the matched level), the matched comparison does not exist."""
     ceiling = sweep.value(sweep.ceiling_cell(metric)) if relative else None
@@ -176,10 +177,10 @@ def band_levels(settings: ReportConfig) -> list[float]:
 def in_design(sweep: Sweep, spec: PrimaryContrast) -> bool:
     """Whether the run sampled every curve the contrast names (whatever the data let it measure)."""
     names = [spec.a, spec.b] + ([spec.a_base, spec.b_base] if spec.a_base else [])
-    return all(sweep.has_curve(Curve.parse(n)) for n in names)
+    return all(sweep.has_curve(Line.parse(n)) for n in names)
 
 
-def recognisable(sweep: Sweep, curves: Sequence[Curve], settings: ReportConfig) -> str:
+def recognisable(sweep: Sweep, curves: Sequence[Line], settings: ReportConfig) -> str:
     """Why the samples of these curves support no verdict ("" when they do): the evaluation CLIP must retrieve
     their captions among the sweep's prompts clearly above chance, at least `min_recognisable` of the way from
     chance to the real images' rate, at some guidance scale. A decoder that draws noise fails; runs without
@@ -201,8 +202,8 @@ def recognisable(sweep: Sweep, curves: Sequence[Curve], settings: ReportConfig) 
     return ""
 
 
-def _curves(spec: PrimaryContrast) -> list[Curve]:
-    return [Curve.parse(n) for n in (spec.a, spec.b, spec.a_base, spec.b_base) if n]
+def _curves(spec: PrimaryContrast) -> list[Line]:
+    return [Line.parse(n) for n in (spec.a, spec.b, spec.a_base, spec.b_base) if n]
 
 
 def primary_family(sweep: Sweep, settings: ReportConfig, recipe: dict | None = None) -> list[PrimaryResult]:
@@ -232,7 +233,7 @@ def primary_family(sweep: Sweep, settings: ReportConfig, recipe: dict | None = N
 def _with_seed_term(result: PrimaryResult, pilot: Pilot | None, why_none: str,
                     settings: ReportConfig) -> PrimaryResult:
     e = result.estimate
-    if e is None or e.seed_term != NONE:
+    if e is None or e.seed_term != PROMPTS_ONLY:
         return result
     parts = pilot.components(result.spec, result.metric) if pilot is not None else None
     if parts is None:
@@ -289,7 +290,7 @@ def _seeds_text(e: Estimate) -> str:
         sd = f" (sd {fmt(e.components.seed ** 0.5)})" if e.components is not None else ""
         return f"1 training seed, its seed variance{sd} borrowed from {e.seed_term}, df {e.df:.1f}"
     return f"{e.seeds} training seed{'s' if e.seeds != 1 else ''}" + (" (prompt variation only)"
-                                                                       if e.seed_term == NONE else "")
+                                                                       if e.seed_term == PROMPTS_ONLY else "")
 
 
 def _band_text(result: PrimaryResult, alpha: float) -> str:
@@ -335,7 +336,7 @@ def finding_line(result: PrimaryResult, alpha: float) -> str:
         unadjusted = dataclasses.replace(result, in_family=True, adjusted_p=result.p_value())
         verdict = f"{result.exploratory}; unadjusted, it reads: {_outcome(unadjusted, alpha)}" \
             if result.exploratory else CANNOT_TELL
-    elif e.seed_term == NONE:
+    elif e.seed_term == PROMPTS_ONLY:
         verdict = (f"for the decoders this run trained, {_outcome(result, alpha)}; no verdict about the modes "
                    f"({result.seed_note})")
     else:
@@ -359,7 +360,7 @@ class Claim:
 
 def _find(results: Sequence[PrimaryResult], contrast: str, a: str, b: str, metric: str) -> PrimaryResult | None:
     return next((r for r in results if r.spec.contrast == contrast and r.metric == metric
-                 and Curve.parse(r.spec.a) == Curve.parse(a) and Curve.parse(r.spec.b) == Curve.parse(b)
+                 and Line.parse(r.spec.a) == Line.parse(a) and Line.parse(r.spec.b) == Line.parse(b)
                  and r.measured), None)
 
 
@@ -397,10 +398,10 @@ def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: Repor
     glide_mode = _the(sweep, "core", "sequence", without=("two_pathway",), default="glide")
     unclip_mode = _the(sweep, "core", "vector_only", "prior", default="unclip")
     combined_mode = _the(sweep, "core", "two_pathway", "prior", default="combined")
-    glide, unclip = Curve(glide_mode), Curve(unclip_mode, "per_sample")
+    glide, unclip = Line(glide_mode), Line(unclip_mode, "per_sample")
     claims = [_judge("unCLIP keeps diversity under decoder guidance with the prior latents fixed per sample (more "
                      "than GLIDE keeps)",
-                     _find(results, "drop_difference", glide.label, f"{unclip_mode}/per_sample", diversity), alpha, 1,
+                     _find(results, "drop_difference", glide.label, unclip.label, diversity), alpha, 1,
                      f"{glide.label} and {unclip.label} on a guidance sweep")]
 
     scales = sweep.guidances(glide, diversity)
@@ -421,7 +422,7 @@ def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: Repor
                         "so a saturated FID cannot be told from a real difference"))
 
     binding = next((r for r in results if r.measured and r.spec.margin > 0 and r.metric == "binding_accuracy"
-                    and Curve.parse(r.spec.a).mode == combined_mode and Curve.parse(r.spec.b).mode == unclip_mode),
+                    and Line.parse(r.spec.a).mode == combined_mode and Line.parse(r.spec.b).mode == unclip_mode),
                    None)
     claims.append(_judge("The GLIDE pathway adds little to binding", binding, alpha, 1,
                          f"{combined_mode} and {unclip_mode} (per_sample) binding accuracy, declared as an "
@@ -443,12 +444,12 @@ def q6_answer(results: Sequence[PrimaryResult], arms: dict, alpha: float) -> str
                     "its guidance scales.")
         return ("- **Q6 answer**: not measured in this run (its arms are sampled by experiment=mechanism, on quick's "
                 "decoders).")
-    prior = [r for r in mine if is_baseline(Curve.parse(r.spec.a), arms) and Curve.parse(r.spec.a).arm != NO_ARM
-             and not is_baseline(Curve.parse(r.spec.b), arms)]
+    prior = [r for r in mine if is_baseline(Line.parse(r.spec.a), arms) and Line.parse(r.spec.a).arm != NONE
+             and not is_baseline(Line.parse(r.spec.b), arms)]
     variants = [r for r in mine if r not in prior]
     parts = []
-    unread_prior = [r for r in unread if is_baseline(Curve.parse(r.spec.a), arms)
-                    and not is_baseline(Curve.parse(r.spec.b), arms)]
+    unread_prior = [r for r in unread if is_baseline(Line.parse(r.spec.a), arms)
+                    and not is_baseline(Line.parse(r.spec.b), arms)]
     caveat = (f"; {len(unread_prior)} more could not be read at a matched level" if unread_prior else "")
     if prior:
         signs = [r.significant(alpha) for r in prior]
@@ -475,8 +476,7 @@ def q6_answer(results: Sequence[PrimaryResult], arms: dict, alpha: float) -> str
     return "- **Q6 answer**: " + scope + "; ".join(parts) + "."
 
 
-def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict | None = None,
-                 recipe: dict | None = None) -> Section:
+def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict, recipe: dict | None = None) -> Section:
     """The report's opening section: one line per primary contrast of the run's design, then the paper's claims."""
     alpha = 1 - settings.confidence
     results = primary_family(sweep, settings, recipe)
@@ -494,7 +494,7 @@ def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict | None = None,
                   f"which one seed cannot show: each primary interval adds the training-seed variance measured for "
                   f"the same contrast by the pilot study {pilot.name} ({pilot.source}), of this very recipe, with its "
                   "degrees of freedom. † marks an interval of prompts only (exploratory tables below).", ""]
-    elif NONE in seeds:
+    elif PROMPTS_ONLY in seeds:
         lines += [f"This run trained one decoder per mode and {why_none}: its intervals cover the prompts, not "
                   "the training. Each contrast below is a fact about the decoders this run trained; no verdict "
                   "about the modes and no paper verdict is stated. More training seeds (or a pilot of this recipe, "
@@ -504,7 +504,7 @@ def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict | None = None,
     if outside:
         lines += ["", "Declared but outside this run's design (its modes or arms were not sampled): "
                   + "; ".join(f"{r.spec.question.upper()} {r.statement}" for r in outside) + "."]
-    lines += ["", q6_answer(results, arms or {}, alpha), ""]
+    lines += ["", q6_answer(results, arms, alpha), ""]
     if not sweep.read_by_probe:
         lines += [f"This run has no exact attributes to read (a dataset, not the shapes world): fidelity is "
                   f"{name(first_measured(sweep, FIDELITY) or FIDELITY[0])} and diversity "
@@ -515,7 +515,7 @@ def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict | None = None,
     lines += ["The DALL-E 2 paper's claims, in this setting (a small world at low resolution, not a replication):",
               ""]
     lines += [f"- {c.text}: **{c.verdict}** ({c.evidence})." for c in claims] + [""]
-    answer = {"q6": q6_answer(results, arms or {}, alpha),
+    answer = {"q6": q6_answer(results, arms, alpha),
               "pilot": pilot.name if pilot is not None else None,
               "primary": [{"question": r.spec.question, "statement": r.statement, "estimate": as_json(r.estimate),
                            "family": "primary" if r.in_family else "exploratory" if r.exploratory else "outside",

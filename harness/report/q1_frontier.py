@@ -19,7 +19,8 @@ import numpy as np
 
 from harness.report.contrasts import first_measured, matched_difference, matched_fidelity
 from harness.metrics.catalogue import DIVERSITY, FIDELITY
-from harness.report.estimate import REAL_CURVE, Cell, Curve, Estimate, Sweep
+from harness.line import Line, REAL_LINE
+from harness.report.estimate import Cell, Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt_est, name, table, verdict
 
 TITLE = "Q1. Which mode has the best diversity–fidelity frontier?"
@@ -32,7 +33,7 @@ class FrontierPoint:
     fidelity: Estimate
 
 
-def frontier_points(sweep: Sweep, curve: Curve, diversity: str, fidelity: str) -> list[FrontierPoint]:
+def frontier_points(sweep: Sweep, curve: Line, diversity: str, fidelity: str) -> list[FrontierPoint]:
     """The curve's (diversity, fidelity) cells at each guidance scale where it has both."""
     return [FrontierPoint(g, sweep.value(sweep.cell(curve, g, diversity)), sweep.value(sweep.cell(curve, g, fidelity)))
             for g in sweep.guidances(curve, diversity, fidelity)]
@@ -49,8 +50,8 @@ def hypervolume(diversity: np.ndarray, fidelity: np.ndarray) -> float:
     return float(np.sum(widths * np.maximum.accumulate(f)))
 
 
-def _frontier_cells(sweep: Sweep, curve: Curve, diversity: str, fidelity: str) -> list[Cell]:
-    if curve == REAL_CURVE:
+def _frontier_cells(sweep: Sweep, curve: Line, diversity: str, fidelity: str) -> list[Cell]:
+    if curve == REAL_LINE:
         return [sweep.ceiling_cell(diversity), sweep.ceiling_cell(fidelity)]
     scales = sweep.guidances(curve, diversity, fidelity)
     return [sweep.cell(curve, g, diversity) for g in scales] + [sweep.cell(curve, g, fidelity) for g in scales]
@@ -61,13 +62,13 @@ def _area_of(x: np.ndarray) -> float:
     return hypervolume(x[:half], x[half:])
 
 
-def frontier_area(sweep: Sweep, curve: Curve, diversity: str, fidelity: str) -> Estimate | None:
+def frontier_area(sweep: Sweep, curve: Line, diversity: str, fidelity: str) -> Estimate | None:
     """The hypervolume of the curve's guidance points; the real ceiling is one point."""
     cells = _frontier_cells(sweep, curve, diversity, fidelity)
     return sweep.estimate(cells, _area_of) if cells else None
 
 
-def section(sweep: Sweep, matched: float, reference: Curve | None = None) -> Section:
+def section(sweep: Sweep, matched: float, reference: Line | None = None) -> Section:
     """Per fidelity measure: each curve's fidelity at matched diversity and frontier area, and every curve
     against `reference` (exploratory: the primary contrasts are in Key findings)."""
     diversity = first_measured(sweep, DIVERSITY)
@@ -88,7 +89,7 @@ def section(sweep: Sweep, matched: float, reference: Curve | None = None) -> Sec
         areas = {c: frontier_area(sweep, c, diversity, fidelity) for c in curves}
         rows = [[c.label, fmt_est(matched_at[c]), fmt_est(areas[c]),
                  ", ".join(f"{g:g}" for g in sweep.guidances(c, diversity, fidelity))] for c in curves]
-        real = frontier_area(sweep, REAL_CURVE, diversity, fidelity)
+        real = frontier_area(sweep, REAL_LINE, diversity, fidelity)
         if real is not None:
             rows.append(["real images (ceiling)", fmt_est(sweep.value(sweep.ceiling_cell(fidelity))), fmt_est(real),
                          "-"])

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 from harness.report.contrasts import compare, diversity_drop, draw_pairs, drop_difference, first_measured
 from harness.metrics.catalogue import DIVERSITY
-from harness.report.estimate import Curve, Sweep
+from harness.line import Line
+from harness.report.estimate import Sweep
 from harness.report.markdown import (
     CANNOT_TELL,
     NOT_MEASURED,
@@ -68,11 +69,11 @@ def section(sweep: Sweep) -> Section:
     return section
 
 
-def _versus_glide(sweep: Sweep, metric: str, curves: Sequence[Curve], answer: dict) -> list[str]:
+def _versus_glide(sweep: Sweep, metric: str, curves: Sequence[Line], answer: dict) -> list[str]:
     """drop(glide) - drop(unCLIP-style curve), and the two at the highest guidance scale both were swept at."""
-    glide = next((Curve(m) for m in sorted(sweep.tagged("core", "sequence", without=("two_pathway",)))), None)
+    glide = next((Line(m) for m in sorted(sweep.tagged("core", "sequence", without=("two_pathway",)))), None)
     prior_modes = sweep.tagged("prior")
-    challengers = [c for c in curves if c.base_mode in prior_modes]
+    challengers = [c for c in curves if c.mode in prior_modes]
     if glide not in curves or not challengers:
         return [f"unclip against glide at high guidance: {NOT_MEASURED.lower()} (needs glide and an unclip "
                 "mode).", ""]

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.report.contrasts import difference
-from harness.report.estimate import Curve, Estimate, Sweep
+from harness.line import Line
+from harness.report.estimate import Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, by_sign, fmt, fmt_est, name, table, verdict
 
 TITLE = "Q4. In combined, does attention fixate on the CLIP tokens and ignore the text?"
@@ -38,7 +39,7 @@ def attention_layers(sweep: Sweep) -> list[str]:
     return sorted(clip & text)
 
 
-def attention_split(sweep: Sweep, curve: Curve, layer: str | None = None, per_token: bool = False
+def attention_split(sweep: Sweep, curve: Line, layer: str | None = None, per_token: bool = False
                     ) -> list[AttentionSplit]:
     suffix = (PER_TOKEN if per_token else "") + (f"@{layer}" if layer else "")
     clip_metric, text_metric = ATTENTION_CLIP + suffix, ATTENTION_TEXT + suffix
@@ -58,7 +59,7 @@ def reliance_lines(sweep: Sweep, answer: dict) -> list[str]:
     """What hiding each token group costs in attribute accuracy, per line and reliance guidance scale."""
     hidden = sweep.curves(RELIANCE_METRIC, reliance=True)
     first = sweep.tagged("two_pathway", "prior")
-    intact = sorted({c.intact for c in hidden}, key=lambda c: (c.base_mode not in first, c.sort_key()))
+    intact = sorted({c.intact for c in hidden}, key=lambda c: (c.mode not in first, c.sort_key()))
     answer["reliance"] = {}
     if not intact:
         return []
@@ -67,7 +68,7 @@ def reliance_lines(sweep: Sweep, answer: dict) -> list[str]:
              "hidden from attention (the rest of the condition unchanged); positive = the samples depend on them.",
              ""]
     for curve in intact:
-        variants = {c.without: c for c in hidden if c.intact == curve}
+        variants = {c.ablation: c for c in hidden if c.intact == curve}
         for g in sorted(set.intersection(*(set(sweep.guidances(c, RELIANCE_METRIC)) for c in variants.values()))
                         & set(sweep.guidances(curve, RELIANCE_METRIC))):
             full = sweep.cell(curve, g, RELIANCE_METRIC)
@@ -91,7 +92,7 @@ def section(sweep: Sweep) -> Section:
     # The question is about combined (two pathways, the prior's vector): its lines first, then the other modes
     # with both kinds of tokens.
     first = sweep.tagged("two_pathway", "prior")
-    curves = sorted(sweep.curves(ATTENTION_CLIP, ATTENTION_TEXT), key=lambda c: c.base_mode not in first)
+    curves = sorted(sweep.curves(ATTENTION_CLIP, ATTENTION_TEXT), key=lambda c: c.mode not in first)
     if not curves:
         return Section.absent(TITLE, "no mode with both CLIP and text tokens recorded its attention mass")
     section = Section(TITLE, ["Attention of the conditional branch on the CLIP tokens and on the text tokens, "
@@ -117,7 +118,7 @@ def section(sweep: Sweep) -> Section:
     return section
 
 
-def _layer_table(sweep: Sweep, curve: Curve) -> list[str]:
+def _layer_table(sweep: Sweep, curve: Line) -> list[str]:
     layers = [(layer, attention_split(sweep, curve, layer)) for layer in attention_layers(sweep)]
     layers = [(layer, splits) for layer, splits in layers if splits]
     if not layers:

@@ -11,11 +11,12 @@ sequence with and without its pooled token). Vector-only and sequence modes are 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 
 from harness.report.contrasts import compare
-from harness.report.estimate import Curve, Estimate, Sweep
+from harness.line import NONE, Line
+from harness.report.estimate import Estimate, Sweep
 from harness.report.markdown import NOT_MEASURED, Section, as_json, by_sign, fmt_est, metric_table, name, table
 from harness.report.q2_clip_text import comparison_json, comparison_lines
 
@@ -33,12 +34,12 @@ class GroupContrast:
     difference: Estimate
 
 
-def group_curves(sweep: Sweep, modes: Sequence[str], metric: str) -> list[Curve]:
-    """Curves of the given modes with the standard CLIP (hard-negative variants are the second part)."""
-    return [c for c in sweep.curves(metric) if c.mode in modes]
+def group_curves(sweep: Sweep, modes: Sequence[str], metric: str) -> list[Line]:
+    """Curves of the given modes with the run's own CLIP (other CLIP variants are the second part)."""
+    return [c for c in sweep.curves(metric) if c.mode in modes and c.clip_variant == NONE]
 
 
-def group_contrast(sweep: Sweep, a: Sequence[Curve], b: Sequence[Curve], metric: str) -> list[GroupContrast]:
+def group_contrast(sweep: Sweep, a: Sequence[Line], b: Sequence[Line], metric: str) -> list[GroupContrast]:
     """Mean of `metric` over the curves of a (each line counts once) against that of b, per shared scale."""
     if not a or not b:
         return []
@@ -52,11 +53,12 @@ def group_contrast(sweep: Sweep, a: Sequence[Curve], b: Sequence[Curve], metric:
     return rows
 
 
-def hard_negative_pairs(sweep: Sweep, metric: str) -> list[tuple[Curve, Curve]]:
-    """(hard-negative CLIP curve, same mode and draw with the standard CLIP) for every variant measured."""
+def hard_negative_pairs(sweep: Sweep, metric: str) -> list[tuple[Line, Line]]:
+    """(a CLIP variant's curve, the same line with the standard CLIP) for every variant measured: the joint
+    report of a standard and a hard-negative CLIP job (`harness.report.join`)."""
     curves = set(sweep.curves(metric))
-    return [(c, Curve(c.base_mode, c.arm)) for c in sweep.curves(metric)
-            if c.hard_negative and Curve(c.base_mode, c.arm) in curves]
+    return [(c, replace(c, clip_variant=NONE)) for c in sweep.curves(metric)
+            if c.clip_variant != NONE and replace(c, clip_variant=NONE) in curves]
 
 
 def section(sweep: Sweep, ablations: Sequence[tuple[str, str]] = ()) -> Section:
@@ -74,7 +76,7 @@ def section(sweep: Sweep, ablations: Sequence[tuple[str, str]] = ()) -> Section:
                           "Share of samples eligible for it:", "", *metric_table(sweep, ELIGIBLE,
                                                                                 sweep.curves(ELIGIBLE))]
     section.lines += ["### The designed ablations (one pathway added or removed)", ""]
-    compared = [compare(sweep, Curve.parse(a), Curve.parse(b), BINDING) for a, b in ablations]
+    compared = [compare(sweep, Line.parse(a), Line.parse(b), BINDING) for a, b in ablations]
     compared = [cmp for cmp in compared if cmp.points]
     if not compared:
         pairs = "; ".join(f"{a} with {b}" for a, b in ablations) or "none declared"

@@ -1,7 +1,7 @@
 """Question 6: why does a fresh prior draw per sample keep diversity? The prior's knowledge of plausible image
 vectors, or any randomness in the condition?
 
-The sampling arms of the run (harness/arms/) are read against each mode's own way of sampling (its baseline arm:
+The sampling arms of the run (harness/sampling/arms/) are read against each mode's own way of sampling (its baseline arm:
 plain guidance, or a prior-draw policy): condition noise with the prior's spread (`text_noise`), condition-annealed
 noise (`cads`), and guidance variants that target the collapse (`interval`, `apg`). Each comparison is diversity
 at matched fidelity (where both curves reach the middle of the fidelity range they share), fidelity at matched
@@ -22,21 +22,23 @@ from harness.report.contrasts import (
     matched_difference,
 )
 from harness.metrics.catalogue import DIVERSITY, FIDELITY
-from harness.report.estimate import NO_ARM, Curve, Sweep
+from harness.line import NONE, Line
+from harness.report.estimate import Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt_est, metric_table, name, table, verdict
 
 TITLE = "Q6. Why does a fresh prior draw keep diversity? Prior draws against condition noise and guidance variants"
 SPREAD = "prior_spread"
 
 
-def is_baseline(curve: Curve, arms: dict) -> bool:
-    """A mode's own way of sampling: plain, a prior-draw policy, or an arm a run before arms existed recorded."""
-    return curve.arm == NO_ARM or bool(arms.get(curve.arm, {}).get("baseline", True))
+def is_baseline(curve: Line, arms: dict) -> bool:
+    """A mode's own way of sampling: plain, or an arm the run's summary marks as a baseline (a prior-draw
+    policy)."""
+    return curve.arm == NONE or bool(arms[curve.arm]["baseline"])
 
 
-def arm_modes(sweep: Sweep, arms: dict) -> dict[str, list[Curve]]:
+def arm_modes(sweep: Sweep, arms: dict) -> dict[str, list[Line]]:
     """Per mode with at least one non-baseline arm: all its curves, baselines first."""
-    by_mode: dict[str, list[Curve]] = {}
+    by_mode: dict[str, list[Line]] = {}
     for curve in sweep.curves():
         by_mode.setdefault(curve.mode, []).append(curve)
     return {mode: sorted(curves, key=lambda c: (not is_baseline(c, arms), c.sort_key()))

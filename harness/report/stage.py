@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from harness.line import COLUMNS as LINE_COLUMNS, REAL, Line
 from harness.runtime import tracking
 from harness.runtime.cache import Artifact
 from harness.runtime.context import Context
@@ -28,13 +29,15 @@ REPORT_FILES = ("report.md", "summary.json", "metrics.parquet", "metrics.csv", "
 def run(ctx: Context) -> Artifact:
     """Write the report of the context's metrics and sweep into `ctx.run_dir`; its artifact is that folder,
     its meta the summary."""
-    from harness import sweep as sweep_stage
     from harness.data.prompts import sweep_prompts
     from harness.metrics import stage as metrics_stage
     from harness.report import figures
     from harness.report.estimate import read_table
     from harness.report.pilot import recipe_of
     from harness.report.write import write_report
+    from harness.sampling.cell import describe_arms
+    from harness.sampling.runner import load_cells
+    from harness.sampling.stage import CELLS
 
     cfg, run_dir, measured = ctx.cfg, ctx.run_dir, ctx["metrics"]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -43,7 +46,7 @@ def run(ctx: Context) -> Artifact:
     metrics.to_csv(run_dir / metrics_stage.METRICS, index=False)
     metrics.to_parquet(run_dir / metrics_stage.METRICS_PARQUET, index=False)
     per_prompt.to_csv(run_dir / metrics_stage.PER_PROMPT, index=False)
-    cells = list(sweep_stage.load_cells(ctx["sweep"].file(sweep_stage.CELLS)))
+    cells = list(load_cells(ctx["sweep"].file(CELLS)))
     prompts = sweep_prompts(ctx)
     grids = {p.stem.removeprefix("grid_"): p for p in sorted(figures.write_grids(cells, prompts, cfg, run_dir))}
     sheets = {p.stem.removeprefix("sheet_"): p
@@ -59,7 +62,7 @@ def run(ctx: Context) -> Artifact:
 def summary(ctx: Context) -> dict:
     """What summary.json records besides the answers: the setup, the sampling arms, every artifact's figures and
     the wall times."""
-    from harness import sweep as sweep_stage
+    from harness.sampling.cell import describe_arms
 
     cfg, swept = ctx.cfg, ctx["sweep"]
     return {
@@ -72,7 +75,7 @@ def summary(ctx: Context) -> dict:
                   "prompts_per_kind": cfg.sweep.prompts_per_kind, "samples_per_prompt": cfg.sweep.samples_per_prompt,
                   "unseen_prompts": swept.meta.get("unseen_prompts"), "machine": _machine(),
                   "device": str(ctx.device)},
-        "arms": sweep_stage.describe_arms(cfg),
+        "arms": describe_arms(cfg),
         "mode_tags": {mode: list(mode_cfg.tags) for mode, mode_cfg in cfg.conditioning.items()},
         "clip": ctx["clip"].meta, "eval_clip": ctx["eval_clip"].meta,
         **({"probe": ctx["probe"].meta} if "probe" in ctx else {}),
@@ -92,12 +95,10 @@ def summary(ctx: Context) -> dict:
 def track(run_dir: Path, metrics: pd.DataFrame, summary: dict) -> None:
     """The sweep and report as one wandb run: the metrics table and line plots, the figures as images, the
     answers and key figures in its summary, and the report's files as an artifact."""
-    from harness import sweep as sweep_stage
-
     with tracking.active().run("sweep and report", "report") as tracked:
         tracked.log_table("metrics", metrics)
-        curves = metrics[(metrics["prompt_kind"] == "all") & (metrics["mode"] != sweep_stage.REAL)].copy()
-        curves["line"] = curves["mode"] + curves["arm"].map(lambda d: "" if d == "-" else f" ({d})")
+        curves = metrics[(metrics["prompt_kind"] == "all") & (metrics["mode"] != REAL)].copy()
+        curves["line"] = [Line.of(row).label for row in curves[list(LINE_COLUMNS)].to_dict("records")]
         wide = curves.pivot_table(index=["line", "guidance", "train_seed"], columns="metric", values="value")
         tracked.log_line_plots(wide.reset_index(), x="guidance", series="line",
                                metrics=[m for m in names(line_plot=True) if m in wide.columns])

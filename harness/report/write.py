@@ -36,11 +36,10 @@ SETUP_FIELDS = (  # summary["setup"] keys in reading order, with their labels
 )
 
 
-def sections(sweep: Sweep, settings: ReportConfig, arms: dict | None = None, out_dir: Path | None = None
-             ) -> dict[str, Section]:
+def sections(sweep: Sweep, settings: ReportConfig, arms: dict, out_dir: Path | None = None) -> dict[str, Section]:
     """Every section after Key findings, by the name its answer is stored under in summary.json. Q1 to Q5 read
-    each mode's own sampling (its baseline arms); Q6 and the other metrics read every arm."""
-    arms = arms or {}
+    each mode's own sampling (its baseline arms); Q6 and the other metrics read every arm. `arms`: the run's, as
+    its summary records them (`harness.sampling.cell.describe_arms`)."""
     own = sweep.only(lambda curve: q6_mechanism.is_baseline(curve, arms))
     figures = {}
     if out_dir is not None:
@@ -171,21 +170,6 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, str]:
 # ---------------------------------------------------------------- the report
 
 
-def mode_tags(summary: dict) -> dict[str, list[str]]:
-    """Each mode's tags: as the run recorded them, or for a run that predates tags, as the shipped YAMLs
-    (conf/conditioning/) declare them for the modes of that name."""
-    if summary.get("mode_tags"):
-        return summary["mode_tags"]
-    from harness.config import CONF_DIR
-
-    tags = {}
-    for path in sorted((CONF_DIR / "conditioning").glob("*.yaml")):
-        for mode, node in (OmegaConf.load(path) or {}).items():
-            tags[str(mode)] = list(node.get("tags", []))
-    return tags
-
-
-
 def report_settings(config: DictConfig, defaults: bool = False) -> ReportConfig:
     """A run's `report` settings (primary contrasts, confidence...) from its resolved config, defaults where the
     config has none (a run folder written before a setting existed); settings since retired are ignored.
@@ -206,10 +190,9 @@ def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt
     settings = settings or default_report()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sweep = Sweep(per_prompt, confidence=settings.confidence, tags=mode_tags(summary))
-    arms = summary.get("arms") or {}
-    plot_curves(sweep, out_dir / "curves.png",
-                [c for c in sweep.curves() if q6_mechanism.is_baseline(c, arms)] if arms else None)
+    sweep = Sweep(per_prompt, confidence=settings.confidence, tags=summary["mode_tags"])
+    arms = summary["arms"]
+    plot_curves(sweep, out_dir / "curves.png", [c for c in sweep.curves() if q6_mechanism.is_baseline(c, arms)])
     findings = key_findings(sweep, settings, arms, recipe)
     parts = sections(sweep, settings, arms, out_dir)
     lines = [f"# Report: {summary.get('experiment', 'experiment')}", "", f"## {findings.title}", "",

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # Each stage's module; every one has `run(ctx) -> Artifact`.
 STAGES = {"data": "harness.data.build", "clip": "harness.clip.stage", "embeddings": "harness.clip.embeddings",
           "prior": "harness.priors.stage", "probe": "harness.evaluator.probe",
-          "eval_clip": "harness.evaluator.eval_clip", DECODER: "harness.decoder.stage", "sweep": "harness.sweep",
+          "eval_clip": "harness.evaluator.eval_clip", DECODER: "harness.decoder.stage", "sweep": "harness.sampling.stage",
           "metrics": "harness.metrics.stage", "report": "harness.report.stage"}
 JUDGES = "judges"  # in NEEDS: the stages that judge samples, which the data chooses (`judge_stages`)
 # The artifacts each stage reads from its context.

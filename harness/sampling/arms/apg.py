@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.arms.base import Guidance, SamplingArm, register_arm
+from harness.sampling.arms.base import Guidance, SamplingArm, register_arm
 from harness.conditioning.condition import Condition
 from harness.decoder.diffusion import ModelFn, guided
 

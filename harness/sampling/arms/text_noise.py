@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from harness.arms.base import SamplingArm, VectorInputs, generator, register_arm
+from harness.sampling.arms.base import SamplingArm, VectorInputs, generator, register_arm
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The sweep's runner and judge, loaded from the context's artifacts.
 
-The sweep samples its cells in worker processes when `workers` > 1 (`harness.sweep.run`). Loaded models and
+The sweep samples its cells in worker processes when `workers` > 1 (`harness.sampling.stage.run`). Loaded models and
 closures over them do not cross a process boundary, so a worker receives the context (the artifacts' folders)
 and loads the conditioning CLIP, the prior, the evaluator and the decoders it samples by itself.
 """
@@ -12,17 +12,18 @@ from typing import Callable
 import numpy as np
 import torch
 
-from harness.runtime.context import Context
+from harness.clip import encode_images, encode_texts, load_clip
 from harness.data.prompts import SweepPrompt, real_images
-from harness.sweep import Judge, Sources, SweepRunner
+from harness.decoder import stage as decoder_stage
+from harness.evaluator.probe import load_probe
+from harness.runtime.context import Context
+from harness.sampling.runner import Judge, Sources, SweepRunner
+from harness.sampling.vectors import load_sources
 
 
 def load_judge(ctx: Context) -> Judge:
     """The evaluator, never the conditioning CLIP: the evaluation CLIP's embeddings and, on the shapes world, the
     probe's readings and features (on a dataset the evaluation CLIP's image embeddings are the features)."""
-    from harness.clip import encode_images, encode_texts, load_clip
-    from harness.evaluator.probe import load_probe
-
     model, tokenizer = load_clip(ctx["eval_clip"], ctx.device)
     precision = ctx.cfg.precision
 
@@ -41,9 +42,6 @@ def load_judge(ctx: Context) -> Judge:
 def load_runner(ctx: Context, prompts: list[SweepPrompt]) -> SweepRunner:
     """A runner over `prompts` with the context's vector sources (conditioning CLIP, prior, oracle), decoders and
     judge."""
-    from harness.conditioning.sampling import load_sources
-    from harness.decoder import stage as decoder_stage
-
     cfg, device = ctx.cfg, ctx.device
     context = decoder_stage.clip_context(ctx["clip"], ctx["embeddings"], device, cfg.precision)
 

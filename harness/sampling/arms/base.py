@@ -19,10 +19,11 @@ import torch
 
 from harness.conditioning.condition import Condition
 from harness.decoder.diffusion import ModelFn, NoiseLevels, guided
+from harness.line import NONE
 from harness.registry import Registry
 
-ARMS: Registry[type["SamplingArm"]] = Registry("harness.arms", "arms.*.module", "sampling arm")
-PLAIN = "-"  # the arm name of plain sampling for a mode that draws nothing: its own vectors, plain guidance
+ARMS: Registry[type["SamplingArm"]] = Registry("harness.sampling.arms", "arms.*.module", "sampling arm")
+PLAIN = NONE  # the arm of plain sampling for a mode that draws nothing: its own vectors, plain guidance
 FIXED, PER_SAMPLE = "fixed", "per_sample"
 register_arm, arm_class = ARMS.register, ARMS.get
 

@@ -13,9 +13,11 @@ from typing import Callable
 
 import torch
 
-from harness.arms.base import FIXED, SamplingArm, VectorInputs, generator
-from harness.runtime.context import Context
+from harness.clip import encode_images, encode_texts, load_clip
 from harness.data.prompts import SweepPrompt, real_images
+from harness.priors.stage import load_prior
+from harness.runtime.context import Context
+from harness.sampling.arms.base import FIXED, SamplingArm, VectorInputs, generator
 from harness.seeds import PRIOR_DRAWS, derived_seed, stream_seed
 
 PriorSample = Callable[[torch.Tensor, torch.Tensor, int, torch.Generator], torch.Tensor]  # text, tokens, n -> [P, n, D]
@@ -69,9 +71,6 @@ def sampling_vectors(mode: type, arm: SamplingArm, sources: VectorSources, ids: 
 
 def load_sources(ctx: Context, prompts: list[SweepPrompt]) -> VectorSources:
     """The conditioning CLIP's text vectors of `prompts`, the prior, and the oracle's real-image vectors."""
-    from harness.clip import encode_images, encode_texts, load_clip
-    from harness.priors.stage import load_prior
-
     cfg, device, precision = ctx.cfg, ctx.device, ctx.cfg.precision
     clip_model, tokenizer = load_clip(ctx["clip"], device)
     prior = load_prior(ctx["prior"], cfg.prior.kind, device)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from harness.arms.base import FIXED, Guidance, SamplingArm, generator, register_arm
+from harness.sampling.arms.base import FIXED, Guidance, SamplingArm, generator, register_arm
 from harness.conditioning.condition import Condition
 from harness.decoder.diffusion import ModelFn, guided
 
