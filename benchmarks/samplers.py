@@ -30,6 +30,7 @@ import torch
 import _common
 from harness.conditioning.base import ModeInputs
 from harness.config import Config
+from harness.config.schema import IMAGE
 from harness.runtime.context import Context
 from harness.data.prompts import real_images
 from harness.data.world import Prompt
@@ -72,7 +73,7 @@ def load_setup(overrides: list[str], device: torch.device, allow_build: bool) ->
     artifact = pipeline.run_stage("decoder", ctx.for_task(mode=mode, seed=seed))
     context = decoder_stage.clip_context(ctx["clip"], ctx["embeddings"], device, cfg.precision)
     decoder = decoder_stage.load(artifact, cfg, mode, context, device)
-    if decoder.mode.vector_source == "image":
+    if decoder.mode.cfg.vector_source == IMAGE:
         raise SystemExit(f"error: {mode} samples image vectors from the prior; pick a text-conditioned mode")
     prompts = sweep_prompts(ctx)
     clip_model, tokenizer = load_clip(ctx["clip"], device)

@@ -1,5 +1,6 @@
-"""Classes found by name: a conditioning mode or a sampling arm is one module of its package, registered under
-its name, and imported the first time a config asks for it."""
+"""Classes found by name: a sampling arm is one module, registered under its name and imported the first time a
+config asks for it. A shipped arm is named by its module in the package (`cads`); an arm of one's own lives in any
+importable module, named by its dotted path (`my_lab.arms.jitter`), and registers under that path."""
 
 from __future__ import annotations
 
@@ -24,12 +25,14 @@ class Registry(Generic[T]):
         return add
 
     def get(self, module: str) -> T:
-        """The class registered as `module`, importing `<package>.<module>` on first use."""
+        """The class registered as `module`, importing `<package>.<module>` (or the dotted path `module`) on first
+        use."""
         if module not in self.classes:
             try:
-                importlib.import_module(f"{self.package}.{module}")
-            except ModuleNotFoundError:
-                pass
+                importlib.import_module(module if "." in module else f"{self.package}.{module}")
+            except ModuleNotFoundError as exc:
+                if "." in module:
+                    raise ConfigError(self.key, f"cannot import {module!r}: {exc}") from None
         if module not in self.classes:
             raise ConfigError(self.key, f"no {self.what} {module!r}; known: {', '.join(sorted(self.classes))}")
         return self.classes[module]

@@ -3,14 +3,16 @@ covariance it was asked for, and a new arm (defined here) is sampled by the swee
 
 from __future__ import annotations
 
-import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from harness.line import Line
-from harness.sampling.arms.base import Guidance, SamplingArm, VectorInputs, arm_class, register_arm
+from harness.sampling.arms.base import Guidance, SamplingArm, VectorInputs, arm_class
 from harness.sampling.arms.cads import gamma
 from harness.sampling.arms.text_noise import matched_noise
 from harness.conditioning.condition import Condition
@@ -116,30 +118,15 @@ def test_text_noise_is_added_to_the_text_vectors_with_the_prior_draws_spread():
 
 # ---------------------------------------------------------------- through the pipeline, on smoke
 
-from harness.sampling.arms.base import VectorInputs as _Vectors  # noqa: E402
-from harness.conditioning.base import ConditioningMode, register_mode  # noqa: E402
-
-
-@register_arm("test_mirrored_text")
-class MirroredText(SamplingArm):
-    """An arm the harness has never seen, defined only here: the text vector with its coordinates reversed."""
-
-    def perturb(self, vectors: _Vectors) -> _Vectors:
-        return dataclasses.replace(vectors, text=vectors.text.flip(-1))
-
-
-@register_mode("test_image_vector_and_tokens")
-class ImageVectorAndTokens(ConditioningMode):
-    """A mode defined only here: the prior's image vector plus the caption's tokens (like combined)."""
-    vector_source = "image"
-    sampling_vector = "prior"
-    uses_text_sequence = True
+LAB = Path(__file__).parent / "support" / "lab"  # a researcher's own mode and arm, outside the package
+OUTSIDE_MODE, OUTSIDE_ARM = "oracle_combined", "mirrored_text"
 
 
 @pytest.fixture(scope="module")
 def armed_sweep(tmp_path_factory):
-    """A smoke run through the report with a mode and an arm defined in this file, beside shipped arms set so
-    that they must reproduce plain sampling exactly, and one separate text scale."""
+    """A smoke run through the report with a mode of one YAML and an arm of one module and one YAML, both from
+    outside the package (`hydra.searchpath`), beside shipped arms set so that they must reproduce plain sampling
+    exactly, and one separate text scale."""
     from harness.runtime import pipeline
     from harness.cli import compose
     from harness.config import ArmConfig
@@ -149,15 +136,13 @@ def armed_sweep(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("armed")
     cfg = compose(["experiment=smoke", f"cache_dir={root / 'cache'}", "logger.mode=disabled", "precision=fp32",
-                   "conditioning=[clip_text,combined]", "arms=[fixed,per_sample]", "sweep.text_guidance=[3.0]"])
-    custom = "test_image_vector_and_tokens"
-    cfg.conditioning[custom] = dataclasses.replace(cfg.conditioning["combined"], module=custom)
+                   f"hydra.searchpath=[file://{LAB / 'conf'}]", f"conditioning=[clip_text,combined,{OUTSIDE_MODE}]",
+                   f"arms=[fixed,per_sample,{OUTSIDE_ARM}]", "sweep.text_guidance=[3.0]"])
     cfg.arms.update({"cads_off": ArmConfig("cads", [], {"noise_scale": 0.0}),
-                     "interval_full": ArmConfig("interval", [], {"sigma_low": 0.0, "sigma_high": 1e9}),
-                     "mirrored": ArmConfig("test_mirrored_text", ["clip_text", custom], {})})
+                     "interval_full": ArmConfig("interval", [], {"sigma_low": 0.0, "sigma_high": 1e9})})
     ctx = pipeline.build(Context.start(cfg, run_dir=root / "run"))
     cells = {cell: data for cell, data in load_cells(ctx["sweep"].file(CELLS))}
-    return cells, root / "run"
+    return cells, root / "run", ctx
 
 
 def images_of(cells: dict, mode: str, arm: str, guidance: float = 3.0, text: float | None = None) -> np.ndarray:
@@ -167,21 +152,30 @@ def images_of(cells: dict, mode: str, arm: str, guidance: float = 3.0, text: flo
     return np.concatenate(found)
 
 
-def test_a_new_mode_and_arm_are_sampled_and_reported_with_no_other_edit(armed_sweep):
-    cells, run_dir = armed_sweep
-    custom = "test_image_vector_and_tokens"
-    assert {(c.line.mode, c.line.arm) for c in cells} >= {(custom, "mirrored"), ("clip_text", "mirrored"), (custom, "fixed")}
-    assert not np.array_equal(images_of(cells, "clip_text", "mirrored"), images_of(cells, "clip_text", "-"))
-    report = (run_dir / "report.md").read_text()
-    assert "clip_text (mirrored)" in report and f"{custom} (mirrored)" in report
+def test_a_mode_of_one_yaml_and_an_arm_of_one_module_from_outside_the_package_are_trained_sampled_reported(
+        armed_sweep):
+    cells, run_dir, ctx = armed_sweep
+    assert ctx.decoders()[(OUTSIDE_MODE, 0)].meta["history"]  # its own decoder, trained
+    lines = {c.line for c in cells}
+    assert {Line(OUTSIDE_MODE), Line(OUTSIDE_MODE, ablation="clip"), Line("clip_text", OUTSIDE_ARM)} <= lines
+    assert not any(line.mode != "clip_text" and line.arm == OUTSIDE_ARM for line in lines)  # text vectors only
+    assert not np.array_equal(images_of(cells, "clip_text", OUTSIDE_ARM), images_of(cells, "clip_text", "-"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["mode_tags"][OUTSIDE_MODE] == ["sequence", "image_vector", "oracle", "two_pathway"]
+    assert summary["arms"][OUTSIDE_ARM] == {"module": "lab.mirrored_text", "keep": 0, "baseline": False,
+                                            "modes": ["clip_text"]}
+    table = pd.read_csv(run_dir / "metrics.csv")
+    assert {OUTSIDE_MODE} <= set(table["mode"]) and OUTSIDE_ARM in set(table["arm"])
+    mechanism = summary["answers"]["q6_mechanism"]
+    assert mechanism["measured"] and f"clip_text ({OUTSIDE_ARM}) - clip_text" in mechanism["modes"]["clip_text"]
     assert (run_dir / "curves_arms_clip_text.png").is_file()
 
 
 def test_shipped_arms_reduce_to_plain_sampling_exactly_in_the_sweep(armed_sweep):
     """CADS with s = 0 is plain sampling (a prior mode: from its fixed draw); guidance over every noise level is
     plain CFG; a separate text scale equal to the vector scale is the joint scale."""
-    cells, _ = armed_sweep
-    for mode, own in (("clip_text", "-"), ("combined", "fixed"), ("test_image_vector_and_tokens", "fixed")):
+    cells, _, _ = armed_sweep
+    for mode, own in (("clip_text", "-"), ("combined", "fixed"), (OUTSIDE_MODE, "-")):
         assert np.array_equal(images_of(cells, mode, "cads_off"), images_of(cells, mode, own)), mode
     for mode, own in (("clip_text", "-"), ("combined", "per_sample")):
         assert np.array_equal(images_of(cells, mode, "interval_full"), images_of(cells, mode, own)), mode
@@ -197,7 +191,9 @@ def test_a_chunks_prior_draws_are_drawn_once_for_all_its_cells_and_equal_a_fresh
     from harness.sampling.arms.fixed import Fixed
     from harness.sampling.arms.per_sample import PerSample
     from harness.sampling.vectors import VectorSources, sampling_vectors
-    from harness.conditioning.unclip import UnClip
+    from harness.cli import compose
+
+    unclip = compose(["experiment=smoke"]).conditioning["unclip"]
 
     calls = []
 
@@ -209,12 +205,12 @@ def test_a_chunks_prior_draws_are_drawn_once_for_all_its_cells_and_equal_a_fresh
                             prior_sample=prior_sample, oracle_vectors=None)
     ids, k = [1, 4], 5
     per_sample, fixed = PerSample("per_sample"), Fixed("fixed")
-    first = sampling_vectors(UnClip, per_sample, sources, ids, k, seed=11)  # guidance 1's cell
-    again = sampling_vectors(UnClip, per_sample, sources, ids, k, seed=11)  # guidance 3's cell of the chunk
+    first = sampling_vectors(unclip, per_sample, sources, ids, k, seed=11)  # guidance 1's cell
+    again = sampling_vectors(unclip, per_sample, sources, ids, k, seed=11)  # guidance 3's cell of the chunk
     assert calls == [k]
     fresh = prior_sample(sources.text_vectors[ids], sources.tokens[ids], k, generator(11))
     assert torch.equal(first.image, fresh) and torch.equal(again.image, fresh)
-    one = sampling_vectors(UnClip, fixed, sources, ids, k, seed=11)  # one draw per prompt, shared by its samples
-    other_chunk = sampling_vectors(UnClip, per_sample, sources, ids, k, seed=12)
+    one = sampling_vectors(unclip, fixed, sources, ids, k, seed=11)  # one draw per prompt, shared by its samples
+    other_chunk = sampling_vectors(unclip, per_sample, sources, ids, k, seed=12)
     assert calls == [k, k, 1, k]
     assert torch.equal(one.image[:, 0], one.image[:, -1]) and not torch.equal(other_chunk.image, first.image)

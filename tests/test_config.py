@@ -19,7 +19,7 @@ def test_presets_compose_and_select_modes():
     cfg = compose(["experiment=smoke", "conditioning=[glide,clip_text_k1]"])
     assert set(cfg.conditioning) == {"glide", "clip_text_k1"}
     assert cfg.conditioning["clip_text_k1"].clip_tokens == 1
-    assert cfg.conditioning["glide"].module == "glide"
+    assert cfg.conditioning["glide"].text_sequence and not cfg.conditioning["glide"].has_vector
     assert compose([]).experiment_name == "quick"
     # quick sets combined's draws; choosing other modes leaves that setting behind, and it must not get in the way
     assert set(compose(["experiment=quick", "conditioning=[clip_text,glide]"]).conditioning) == {"clip_text", "glide"}
@@ -32,7 +32,7 @@ def test_presets_compose_and_select_modes():
 def test_a_preset_that_configures_no_existing_mode_fails_naming_it():
     # Command-line overrides of an unknown mode are refused by Hydra; a preset's YAML merges into the mode table
     cfg = OmegaConf.merge(OmegaConf.structured(Config),
-                          {"conditioning": {"glide": {"module": "glide"}, "glid": {"p_drop_text": 0.3}}})
+                          {"conditioning": {"glide": {"vector_source": "none", "text_sequence": True}, "glid": {"p_drop_text": 0.3}}})
     with pytest.raises(ConfigError, match=r"^conditioning\.glid: no such mode; choose from .*glide"):
         validate(cfg)
 

@@ -1,15 +1,14 @@
 """A conditioning mode: a batch of captions and CLIP vectors in, a `Condition` out (docs/design.md, section 2).
 
-A mode is one small subclass of `ConditioningMode` that says which pathways it uses and where its CLIP vector
-comes from, registered under a name with `@register_mode`. Everything else (condition dropout during
-training, null conditions, guidance branches, where sampling vectors come from) is shared here, so a new mode
-is one file and one YAML, and the decoder, trainer and sweep never change.
+A mode is data: one YAML in conf/conditioning/ whose flags (`ConditioningConfig`: which CLIP vector, whether
+GLIDE's text sequence, how many CLIP tokens, dropout rates) configure the one `ConditioningMode` here. Everything
+else (condition dropout during training, null conditions, guidance branches, where sampling vectors come from)
+follows from the flags, so a new mode is one YAML, and the decoder, trainer, sweep and report never change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import nn
@@ -17,11 +16,7 @@ from torch import nn
 from harness.conditioning.condition import Condition
 from harness.conditioning.pathways import ClipVectorPathway, Dims, TextSequencePathway
 from harness.config import ConditioningConfig
-from harness.registry import Registry
-
-MODES: Registry[type["ConditioningMode"]] = Registry("harness.conditioning", "conditioning.*.module",
-                                                     "conditioning mode")
-register_mode, mode_class = MODES.register, MODES.get
+from harness.config.schema import IMAGE, TEXT
 
 
 @dataclass
@@ -36,33 +31,12 @@ class ModeInputs:
 
 
 class ConditioningMode(nn.Module):
-    # Where the CLIP vector comes from: None (no vector pathway), "text" (the caption's CLIP text vector) or
-    # "image" (the true image vector in training; at sampling time, `sampling_vector` says which).
-    vector_source: ClassVar[str | None] = None
-    # At sampling time, image vectors come from the "prior" (text-to-image) or the "oracle" (a real image).
-    sampling_vector: ClassVar[str] = "prior"
-    uses_text_sequence: ClassVar[bool] = False
-    module_name: ClassVar[str] = ""
-
     def __init__(self, cfg: ConditioningConfig, dims: Dims, empty_caption_tokens: torch.Tensor,
                  empty_caption_vector: torch.Tensor) -> None:
         super().__init__()
         self.cfg = cfg
-        self.vector_path = (ClipVectorPathway(cfg, dims, empty_caption_vector)
-                            if self.vector_source is not None else None)
-        self.text_path = (TextSequencePathway(cfg, dims, empty_caption_tokens)
-                          if self.uses_text_sequence else None)
-
-    @classmethod
-    def token_group_names(cls, cfg: ConditioningConfig) -> tuple[str, ...]:
-        """The named token groups the decoder's attention sees under this mode (what reliance removes)."""
-        return ((("clip",) if cls.vector_source is not None and cfg.clip_tokens > 0 else ())
-                + (("text",) if cls.uses_text_sequence else ()))
-
-    @classmethod
-    def training_identity(cls) -> str:
-        """Modes that train the same decoder share its artifact (the oracle only samples differently)."""
-        return cls.module_name
+        self.vector_path = ClipVectorPathway(cfg, dims, empty_caption_vector) if cfg.has_vector else None
+        self.text_path = TextSequencePathway(cfg, dims, empty_caption_tokens) if cfg.text_sequence else None
 
     # -- encoding ---------------------------------------------------------------------------------------
     def forward(self, inputs: ModeInputs, drop_vector: torch.Tensor | None = None,
@@ -70,9 +44,9 @@ class ConditioningMode(nn.Module):
         no = torch.zeros(len(inputs), dtype=torch.bool, device=inputs.tokens.device)
         parts, groups = [], []
         if self.vector_path is not None:
-            vectors = inputs.text_vectors if self.vector_source == "text" else inputs.image_vectors
+            vectors = inputs.text_vectors if self.cfg.vector_source == TEXT else inputs.image_vectors
             if vectors is None:
-                raise ValueError(f"mode {self.module_name} needs image vectors")
+                raise ValueError("an image-vector mode needs image vectors")
             parts.append(self.vector_path.encode(vectors, no if drop_vector is None else drop_vector))
             groups.append(("clip", self.cfg.clip_tokens))
         if self.text_path is not None:
@@ -92,7 +66,7 @@ class ConditioningMode(nn.Module):
         n, device = len(inputs), inputs.tokens.device
         drop_vector = torch.rand(n, generator=generator, device=generator.device).to(device) < self.cfg.p_drop_vector
         drop_text = torch.rand(n, generator=generator, device=generator.device).to(device) < self.cfg.p_drop_text
-        if self.vector_source == "image" and self.cfg.image_noise > 0 and inputs.image_vectors is not None:
+        if self.cfg.vector_source == IMAGE and self.cfg.image_noise > 0 and inputs.image_vectors is not None:
             noise = torch.randn(inputs.image_vectors.shape, generator=generator, device=generator.device)
             noisy = inputs.image_vectors + self.cfg.image_noise * noise.to(device)
             inputs = ModeInputs(inputs.tokens, inputs.text_vectors, nn.functional.normalize(noisy, dim=-1))
@@ -103,10 +77,6 @@ class ConditioningMode(nn.Module):
     def has_tokens(self) -> bool:
         """Whether the decoder's attention sees any condition tokens (what attention mass is measured on)."""
         return self.text_path is not None or (self.vector_path is not None and self.cfg.clip_tokens > 0)
-
-    @property
-    def has_two_pathways(self) -> bool:
-        return self.vector_path is not None and self.text_path is not None
 
     def guidance_branches(self, inputs: ModeInputs, scale: float,
                           text_scale: float | None = None) -> tuple[list[Condition], list[float]]:
@@ -123,12 +93,12 @@ class ConditioningMode(nn.Module):
         null = self(inputs, yes, yes)
         if text_scale is None:
             return [self(inputs), null], guidance_weights(scale)
-        if not self.has_two_pathways:
-            raise ValueError(f"mode {self.module_name} has one pathway; separate text/vector scales need two")
+        if not self.cfg.two_pathways:
+            raise ValueError("this mode has one pathway; separate text and vector scales need two")
         vector_only = self(inputs, ~yes, yes)
         return [self(inputs), vector_only, null], guidance_weights(vector_scale=scale, text_scale=text_scale)
 
 
 def build_mode(cfg: ConditioningConfig, dims: Dims, empty_caption_tokens: torch.Tensor,
                empty_caption_vector: torch.Tensor) -> ConditioningMode:
-    return mode_class(cfg.module)(cfg, dims, empty_caption_tokens, empty_caption_vector)
+    return ConditioningMode(cfg, dims, empty_caption_tokens, empty_caption_vector)

@@ -41,13 +41,13 @@ def _unknown_keys(node: Any, schema: type, prefix: str = "") -> Iterator[str]:
 
 
 def _drop_modes_not_chosen(cfg: DictConfig) -> None:
-    """Every mode's YAML names its module, so an entry without one holds keys that a preset set for a mode the
-    conditioning list does not choose: `experiment=quick conditioning=[glide]` leaves quick's `combined` keys
-    behind (the command line cannot: Hydra refuses keys of modes not chosen). They are dropped with a warning;
+    """Every mode's YAML says which CLIP vector it reads, so an entry without one holds keys that a preset set for a
+    mode the conditioning list does not choose: `experiment=quick conditioning=[glide]` leaves quick's `combined`
+    keys behind (the command line cannot: Hydra refuses keys of modes not chosen). They are dropped with a warning;
     a name that is no mode at all is an error."""
     modes = cfg.get("conditioning") or {}
     known = sorted(path.stem for path in (CONF_DIR / "conditioning").glob("*.yaml"))
-    for name in [name for name in modes if OmegaConf.is_missing(modes[name], "module")]:
+    for name in [name for name in modes if OmegaConf.is_missing(modes[name], "vector_source")]:
         if name not in known:
             raise ConfigError(f"conditioning.{name}", f"no such mode; choose from {', '.join(known)}")
         log.warning("conditioning.%s: set but not chosen in conditioning=[...]; ignored", name)

@@ -203,21 +203,31 @@ class DecoderConfig:
 
 
 MODE_KEYS = ("decoder", "sweep")  # what a conditioning mode's fields key unless marked otherwise
-# What kind of mode a mode is, declared in its YAML: the report's questions select modes by these, never by name.
-# core: one of the four modes of the DALL-E 2 comparison; sequence: reads the caption's tokens (GLIDE's pathway);
-# vector_only: reads one CLIP vector and no token sequence; text_vector / image_vector: which CLIP vector; prior:
-# its image vector comes from the prior; two_pathway: a vector and the token sequence; oracle: the true image
-# vector of a real image (not text-to-image); ablation: a variant of a core mode.
-MODE_TAGS = ("core", "sequence", "vector_only", "text_vector", "image_vector", "prior", "two_pathway", "oracle",
-             "ablation")
+# What kind of mode a mode is: the report's questions select modes by these tags, never by name. Written by hand:
+# core (one of the four modes of the DALL-E 2 comparison) and ablation (a variant of a core mode). Derived from the
+# mode's flags (`ConditioningConfig.all_tags`): sequence (reads the caption's tokens, GLIDE's pathway);
+# vector_only (one CLIP vector, no token sequence); text_vector / image_vector (which CLIP vector); prior (its image
+# vector comes from the prior); oracle (the true image vector of a real image: not text-to-image); two_pathway (a
+# vector and the token sequence).
+HAND_TAGS = ("core", "ablation")
+DERIVED_TAGS = ("sequence", "vector_only", "text_vector", "image_vector", "prior", "oracle", "two_pathway")
+NO_VECTOR, TEXT, IMAGE = "none", "text", "image"
 
 
 @dataclass
 class ConditioningConfig:
-    """One conditioning mode. `module` names the Python mode (harness/conditioning/<module>.py). Its fields key
-    its decoders and its sweep cells (`MODE_KEYS`) unless marked otherwise: what only sampling reads does not
-    retrain a decoder."""
-    module: str = param(MISSING, keys=("sweep",))  # a decoder keys on the mode's training identity instead
+    """One conditioning mode, as data: which pathways it trains and where its CLIP vector comes from
+    (harness/conditioning/base.py builds it from these flags). Its fields key its decoders and its sweep cells
+    (`MODE_KEYS`) unless marked otherwise: what only sampling reads does not retrain a decoder, so two modes with
+    the same training fields (unclip and its oracle) share their decoders."""
+    vector_source: str = param(MISSING, choices=(NO_VECTOR, TEXT, IMAGE),
+                               help="the CLIP vector the decoder reads: none, the caption's text vector, or an image "
+                                    "vector (the true one in training; at sampling `sampling_vector` says which)")
+    sampling_vector: str = param("prior", choices=("prior", "oracle"), keys=("sweep",),
+                                 help="an image-vector mode's vector at sampling: a prior draw (text to image) or the "
+                                      "oracle's (the true vector of a held-out real image of the prompt)")
+    text_sequence: bool = param(False, help="GLIDE's text transformer, trained with the decoder, feeds its token "
+                                            "states to the decoder's attention")
     clip_tokens: int = param(4, ge=0, help="K extra attention tokens projected from the CLIP vector")
     # 0 sizes GLIDE's text transformer like the decoder's attention tokens (4 x UNet width), so the text
     # pathway grows with the decoder it feeds: at `tiny` a width of 128 cost more than the UNet itself.
@@ -233,10 +243,40 @@ class ConditioningConfig:
     train_seeds: Optional[List[int]] = param(None, min_len=1, keys=(),
                                              help="decoder seeds of this mode; None: the run's train_seeds")
     options: Dict[str, Any] = field(default_factory=dict)
-    tags: List[str] = param([], keys=(), choices=MODE_TAGS, help="what kind of mode it is; the report's questions "
-                                                                   "select modes by these")
+    tags: List[str] = param([], keys=(), choices=HAND_TAGS, help="what kind of mode it is beyond its flags (core, "
+                                                                 "ablation); the report's questions select modes by "
+                                                                 "these and the tags the flags give")
+
+    @property
+    def has_vector(self) -> bool:
+        return self.vector_source != NO_VECTOR
+
+    @property
+    def two_pathways(self) -> bool:
+        return self.has_vector and self.text_sequence
+
+    @property
+    def draws_from_prior(self) -> bool:
+        """Whether its sampling vectors are the prior's draws (how many per prompt is a sampling arm's choice)."""
+        return self.vector_source == IMAGE and self.sampling_vector == "prior"
+
+    @property
+    def token_groups(self) -> tuple[str, ...]:
+        """The named token groups the decoder's attention sees (what the reliance test hides in turn)."""
+        return (("clip",) if self.has_vector and self.clip_tokens > 0 else ()) + (("text",) if self.text_sequence else ())
+
+    @property
+    def all_tags(self) -> list[str]:
+        """The hand-written tags, then those the flags give (`DERIVED_TAGS`)."""
+        derived = {"sequence": self.text_sequence, "vector_only": self.has_vector and not self.text_sequence,
+                   "text_vector": self.vector_source == TEXT, "image_vector": self.vector_source == IMAGE,
+                   "prior": self.draws_from_prior, "oracle": self.vector_source == IMAGE and not self.draws_from_prior,
+                   "two_pathway": self.two_pathways}
+        return [*self.tags, *(tag for tag in DERIVED_TAGS if derived[tag])]
 
     def cross_checks(self) -> Iterator[tuple[str, str]]:
+        if not self.has_vector and not self.text_sequence:
+            yield "vector_source", "a mode needs a CLIP vector (text or image) or text_sequence: true, or both"
         # The automatic width (the decoder's 4 x UNet width: 64, 256 or 512) splits into any power-of-two heads.
         if self.text_width and self.text_width % self.text_heads:
             yield "text_width", "must be a multiple of text_heads"

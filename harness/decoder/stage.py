@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from harness.runtime import distributed
 from harness.runtime.cache import Artifact
 from harness.clip.embeddings import load_embeddings
-from harness.conditioning.base import ConditioningMode, ModeInputs, build_mode, mode_class
+from harness.conditioning.base import ConditioningMode, ModeInputs, build_mode
 from harness.conditioning.condition import Condition
 from harness.conditioning.pathways import Dims
 from harness.config import MODE_KEYS, Config, key_fields
@@ -77,12 +77,10 @@ def build_decoder(cfg: Config, mode_name: str, clip: ClipContext) -> Decoder:
 
 
 def artifact_config(cfg: Config, mode_name: str, seed: int) -> dict:
-    """What keys one decoder: the fields the schema marks for it (the decoder recipe, the mode's training
-    settings), the mode's training identity, the seed and the precision."""
-    mode_cfg = cfg.conditioning[mode_name]
+    """What keys one decoder: the fields the schema marks for it (the decoder recipe, the mode's training flags
+    and settings, never its name), the seed and the precision. Modes that train alike share their decoders."""
     return {**key_fields(cfg, "decoder"), "seed": seed, "precision": effective_precision(cfg.device, cfg.precision),
-            "mode": mode_class(mode_cfg.module).training_identity(),
-            "conditioning": key_fields(mode_cfg, "decoder", MODE_KEYS)}
+            "conditioning": key_fields(cfg.conditioning[mode_name], "decoder", MODE_KEYS)}
 
 
 def pixels_to_model(pixels: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:

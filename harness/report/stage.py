@@ -76,7 +76,7 @@ def summary(ctx: Context) -> dict:
                   "unseen_prompts": swept.meta.get("unseen_prompts"), "machine": _machine(),
                   "device": str(ctx.device)},
         "arms": describe_arms(cfg),
-        "mode_tags": {mode: list(mode_cfg.tags) for mode, mode_cfg in cfg.conditioning.items()},
+        "mode_tags": {mode: mode_cfg.all_tags for mode, mode_cfg in cfg.conditioning.items()},
         "clip": ctx["clip"].meta, "eval_clip": ctx["eval_clip"].meta,
         **({"probe": ctx["probe"].meta} if "probe" in ctx else {}),
         "priors": {name: {"cosine": q["cosine"],

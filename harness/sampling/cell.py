@@ -13,10 +13,9 @@ import json
 from dataclasses import dataclass
 
 from harness.config import Config
-from harness.conditioning.base import mode_class
 from harness.errors import ConfigError
 from harness.line import Line
-from harness.sampling.arms.base import PLAIN, Plain, SamplingArm, arm_class, draws_from_prior
+from harness.sampling.arms.base import PLAIN, Plain, SamplingArm, arm_class
 
 
 @dataclass(frozen=True)
@@ -85,17 +84,16 @@ def mode_plans(cfg: Config, built: dict[str, SamplingArm] | None = None) -> dict
     built = built or build_arms(cfg)
     plans = {}
     for mode in cfg.conditioning:
-        mode_cls = mode_class(cfg.conditioning[mode].module)
+        mode_cfg = cfg.conditioning[mode]
         chosen = [name for name, arm_cfg in cfg.arms.items()
-                  if type(built[name]).applies_to(mode_cls) and (not arm_cfg.modes or mode in arm_cfg.modes)]
-        arms = chosen if draws_from_prior(mode_cls) else [PLAIN, *chosen]
+                  if type(built[name]).applies_to(mode_cfg) and (not arm_cfg.modes or mode in arm_cfg.modes)]
+        arms = chosen if mode_cfg.draws_from_prior else [PLAIN, *chosen]
         baselines = [name for name in arms if built[name].baseline]
         if not baselines:
             raise ConfigError("arms", f"mode {mode} samples from the prior but no chosen arm says how many draws: "
                                       "add fixed or per_sample (arms=[fixed,per_sample,...])")
-        two_pathways = mode_cls.vector_source is not None and mode_cls.uses_text_sequence
-        plans[mode] = ModePlan(arms, baselines, mode_cls.token_group_names(cfg.conditioning[mode]),
-                               [name for name in arms if built[name].separate_scales] if two_pathways else [])
+        plans[mode] = ModePlan(arms, baselines, mode_cfg.token_groups,
+                               [name for name in arms if built[name].separate_scales] if mode_cfg.two_pathways else [])
     return plans
 
 

@@ -14,6 +14,8 @@ from typing import Callable
 import torch
 
 from harness.clip import encode_images, encode_texts, load_clip
+from harness.config import ConditioningConfig
+from harness.config.schema import IMAGE
 from harness.data.prompts import SweepPrompt, real_images
 from harness.priors.stage import load_prior
 from harness.runtime.context import Context
@@ -49,15 +51,14 @@ def draw_seed(sweep_seed: int, chunk: int, train_seed: int) -> int:
     return stream_seed(sweep_seed, chunk, train_seed, PRIOR_DRAWS)
 
 
-def sampling_vectors(mode: type, arm: SamplingArm, sources: VectorSources, ids: list[int], k: int,
+def sampling_vectors(mode: ConditioningConfig, arm: SamplingArm, sources: VectorSources, ids: list[int], k: int,
                      seed: int) -> VectorInputs:
-    """The vectors [P, K, D] mode class `mode` reads for prompts `ids` under `arm`; `seed` is the chunk's
-    `draw_seed`."""
+    """The vectors [P, K, D] the mode reads for prompts `ids` under `arm`; `seed` is the chunk's `draw_seed`."""
     text = sources.text_vectors[ids]
     tokens = sources.tokens[ids]
     image = None
-    if mode.vector_source == "image":
-        if mode.sampling_vector == "oracle":
+    if mode.vector_source == IMAGE:
+        if not mode.draws_from_prior:
             image = sources.oracle_vectors(ids, k)
         else:
             drawn = sources.prior_draws(ids, 1 if arm.draws == FIXED else k, seed)

@@ -18,6 +18,7 @@ from typing import Any, Callable, ClassVar, Iterator
 import torch
 
 from harness.conditioning.condition import Condition
+from harness.config import ConditioningConfig
 from harness.decoder.diffusion import ModelFn, NoiseLevels, guided
 from harness.line import NONE
 from harness.registry import Registry
@@ -96,8 +97,8 @@ class SamplingArm:
         self.params = params_of(type(self), params or {})
 
     @classmethod
-    def applies_to(cls, mode: type) -> bool:
-        """Whether this arm makes sense for conditioning mode class `mode` (default: every mode)."""
+    def applies_to(cls, mode: ConditioningConfig) -> bool:
+        """Whether this arm makes sense for the conditioning mode `mode` (its flags; default: every mode)."""
         return True
 
     def perturb(self, vectors: VectorInputs) -> VectorInputs:
@@ -118,17 +119,13 @@ class Plain(SamplingArm):
     baseline = True
 
 
-def draws_from_prior(mode: type) -> bool:
-    return mode.vector_source == "image" and mode.sampling_vector == "prior"
-
-
 class PriorDraws(SamplingArm):
     """A prior-draw policy (`draws`): a prior mode's own way of sampling, for modes that sample from the prior."""
     baseline = True
 
     @classmethod
-    def applies_to(cls, mode: type) -> bool:
-        return draws_from_prior(mode)
+    def applies_to(cls, mode: ConditioningConfig) -> bool:
+        return mode.draws_from_prior
 
 
 def generator(seed: int) -> torch.Generator:

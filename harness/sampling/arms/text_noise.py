@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from harness.config import ConditioningConfig
+from harness.config.schema import TEXT
 from harness.sampling.arms.base import SamplingArm, VectorInputs, generator, register_arm
 
 
@@ -39,8 +41,8 @@ class TextNoise(SamplingArm):
     Params = Params
 
     @classmethod
-    def applies_to(cls, mode: type) -> bool:
-        return getattr(mode, "vector_source", None) == "text"
+    def applies_to(cls, mode: ConditioningConfig) -> bool:
+        return mode.vector_source == TEXT
 
     def perturb(self, vectors: VectorInputs) -> VectorInputs:
         if vectors.prior_draws is None:
