@@ -60,7 +60,7 @@ class EvaluationCounter:
 
 def branches(runner: SweepRunner, cell: Cell) -> int:
     """Guidance branches a cell's forwards batch: those with a nonzero weight (`harness.decoder.guided`)."""
-    from harness.decoder.diffusion import guidance_weights
+    from harness.conditioning.base import guidance_weights
 
     text_scale = cell.line.text_scale
     weights = (guidance_weights(cell.guidance) if text_scale is None

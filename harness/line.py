@@ -13,16 +13,13 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 NONE = "-"  # no arm, no token group hidden, the run's own CLIP, no training seed (the real images)
 REAL = "real"  # the pseudo-mode of the real reference images: the ceiling every line is read against
 COLUMNS = ("mode", "arm", "ablation", "text_scale", "clip_variant")
 
-# Display order: the modes of docs/design.md's table; unknown modes follow by name. Plain first, then draws.
-MODE_ORDER = ("glide", "glide_seq", "clip_text", "clip_text_k1", "clip_text_seq", "unclip", "combined",
-              "unclip_oracle")
-ARM_ORDER = (NONE, "per_sample", "fixed")
+ARM_ORDER = (NONE, "per_sample", "fixed")  # display order: plain, then the prior-draw policies, then other arms
 
 # `unclip (per_sample) without clip, text scale 3 [hard_negatives]`: the label, and what `Line.parse` reads.
 _LABEL = re.compile(r"^(?P<mode>[^\s()\[\],]+)(?: \((?P<arm>[^()]+)\))?(?: without (?P<ablation>\S+?))?"
@@ -98,8 +95,10 @@ class Line:
         return cls(parts["mode"], parts["arm"] or NONE, parts["ablation"] or NONE,
                    None if parts["text_scale"] is None else float(parts["text_scale"]), parts["clip_variant"] or NONE)
 
-    def sort_key(self) -> tuple:
-        mode = MODE_ORDER.index(self.mode) if self.mode in MODE_ORDER else len(MODE_ORDER)
+    def sort_key(self, modes: Sequence[str] = ()) -> tuple:
+        """Display order: the standard CLIP first, modes in the order of `modes` (a run's) then by name, every
+        token group shown before one hidden, one joint scale before separate ones, then the arms."""
+        mode = list(modes).index(self.mode) if self.mode in modes else len(modes)
         arm = ARM_ORDER.index(self.arm) if self.arm in ARM_ORDER else len(ARM_ORDER)
         return (self.clip_variant != NONE, self.clip_variant, mode, self.mode, self.ablation != NONE,
                 self.ablation, self.text_scale is not None, self.text_scale or 0.0, arm, self.arm)

@@ -15,8 +15,9 @@ from harness.line import Line
 from harness.sampling.arms.base import Guidance, SamplingArm, VectorInputs, arm_class
 from harness.sampling.arms.cads import gamma
 from harness.sampling.arms.text_noise import matched_noise
+from harness.conditioning.base import guidance_weights
 from harness.conditioning.condition import Condition
-from harness.decoder.diffusion import NoiseLevels, guided, guidance_weights, make_sampler, make_train_scheduler, \
+from harness.decoder.diffusion import NoiseLevels, guided, make_sampler, make_train_scheduler, \
     sample
 
 TRAIN = make_train_scheduler(1000, "squaredcos_cap_v2", "v_prediction")

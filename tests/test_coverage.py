@@ -17,7 +17,7 @@ import pytest
 from harness.metrics.distribution import leave_one_prompt_out
 from harness.metrics.intervals import mean_interval, pseudo_values
 from harness.line import Line
-from harness.report.estimate import Cell, Sweep
+from harness.metrics.estimate import Reading, Sweep
 
 LOW, HIGH = 0.93, 0.97
 
@@ -66,7 +66,7 @@ def test_difference_of_two_modes_is_paired_and_covers_the_true_difference():
         a = 0.55 + difficulty + crossed_table(rng, 3, 24, seed_sd=0.04, prompt_sd=0.05, residual_sd=0.05)
         b = 0.50 + difficulty + crossed_table(rng, 3, 24, seed_sd=0.04, prompt_sd=0.05, residual_sd=0.05)
         sweep = Sweep(pd.DataFrame(_per_prompt_rows("a", a) + _per_prompt_rows("b", b)))
-        cells = [Cell(Line(mode), 3.0, "attribute_accuracy") for mode in ("a", "b")]
+        cells = [Reading(Line(mode), 3.0, "attribute_accuracy") for mode in ("a", "b")]
         diff = sweep.contrast(cells, [1.0, -1.0])
         hits.append(not diff.excludes(0.05))
         paired_smaller.append(diff.se < np.hypot(*(sweep.value(c).se for c in cells)))

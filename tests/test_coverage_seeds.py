@@ -22,7 +22,7 @@ from harness.metrics.intervals import (Group, Interval, components, crossed_vari
                                        linearise, mean_interval, with_pilot)
 from harness.report.contrasts import diversity_at_matched_fidelity, matched_difference
 from harness.line import Line
-from harness.report.estimate import Sweep
+from harness.metrics.estimate import Sweep
 
 LOW, HIGH = 0.93, 0.97
 REPS = 4000

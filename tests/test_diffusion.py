@@ -1,11 +1,11 @@
 import pytest
 import torch
 
+from harness.conditioning.base import guidance_weights
 from harness.conditioning.condition import Condition
 from harness.decoder.diffusion import (
     SAMPLERS,
     diffusion_loss,
-    guidance_weights,
     guided,
     make_sampler,
     make_train_scheduler,

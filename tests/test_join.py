@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from test_report import CELLS, SUMMARY, make_per_prompt, sections
 
 from harness.errors import HarnessError
-from harness.report.estimate import Sweep
+from harness.metrics.estimate import Sweep
 from harness.report.join import join_runs, main
 from harness.report.rerender import main as rerender_main
 from harness.report.multirun import JoinStudyJobs

@@ -17,7 +17,7 @@ from harness.config import PrimaryContrast, ReportConfig
 from harness.line import Line
 from harness.report import Sweep, write_report
 from harness.report.contrasts import compare, interpolate_at, matched_fidelity
-from harness.report.estimate import Cell
+from harness.metrics.estimate import Reading
 from harness.report.q1_frontier import hypervolume
 from harness.report.q5_binding import hard_negative_pairs
 
@@ -61,7 +61,7 @@ def shipped_tags() -> dict[str, list[str]]:
     from stages import shipped_modes
 
     cfg = compose([f"conditioning=[{','.join(shipped_modes())}]"])
-    return {mode: list(mode_cfg.tags) for mode, mode_cfg in cfg.conditioning.items()}
+    return {mode: mode_cfg.all_tags for mode, mode_cfg in cfg.conditioning.items()}
 
 
 SUMMARY = {
@@ -137,7 +137,7 @@ def test_matched_diversity_interpolates_between_the_bracketing_scales():
 def test_seeds_pool_by_mean_and_their_spread_widens_the_interval():
     cells = {("glide", "-", "attribute_accuracy"): {3: 0.6}}
     one, three = Sweep(make_per_prompt(cells)), Sweep(make_per_prompt(cells, seeds=(0, 1, 2)))
-    cell = Cell(Line("glide"), 3.0, "attribute_accuracy")
+    cell = Reading(Line("glide"), 3.0, "attribute_accuracy")
     assert one.value(cell).seeds == 1 and three.value(cell).seeds == 3
     shifted = make_per_prompt(cells, seeds=(0, 1, 2))
     shifted.loc[shifted["train_seed"] == 1, "value"] += 0.3  # one training seed far better than the others
@@ -278,30 +278,41 @@ def test_q2_states_values_and_separates_only_where_intervals_do(rendered):
     assert "### clip_text vs unclip (per_sample)" in text and "### clip_text vs unclip (fixed)" in text
 
 
+def covers(answer: dict, value: float) -> bool:
+    """An interval of summary.json that holds `value` and its own estimate, with the estimate at `value`."""
+    return answer["value"] == pytest.approx(value) and answer["low"] <= answer["value"] <= answer["high"]
+
+
 def test_q3_names_both_readings_measures_drops_and_compares_draw_policies(rendered):
-    text = rendered[0]["Q3"]
+    text, summary = rendered[0]["Q3"], rendered[1]
     assert "`per_sample`: the paper's reading (Fig. 9: one prior draw per sample" in text
     assert "`fixed`: the blog post's reading" in text
-    assert re.search(r"glide: 0\.700 \[[0-9.]+, [0-9.]+\]† at g = 1, 0\.200 \[[0-9.]+, [0-9.]+\]† at g = 3; drop = "
-                     r"0\.500 \[[0-9.]+, [0-9.]+\]†: diversity falls\.", text)
-    assert re.search(r"unclip \(per_sample\): .* drop = 0\.020 \[-[0-9.]+, [0-9.]+\]†: the data cannot tell whether "
-                     r"it changes \(detectable: ±[0-9.]+\)", text)
-    assert re.search(r"unclip: drop\(fixed\) − drop\(per_sample\) = 0\.380 \[[0-9.]+, [0-9.]+\]†: the fixed draw "
-                     r"loses more", text)
-    assert "Real images of the same prompts (ceiling): 0.800 [" in text
+    q3 = summary["answers"]["q3_diversity"]
+    glide = q3["drops"]["glide"]
+    assert (glide["low_guidance"], glide["high_guidance"]) == (1.0, 3.0)
+    assert covers(glide["start"], 0.70) and covers(glide["end"], 0.20) and covers(glide["drop"], 0.50)
+    assert glide["drop"]["low"] > 0 and glide["drop"]["seed_term"] == "none"  # falls; one seed, prompts only
+    unchanged = q3["drops"]["unclip (per_sample)"]["drop"]
+    assert covers(unchanged, 0.02) and unchanged["low"] < 0 < unchanged["high"]  # cannot tell
+    gap = q3["fixed_vs_per_sample"]["unclip"]["drop_gap"]
+    assert covers(gap, 0.38) and gap["low"] > 0  # the fixed draw loses more
+    assert "unclip: drop(fixed) − drop(per_sample) = 0.380 [" in text
 
 
 def test_q4_reports_attention_per_group_and_per_token_at_every_guidance(rendered):
-    text = rendered[0]["Q4"]
-    assert "### combined (per_sample)" in text
-    assert ("Per group, CLIP − text: CLIP tokens get more mass than text tokens at g = 3; "
-            "the data cannot tell at g = 1.") in text
-    assert "Per token, CLIP − text: a CLIP token gets more mass than a text token at g = 3" in text
-    assert re.search(r"\| 3 \| 0\.450 \[[0-9.]+, [0-9.]+\]† \| 0\.150 \[[0-9.]+, [0-9.]+\]† \| 0\.300 \[", text)
-    assert re.search(r"combined \(per_sample\), g = 3: attribute accuracy 0\.800 \[[0-9.]+, [0-9.]+\]†; without the "
-                     r"clip tokens it drops by 0\.300 \[", text)
+    text, summary = rendered[0]["Q4"], rendered[1]
+    curve = summary["answers"]["q4_attention"]["curves"]["combined (per_sample)"]
+    by_g = {split["guidance"]: split for split in curve["per_group"]}
+    assert covers(by_g[3.0]["clip"], 0.45) and covers(by_g[3.0]["text"], 0.15)
+    assert covers(by_g[3.0]["clip_minus_text"], 0.30) and by_g[3.0]["clip_minus_text"]["low"] > 0
+    assert by_g[1.0]["clip_minus_text"]["low"] < 0 < by_g[1.0]["clip_minus_text"]["high"]  # equal at g = 1
+    per_token = {split["guidance"]: split for split in curve["per_token"]}
+    assert covers(per_token[3.0]["clip_minus_text"], 0.38) and per_token[3.0]["clip_minus_text"]["low"] > 0
+    reliance = summary["answers"]["q4_attention"]["reliance"]["combined (per_sample)"]["3"]
+    assert covers(reliance["clip"], 0.30) and covers(reliance["text"], 0.02)  # what hiding each group costs
+    assert covers(reliance["clip_minus_text"], 0.28) and reliance["clip_minus_text"]["low"] > 0
     assert "the samples rely more on the CLIP tokens" in text
-    assert "combined-without" not in rendered[0]["Q1"]  # reliance lines stay out of the other sections
+    assert "without clip" not in rendered[0]["Q1"]  # reliance lines stay out of the other sections
 
 
 def test_q5_contrasts_vector_and_sequence_modes_and_hard_negatives(rendered):

@@ -30,6 +30,21 @@ class ModeInputs:
         return len(self.tokens)
 
 
+def guidance_weights(scale: float | None = None, *, vector_scale: float | None = None,
+                     text_scale: float | None = None) -> list[float]:
+    """Branch weights for `guided`, in the two standard forms; the null branch always comes last.
+
+    - Joint scale s, branches [cond, null]: [s, 1 - s], i.e. null + s * (cond - null).
+    - Separate scales (s_v, s_t), branches [vector+text, vector-only, null]:
+      [s_t, s_v - s_t, 1 - s_v], i.e. null + s_v * (vector - null) + s_t * (vector+text - vector).
+    """
+    if scale is not None and vector_scale is None and text_scale is None:
+        return [scale, 1.0 - scale]
+    if scale is None and vector_scale is not None and text_scale is not None:
+        return [text_scale, vector_scale - text_scale, 1.0 - vector_scale]
+    raise ValueError("pass either a joint `scale` or both `vector_scale` and `text_scale`")
+
+
 class ConditioningMode(nn.Module):
     def __init__(self, cfg: ConditioningConfig, dims: Dims, empty_caption_tokens: torch.Tensor,
                  empty_caption_vector: torch.Tensor) -> None:
@@ -87,8 +102,6 @@ class ConditioningMode(nn.Module):
         vector and s_text the text on top of it. The full condition comes first and the null last in both
         (attention is recorded on the first rows; condition-noise arms leave the last branch alone).
         """
-        from harness.decoder.diffusion import guidance_weights
-
         yes = torch.ones(len(inputs), dtype=torch.bool, device=inputs.tokens.device)
         null = self(inputs, yes, yes)
         if text_scale is None:

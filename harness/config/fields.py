@@ -21,6 +21,7 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
+PILOTS_DIR = CONF_DIR / "pilots"  # the pilot studies shipped with the package (harness/report/pilot.py)
 
 
 def param(default: Any, *, choices: tuple | None = None, ge: float | None = None, gt: float | None = None,

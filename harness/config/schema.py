@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from omegaconf import MISSING
 
-from harness.config.fields import param, section
+from harness.config.fields import PILOTS_DIR, param, section
 from harness.errors import ConfigError
 
 
@@ -335,6 +335,7 @@ class SweepConfig:
 
 CONTRASTS = ("difference", "drop_difference", "matched_fidelity", "matched_diversity")
 QUESTIONS = ("q1", "q2", "q3", "q4", "q5", "q6")
+AUTO_PILOT, NO_PILOT = "auto", "none"  # report.pilot: the pilot of the run's recipe if one ships; no pilot
 
 
 @dataclass
@@ -398,12 +399,10 @@ class ReportConfig:
     primary: List[PrimaryContrast] = field(default_factory=list)
 
     def cross_checks(self) -> Iterator[tuple[str, str]]:
-        from harness.report.pilot import AUTO, OFF, shipped
-
-        if self.pilot not in (AUTO, OFF):
-            names = sorted(pilot.name for pilot in shipped())
+        if self.pilot not in (AUTO_PILOT, NO_PILOT):
+            names = sorted(path.stem for path in PILOTS_DIR.glob("*.json"))
             if self.pilot not in names and not Path(self.pilot).is_file():
-                yield "pilot", (f"no pilot {self.pilot!r}: choose {AUTO}, {OFF}, a shipped pilot "
+                yield "pilot", (f"no pilot {self.pilot!r}: choose {AUTO_PILOT}, {NO_PILOT}, a shipped pilot "
                                 f"({', '.join(names) or 'none shipped'}) or a pilot file")
         low, high = self.matched_band[:2]
         if not 0 < low <= high <= 1.5:

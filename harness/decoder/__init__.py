@@ -2,7 +2,6 @@
 
 from harness.decoder.diffusion import (
     diffusion_loss,
-    guidance_weights,
     guided,
     make_sampler,
     make_train_scheduler,
@@ -16,5 +15,5 @@ from harness.decoder.unet import UNET_SIZES, UNet, build_unet
 __all__ = [
     "UNET_SIZES", "UNet", "build_unet", "record_attention",
     "make_train_scheduler", "diffusion_loss", "make_sampler", "sample",
-    "paired_noise", "step_generators", "guidance_weights", "guided",
+    "paired_noise", "step_generators", "guided",
 ]

@@ -205,27 +205,13 @@ def step_generators(seed: int, prompt_index: Indices, sample_index: Indices) -> 
 #                        Classifier-free guidance                               #
 #################################################################################
 
-def guidance_weights(scale: float | None = None, *, vector_scale: float | None = None,
-                     text_scale: float | None = None) -> list[float]:
-    """Branch weights for `guided`, in the two standard forms; the null branch always comes last.
-
-    - Joint scale s, branches [cond, null]: [s, 1 - s], i.e. null + s * (cond - null).
-    - Separate scales (s_v, s_t), branches [vector+text, vector-only, null]:
-      [s_t, s_v - s_t, 1 - s_v], i.e. null + s_v * (vector - null) + s_t * (vector+text - vector).
-    """
-    if scale is not None and vector_scale is None and text_scale is None:
-        return [scale, 1.0 - scale]
-    if scale is None and vector_scale is not None and text_scale is not None:
-        return [text_scale, vector_scale - text_scale, 1.0 - vector_scale]
-    raise ValueError("pass either a joint `scale` or both `vector_scale` and `text_scale`")
-
-
 def guided(model: ConditionalModel, branches: list[Condition], weights: list[float]) -> ModelFn:
     """A model_fn returning sum_k weights[k] * model(x_t, t, branches[k]), all branches in one forward.
 
     Each branch is a Condition with the batch size of x_t. Branches with weight exactly 0 are not computed
     (they would contribute 0 * pred = 0 anyway), so scale 1 or 0 costs one forward and returns exactly the
-    conditional or unconditional prediction. See `guidance_weights` for the joint and separate-scale forms.
+    conditional or unconditional prediction. See `harness.conditioning.base.guidance_weights` for the joint and
+    separate-scale forms.
     """
     if len(branches) != len(weights):
         raise ValueError(f"{len(branches)} branches but {len(weights)} weights")

@@ -2,16 +2,25 @@
 
 The artifact holds `per_prompt.csv` (each prompt's contribution to each metric of each group, see
 `harness.metrics.table`) and the metrics table it gives, `metrics.csv` and `metrics.parquet` (each cell's
-value with its interval over prompts and training seeds, `harness.report.estimate.Sweep`).
+value with its interval over prompts and training seeds, `harness.metrics.estimate.Sweep`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from harness.runtime.cache import Artifact
 from harness.config import key_fields
+from harness.data.prompts import sweep_prompts
+from harness.line import REAL
+from harness.metrics import table as metrics_table
+from harness.metrics.estimate import Sweep
+from harness.runtime.cache import Artifact
 from harness.runtime.context import Context
+from harness.sampling.load import load_judge
+from harness.sampling.runner import load_cells
+from harness.sampling.stage import CELLS
 
 VERSION = "2"  # 2: a line in five columns (harness.line)
 PER_PROMPT, METRICS, METRICS_PARQUET = "per_prompt.csv", "metrics.csv", "metrics.parquet"
@@ -19,16 +28,6 @@ PER_PROMPT, METRICS, METRICS_PARQUET = "per_prompt.csv", "metrics.csv", "metrics
 
 def run(ctx: Context) -> Artifact:
     """Build (or reuse) the tables of the sweep artifact `ctx["sweep"]`."""
-    from pathlib import Path
-
-    from harness.data.prompts import sweep_prompts
-    from harness.line import REAL
-    from harness.metrics import table as metrics_table
-    from harness.report.estimate import Sweep
-    from harness.sampling.load import load_judge
-    from harness.sampling.runner import load_cells
-    from harness.sampling.stage import CELLS
-
     cfg, swept = ctx.cfg, ctx["sweep"]
 
     def build(workdir: Path) -> dict:

@@ -2,7 +2,7 @@
 listed in docs/reading-the-report.md).
 
 Per group (line, guidance, train seed; `harness.line.Line`), each prompt's contribution to every metric (the metrics
-table and the report are built from these by `harness.report.estimate.Sweep`, which gives each number its
+table and the report are built from these by `harness.metrics.estimate.Sweep`, which gives each number its
 interval over prompts and training seeds):
 - per-prompt metrics (a mean over the prompt's K samples): on the shapes world, from the probe's readings,
   attribute accuracy, shape-and-colour accuracy and whether most samples show them (whose mean is the share
@@ -144,7 +144,7 @@ def group_contributions(group: Group, prompts: list[SweepPrompt], world: ShapesW
     For a mean metric it is the prompt's own value (rows of each prompt kind; the kind `all` is their union);
     for a set metric, the prompt's jackknife pseudo-value (rows of each kind and of the kind `all`, a statistic
     of its own). The metrics table and the report read every number from these rows
-    (`harness.report.estimate.Sweep`)."""
+    (`harness.metrics.estimate.Sweep`)."""
     values = per_prompt_values(group, prompts, world, text_embeddings)
     kinds = np.array([prompts[pid].kind for pid in group.prompt_ids])
     key = {**group.line.columns(), "guidance": group.guidance, "train_seed": group.seed}

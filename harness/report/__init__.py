@@ -10,7 +10,7 @@
   multirun. `join` is not imported here: `python -m harness.report.join` runs it as a script.
 """
 
-from harness.report.estimate import Estimate, Sweep
+from harness.metrics.estimate import Estimate, Sweep
 from harness.report.write import write_report
 
 __all__ = ["Estimate", "Sweep", "write_report"]

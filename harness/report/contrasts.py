@@ -1,6 +1,6 @@
 """Comparisons the questions share: two curves at each guidance scale, diversity drops, fractions of the real
 ceiling, fidelity at matched diversity. Each is a function of cell means handed to the estimation engine, so
-its interval is paired over prompts and seeds (harness/report/estimate.py)."""
+its interval is paired over prompts and seeds (harness/metrics/estimate.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from harness.metrics.catalogue import lower_is_better
 from harness.line import Line
 from harness.sampling.arms.base import FIXED, PER_SAMPLE
-from harness.report.estimate import Cell, Estimate, Sweep
+from harness.metrics.estimate import Reading, Estimate, Sweep
 
 
 def first_measured(sweep: Sweep, metrics: Sequence[str]) -> str | None:
@@ -25,7 +25,7 @@ def better_sign(metric: str) -> int:
     return -1 if lower_is_better(metric) else 1
 
 
-def difference(sweep: Sweep, a: Cell, b: Cell) -> Estimate | None:
+def difference(sweep: Sweep, a: Reading, b: Reading) -> Estimate | None:
     """a - b, paired over prompts and seeds."""
     return sweep.contrast([a, b], [1.0, -1.0])
 
@@ -65,7 +65,7 @@ def compare(sweep: Sweep, a: Line, b: Line, metric: str) -> Comparison:
     return Comparison(a, b, metric, points)
 
 
-def fraction_of_ceiling(sweep: Sweep, cell: Cell) -> Estimate | None:
+def fraction_of_ceiling(sweep: Sweep, cell: Reading) -> Estimate | None:
     """cell / real ceiling of the same metric: 1 means as diverse (or faithful) as real images of the prompts."""
     return sweep.estimate([cell, sweep.ceiling_cell(cell.metric)], lambda x: float(x[0] / x[1]))
 
@@ -108,7 +108,7 @@ def drop_difference(sweep: Sweep, a: Line, b: Line, metric: str) -> Estimate | N
 def draw_pairs(sweep: Sweep, metric: str) -> list[tuple[Line, Line]]:
     """(fixed, per_sample) curves of every mode measured with both prior-draw policies."""
     curves = set(sweep.curves(metric))
-    return [(c, replace(c, arm=PER_SAMPLE)) for c in sorted(curves, key=Line.sort_key)
+    return [(c, replace(c, arm=PER_SAMPLE)) for c in sweep.order(curves)
             if c.arm == FIXED and replace(c, arm=PER_SAMPLE) in curves]
 
 
@@ -129,7 +129,7 @@ def interpolate_at(diversity: np.ndarray, fidelity: np.ndarray, target: float) -
     return float("nan")
 
 
-def matched_cells(sweep: Sweep, curve: Line, diversity: str, fidelity: str) -> list[Cell]:
+def matched_cells(sweep: Sweep, curve: Line, diversity: str, fidelity: str) -> list[Reading]:
     """The real ceiling's diversity, then the curve's diversity cells and fidelity cells over its scales."""
     scales = sweep.guidances(curve, diversity, fidelity)
     return ([sweep.ceiling_cell(diversity)] + [sweep.cell(curve, g, diversity) for g in scales]

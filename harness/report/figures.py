@@ -17,9 +17,10 @@ from harness.data.world import Prompt
 from harness.report.contrasts import first_measured
 from harness.metrics.catalogue import DIVERSITY, FIDELITY
 from harness.line import NONE, Line
-from harness.report.estimate import Estimate, Sweep
+from harness.metrics.estimate import Estimate, Sweep
 from harness.report.markdown import NOT_MEASURED, name
 from harness.report.q1_frontier import frontier_points
+from harness.sampling.arms.base import FIXED
 from harness.sampling.cell import Cell
 
 
@@ -76,7 +77,7 @@ def _panel(ax: Any, sweep: Sweep, diversity: str, fidelity: str, color_of: Calla
         points = frontier_points(sweep, curve, diversity, fidelity)
         x, y = [p.diversity for p in points], [p.fidelity for p in points]
         color = color_of(curve)
-        style = dict(color=color, linestyle="--" if curve.arm == "fixed" else "-",
+        style = dict(color=color, linestyle="--" if curve.arm == FIXED else "-",
                      marker="s" if curve.clip_variant != NONE else "o", markersize=4.5, linewidth=1.6)
         ax.errorbar([e.value for e in x], [e.value for e in y], xerr=_bar(x), yerr=_bar(y), elinewidth=0.7,
                     capsize=2, alpha=0.9, **style)

@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import HarnessError, print_or_exit
 from harness.line import COLUMNS as LINE_COLUMNS, NONE, REAL, Line
-from harness.report.estimate import read_table, table_file
+from harness.metrics.estimate import read_table, table_file
 from harness.report.pilot import recipe_of
 from harness.report.write import report_settings, write_report
 

@@ -14,7 +14,7 @@ from typing import Any
 from harness.metrics.catalogue import label
 from harness.metrics.intervals import PROMPTS_ONLY
 from harness.line import Line
-from harness.report.estimate import Estimate, Sweep
+from harness.metrics.estimate import Estimate, Sweep
 
 NOT_MEASURED = "Not measured in this run"
 CANNOT_TELL = "the data cannot tell"

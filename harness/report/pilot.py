@@ -9,7 +9,8 @@ degrees of freedom. A pilot applies only to a run whose recipe (the fields that 
 prior and the decoders; `recipe_of`) is the pilot's own; any other one-seed run reads its contrasts as facts
 about the decoders it trained.
 
-Pilots ship inside the package (`harness/report/pilots/<name>.json`), each made from a committed run:
+Pilots ship inside the package (`conf/pilots/<name>.json`, in the wheel as `harness/conf/pilots/`), each made
+from a committed run:
 
     python -m harness.report.pilot build results/cpu --name cpu-5seeds   # write the pilot file
     python -m harness.report.pilot plan cpu-5seeds --seeds 1 5 10 20 --prompts 72 144
@@ -31,12 +32,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config import Config, PrimaryContrast, key_fields
+from harness.config.fields import PILOTS_DIR
+from harness.config.schema import AUTO_PILOT, NO_PILOT
 from harness.errors import HarnessError, print_or_exit
 from harness.line import Line
 from harness.metrics.intervals import CONFIDENCE, Components
 
-PILOTS = Path(__file__).parent / "pilots"
-AUTO, OFF = "auto", "none"
 RECIPE_STAGES = ("clip", "prior", "decoder")
 
 
@@ -94,7 +95,7 @@ def load(path: Path) -> Pilot:
 
 
 def shipped() -> list[Pilot]:
-    return [load(path) for path in sorted(PILOTS.glob("*.json"))]
+    return [load(path) for path in sorted(PILOTS_DIR.glob("*.json"))]
 
 
 def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
@@ -108,11 +109,11 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
 def choose(setting: str, recipe: dict[str, Any] | None) -> tuple[Pilot | None, str]:
     """The pilot a run borrows from (`report.pilot`: auto, none, a shipped pilot's name or a pilot file) and, when
     none applies, why in words."""
-    if setting == OFF:
+    if setting == NO_PILOT:
         return None, "report.pilot is none"
     if recipe is None:
         return None, "the run's recipe is unknown"
-    if setting == AUTO:
+    if setting == AUTO_PILOT:
         candidates = shipped()
     else:
         by_name = {p.name: p for p in shipped()}
@@ -133,7 +134,7 @@ def choose(setting: str, recipe: dict[str, Any] | None) -> tuple[Pilot | None, s
 def build(run_dir: Path, name: str, report_defaults: bool = False) -> Pilot:
     """A pilot from a finished multi-seed run: the variance components of each of its primary contrasts (this
     code's default contrasts with `report_defaults`, for a run that kept the defaults of its day)."""
-    from harness.report.estimate import Sweep, read_table, table_file
+    from harness.metrics.estimate import Sweep, read_table, table_file
     from harness.report.primary import estimate_primary
     from harness.report.write import report_settings
 
@@ -187,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     def run() -> Path:
         if args.command == "build":
             pilot = build(args.run_dir, args.name, args.report_defaults)
-            out = args.out or PILOTS / f"{args.name}.json"
+            out = args.out or PILOTS_DIR / f"{args.name}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(pilot.to_json(), indent=2) + "\n")
             print(f"{len(pilot.contrasts)} contrasts from {pilot.source}")
@@ -200,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for row in plan_rows(pilot, args.seeds, args.prompts, args.family):
             print(f"{row['contrast'][:70]:<70} {row['seeds']:>5} {row['prompts']:>7} {row['seed_share']:>10.0%} "
                   f"{row['detectable']:>10.3f}")
-        return PILOTS / f"{pilot.name}.json"
+        return PILOTS_DIR / f"{pilot.name}.json"
 
     print_or_exit(run)
 

@@ -35,9 +35,10 @@ from harness.report.contrasts import (
 )
 from harness.metrics.catalogue import DIVERSITY, FIDELITY, needs_probe
 from harness.line import NONE, Line
-from harness.report.estimate import Estimate, Sweep
+from harness.metrics.estimate import Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt, fmt_est, name
 from harness.report.pilot import Pilot, choose
+from harness.sampling.arms.base import PER_SAMPLE
 
 CONSISTENT = "consistent with the paper's claim in this setting"
 INCONSISTENT = "inconsistent with the paper's claim in this setting"
@@ -398,7 +399,7 @@ def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: Repor
     glide_mode = _the(sweep, "core", "sequence", without=("two_pathway",), default="glide")
     unclip_mode = _the(sweep, "core", "vector_only", "prior", default="unclip")
     combined_mode = _the(sweep, "core", "two_pathway", "prior", default="combined")
-    glide, unclip = Line(glide_mode), Line(unclip_mode, "per_sample")
+    glide, unclip = Line(glide_mode), Line(unclip_mode, PER_SAMPLE)
     claims = [_judge("unCLIP keeps diversity under decoder guidance with the prior latents fixed per sample (more "
                      "than GLIDE keeps)",
                      _find(results, "drop_difference", glide.label, unclip.label, diversity), alpha, 1,

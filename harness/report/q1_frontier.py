@@ -20,7 +20,7 @@ import numpy as np
 from harness.report.contrasts import first_measured, matched_difference, matched_fidelity
 from harness.metrics.catalogue import DIVERSITY, FIDELITY
 from harness.line import Line, REAL_LINE
-from harness.report.estimate import Cell, Estimate, Sweep
+from harness.metrics.estimate import Reading, Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt_est, name, table, verdict
 
 TITLE = "Q1. Which mode has the best diversity–fidelity frontier?"
@@ -50,7 +50,7 @@ def hypervolume(diversity: np.ndarray, fidelity: np.ndarray) -> float:
     return float(np.sum(widths * np.maximum.accumulate(f)))
 
 
-def _frontier_cells(sweep: Sweep, curve: Line, diversity: str, fidelity: str) -> list[Cell]:
+def _frontier_cells(sweep: Sweep, curve: Line, diversity: str, fidelity: str) -> list[Reading]:
     if curve == REAL_LINE:
         return [sweep.ceiling_cell(diversity), sweep.ceiling_cell(fidelity)]
     scales = sweep.guidances(curve, diversity, fidelity)

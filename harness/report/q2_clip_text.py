@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.report.contrasts import Comparison, better_sign, compare, first_measured, matched_difference
 from harness.metrics.catalogue import DIVERSITY, FIDELITY
-from harness.report.estimate import Sweep
+from harness.metrics.estimate import Sweep
 from harness.report.markdown import (
     CANNOT_TELL,
     Section,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from harness.report.contrasts import compare, diversity_drop, draw_pairs, drop_difference, first_measured
 from harness.metrics.catalogue import DIVERSITY
 from harness.line import Line
-from harness.report.estimate import Sweep
+from harness.metrics.estimate import Sweep
 from harness.report.markdown import (
     CANNOT_TELL,
     NOT_MEASURED,
@@ -23,12 +23,13 @@ from harness.report.markdown import (
     verdict,
 )
 from harness.report.q2_clip_text import comparison_json, comparison_lines
+from harness.sampling.arms.base import FIXED, PER_SAMPLE
 
 TITLE = "Q3. Does diversity survive strong guidance? Fixed vs per-sample prior draws"
 PRIOR_SPREAD = "prior_spread"
 READINGS = {
-    "per_sample": "the paper's reading (Fig. 9: one prior draw per sample, held across guidance scales)",
-    "fixed": "the blog post's reading (one prior draw shared by every sample of a prompt)",
+    PER_SAMPLE: "the paper's reading (Fig. 9: one prior draw per sample, held across guidance scales)",
+    FIXED: "the blog post's reading (one prior draw shared by every sample of a prompt)",
 }
 
 
@@ -75,20 +76,20 @@ def _versus_glide(sweep: Sweep, metric: str, curves: Sequence[Line], answer: dic
     prior_modes = sweep.tagged("prior")
     challengers = [c for c in curves if c.mode in prior_modes]
     if glide not in curves or not challengers:
-        return [f"unclip against glide at high guidance: {NOT_MEASURED.lower()} (needs glide and an unclip "
-                "mode).", ""]
-    lines, answer["versus_glide"] = ["Against glide (exploratory unless listed in Key findings):", ""], {}
+        return [f"A prior mode against the core sequence-only mode (GLIDE) at high guidance: {NOT_MEASURED.lower()} "
+                "(needs both).", ""]
+    lines, answer["versus_glide"] = [f"Against {glide.label} (exploratory unless listed in Key findings):", ""], {}
     for curve in challengers:
         gap = drop_difference(sweep, glide, curve, metric)
         points = compare(sweep, curve, glide, metric).points
-        lines.append(verdict(f"- drop(glide) − drop({curve.label})", gap, f"glide loses more diversity than "
-                             f"{curve.label}", f"{curve.label} loses more diversity than glide",
+        lines.append(verdict(f"- drop({glide.label}) − drop({curve.label})", gap, f"{glide.label} loses more "
+                             f"diversity than {curve.label}", f"{curve.label} loses more diversity than {glide.label}",
                              f"{CANNOT_TELL} which loses more"))
         top = points[-1] if points else None
         if top is not None:
-            lines.append(verdict(f"- g = {top.guidance:g}: {curve.label} − glide", top.difference,
-                                 f"{curve.label} keeps more diversity", "glide keeps more diversity",
-                                 f"{CANNOT_TELL} {curve.label} from glide"))
+            lines.append(verdict(f"- g = {top.guidance:g}: {curve.label} − {glide.label}", top.difference,
+                                 f"{curve.label} keeps more diversity", f"{glide.label} keeps more diversity",
+                                 f"{CANNOT_TELL} {curve.label} from {glide.label}"))
         answer["versus_glide"][curve.label] = {
             "drop_difference": as_json(gap),
             "at_highest_guidance": None if top is None else {"guidance": top.guidance,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from harness.report.contrasts import difference
 from harness.line import Line
-from harness.report.estimate import Estimate, Sweep
+from harness.metrics.estimate import Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, by_sign, fmt, fmt_est, name, table, verdict
 
 TITLE = "Q4. In combined, does attention fixate on the CLIP tokens and ignore the text?"
@@ -59,7 +59,7 @@ def reliance_lines(sweep: Sweep, answer: dict) -> list[str]:
     """What hiding each token group costs in attribute accuracy, per line and reliance guidance scale."""
     hidden = sweep.curves(RELIANCE_METRIC, reliance=True)
     first = sweep.tagged("two_pathway", "prior")
-    intact = sorted({c.intact for c in hidden}, key=lambda c: (c.mode not in first, c.sort_key()))
+    intact = sorted(sweep.order({c.intact for c in hidden}), key=lambda c: c.mode not in first)
     answer["reliance"] = {}
     if not intact:
         return []

@@ -16,7 +16,7 @@ from functools import reduce
 
 from harness.report.contrasts import compare
 from harness.line import NONE, Line
-from harness.report.estimate import Estimate, Sweep
+from harness.metrics.estimate import Estimate, Sweep
 from harness.report.markdown import NOT_MEASURED, Section, as_json, by_sign, fmt_est, metric_table, name, table
 from harness.report.q2_clip_text import comparison_json, comparison_lines
 

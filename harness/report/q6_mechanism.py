@@ -23,7 +23,7 @@ from harness.report.contrasts import (
 )
 from harness.metrics.catalogue import DIVERSITY, FIDELITY
 from harness.line import NONE, Line
-from harness.report.estimate import Sweep
+from harness.metrics.estimate import Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt_est, metric_table, name, table, verdict
 
 TITLE = "Q6. Why does a fresh prior draw keep diversity? Prior draws against condition noise and guidance variants"

@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from harness.errors import HarnessError, print_or_exit
-from harness.report.estimate import Sweep, read_table, table_file
+from harness.metrics.estimate import Sweep, read_table, table_file
 from harness.report.pilot import recipe_of
 from harness.report.write import report_settings, write_report
 

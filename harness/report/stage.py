@@ -16,11 +16,20 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from harness.data.prompts import sweep_prompts
 from harness.line import COLUMNS as LINE_COLUMNS, REAL, Line
+from harness.metrics import stage as metrics_stage
+from harness.metrics.catalogue import names
+from harness.metrics.estimate import read_table
+from harness.report import figures
+from harness.report.pilot import recipe_of
+from harness.report.write import write_report
 from harness.runtime import tracking
 from harness.runtime.cache import Artifact
 from harness.runtime.context import Context
-from harness.metrics.catalogue import names
+from harness.sampling.cell import describe_arms
+from harness.sampling.runner import load_cells
+from harness.sampling.stage import CELLS
 
 log = logging.getLogger(__name__)
 REPORT_FILES = ("report.md", "summary.json", "metrics.parquet", "metrics.csv", "per_prompt.csv", "config.yaml")
@@ -29,16 +38,6 @@ REPORT_FILES = ("report.md", "summary.json", "metrics.parquet", "metrics.csv", "
 def run(ctx: Context) -> Artifact:
     """Write the report of the context's metrics and sweep into `ctx.run_dir`; its artifact is that folder,
     its meta the summary."""
-    from harness.data.prompts import sweep_prompts
-    from harness.metrics import stage as metrics_stage
-    from harness.report import figures
-    from harness.report.estimate import read_table
-    from harness.report.pilot import recipe_of
-    from harness.report.write import write_report
-    from harness.sampling.cell import describe_arms
-    from harness.sampling.runner import load_cells
-    from harness.sampling.stage import CELLS
-
     cfg, run_dir, measured = ctx.cfg, ctx.run_dir, ctx["metrics"]
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics = read_table(measured.file(metrics_stage.METRICS))
@@ -62,8 +61,6 @@ def run(ctx: Context) -> Artifact:
 def summary(ctx: Context) -> dict:
     """What summary.json records besides the answers: the setup, the sampling arms, every artifact's figures and
     the wall times."""
-    from harness.sampling.cell import describe_arms
-
     cfg, swept = ctx.cfg, ctx["sweep"]
     return {
         "experiment": cfg.experiment_name,

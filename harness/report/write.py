@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness.config import ReportConfig, default_report
 from harness.metrics.catalogue import names
 from harness.report import q1_frontier, q2_clip_text, q3_diversity, q4_attention, q5_binding, q6_mechanism
-from harness.report.estimate import Sweep
+from harness.metrics.estimate import Sweep
 from harness.report.figures import plot_curves
 from harness.report.markdown import Section, fmt, fmt_est, fmt_scales, metric_table, name, table
 from harness.report.primary import key_findings

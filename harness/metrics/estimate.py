@@ -3,7 +3,7 @@
 Input: the per-prompt table the sweep writes (`harness.metrics.table.PER_PROMPT_COLUMNS`: the line's five
 columns, `guidance, train_seed, prompt_kind, prompt_id, metric, value`). Each row is a prompt's contribution to a
 metric for one training seed: the prompt's own value for a mean metric, its jackknife pseudo-value for a set
-metric (harness/metrics/table.py). A *cell* is one (line, guidance, metric, prompt kind); a line
+metric (harness/metrics/table.py). A *reading* is one (line, guidance, metric, prompt kind); a line
 (`harness.line.Line`) is one curve of the figure, its cells over guidance scales.
 
 A cell's estimate is the mean over training seeds of each seed's mean over prompts. Its interval, and that of
@@ -16,7 +16,7 @@ one training seed says so (`Estimate.seed_term` PROMPTS_ONLY): its interval cove
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,9 @@ _CELL_KEYS = [*LINE_COLUMNS, "guidance", "metric"]
 
 
 @dataclass(frozen=True)
-class Cell:
+class Reading:
+    """One number the report reads: a metric of a line at one guidance scale, over one kind of prompt (the sweep's
+    unit of sampling is `harness.sampling.cell.Cell`)."""
     curve: Line
     guidance: float  # NaN for the real ceiling
     metric: str
@@ -166,7 +168,12 @@ class Sweep:
         """Curves (never the real ceiling) with a guidance scale where every given metric exists (any metric when
         none is given); the reliance lines (a token group hidden) only with `reliance`, and then only them."""
         found = {curve for curve, _ in self._points(metrics)} - {REAL_LINE}
-        return sorted((c for c in found if (c.ablation != NONE) == reliance), key=Line.sort_key)
+        return self.order(c for c in found if (c.ablation != NONE) == reliance)
+
+    def order(self, lines: Iterable[Line]) -> list[Line]:
+        """Lines in display order, the modes in the run's order (that of its recorded tags)."""
+        modes = list(self.tags)
+        return sorted(lines, key=lambda line: line.sort_key(modes))
 
     def guidances(self, curve: Line, *metrics: str) -> list[float]:
         """Guidance scales where the curve has every given metric (any metric when none is given), ascending."""
@@ -179,11 +186,11 @@ class Sweep:
             found = here if found is None else found & here
         return found or set()
 
-    def cell(self, curve: Line, guidance: float, metric: str, kind: str = POOLED) -> Cell:
-        return Cell(curve, guidance, metric, kind)
+    def cell(self, curve: Line, guidance: float, metric: str, kind: str = POOLED) -> Reading:
+        return Reading(curve, guidance, metric, kind)
 
-    def ceiling_cell(self, metric: str) -> Cell:
-        return Cell(REAL_LINE, math.nan, metric)
+    def ceiling_cell(self, metric: str) -> Reading:
+        return Reading(REAL_LINE, math.nan, metric)
 
     def seeds(self, curve: Line) -> list[str]:
         """The training seeds a curve's cells were scored with."""
@@ -192,11 +199,11 @@ class Sweep:
 
     # -- numbers
 
-    def table(self, cell: Cell) -> pd.DataFrame | None:
+    def table(self, cell: Reading) -> pd.DataFrame | None:
         kinds = self._tables.get((cell.curve, _guidance_key(cell.guidance), cell.metric))
         return None if kinds is None else kinds.get(cell.prompt_kind)
 
-    def value(self, cell: Cell) -> Estimate | None:
+    def value(self, cell: Reading) -> Estimate | None:
         """The cell's mean over seeds and prompts with its interval (within the metric's range)."""
         key = ("value", cell)
         if key not in self._cache:
@@ -206,7 +213,7 @@ class Sweep:
                 trained=cell.curve != REAL_LINE)
         return self._cache[key]
 
-    def estimate(self, cells: Sequence[Cell], fn: Callable[[np.ndarray], float]) -> Estimate | None:
+    def estimate(self, cells: Sequence[Reading], fn: Callable[[np.ndarray], float]) -> Estimate | None:
         """fn(cell means) with its interval (linearised, paired over prompts; each decoder's cells paired over its
         seeds); None when a cell is missing."""
         tables = [self.table(c) for c in cells]
@@ -220,7 +227,7 @@ class Sweep:
             _, groups = linearise(aligned, decoders, [not c.curve.is_real for c in cells], fn)
         return grouped_interval(groups, self.confidence)
 
-    def contrast(self, cells: Sequence[Cell], weights: Sequence[float]) -> Estimate | None:
+    def contrast(self, cells: Sequence[Reading], weights: Sequence[float]) -> Estimate | None:
         """A weighted sum of cell means (a difference, a difference of drops, a group mean...) with its interval."""
         w = np.asarray(weights, dtype=float)
         return self.estimate(cells, lambda x: float(x @ w))
@@ -240,7 +247,7 @@ class Sweep:
                 per_seed = [(seed, crossed_interval(row[None, ~np.isnan(row)], self.confidence, bounds,
                                                     trained=not line.is_real))
                             for seed, row in zip(table.index, table.to_numpy(float))]
-                pooled = [] if line.is_real else [(POOLED, self.value(Cell(line, key["guidance"], metric, kind)))]
+                pooled = [] if line.is_real else [(POOLED, self.value(Reading(line, key["guidance"], metric, kind)))]
                 for seed, est in per_seed + pooled:
                     rows.append({**key, "train_seed": seed, "value": est.value, "ci_low": est.low,
                                  "ci_high": est.high, "n_prompts": est.prompts,
