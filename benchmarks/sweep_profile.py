@@ -7,7 +7,7 @@ Reads quick's trained decoders, prior and evaluator from the cache `make run` le
 missing; a cell's cost does not depend on how long its decoder trained, so `decoder.train.steps=10 --build`
 profiles an empty cache in a few minutes). For each mode and sampling arm it samples the first prompt chunk's
 cell at --guidance, as the sweep does (`SweepRunner.sample_cell`), under torch.profiler, and reports:
-- the cell's time and its split into the parts the sweep labels (`harness.sampling.stage.PROFILE_LABELS`): vectors
+- the cell's time and its split into the parts the sweep labels (`harness.sampling.runner.PROFILE_LABELS`): vectors
   (prior draws), sampling (the decoder's model evaluations) and judging (probe and evaluation CLIP);
 - model evaluations (rows through the UNet, guidance branches included), their FLOPs (torch's FLOP counter on
   one of the cell's forwards) and the sampling part's MFU against this machine's fp32 matmul peak;

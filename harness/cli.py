@@ -61,7 +61,16 @@ def _one_line_error(exc: Exception, group_options: Callable[[str], list[str]]) -
     override = re.search(r"override '([^']+)'", text)
     if not key and override:
         key = override.group(1)
+    named = re.search(r"full_key: (\S+)", text)  # a YAML's unknown key: Hydra wraps the error in its own text
+    if not key and named:
+        key = named.group(1)
     lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+    unknown = re.search(r"Key '([^']+)' not in '([^']+)'", text)
+    if unknown and key:
+        if re.fullmatch(r"conditioning\.[^.]+\.module", key):
+            return ConfigError(key, "a mode is data now: its YAML gives vector_source, sampling_vector and "
+                                    "text_sequence instead of a module (docs/adding-a-mode.md)")
+        return ConfigError(key, f"no such key in {unknown.group(2)}")
     return ConfigError(key or "config", lines[0] if lines else text)
 
 

@@ -22,8 +22,8 @@ COLUMNS = ("mode", "arm", "ablation", "text_scale", "clip_variant")
 ARM_ORDER = (NONE, "per_sample", "fixed")  # display order: plain, then the prior-draw policies, then other arms
 
 # `unclip (per_sample) without clip, text scale 3 [hard_negatives]`: the label, and what `Line.parse` reads.
-_LABEL = re.compile(r"^(?P<mode>[^\s()\[\],]+)(?: \((?P<arm>[^()]+)\))?(?: without (?P<ablation>\S+?))?"
-                    r"(?:, text scale (?P<text_scale>[-+.\deE]+))?(?: \[(?P<clip_variant>[^\[\]]+)\])?$")
+_LABEL = re.compile(r"^(?P<mode>[\w.]+)(?: \((?P<arm>[^()]+)\))?(?: without (?P<ablation>\w+))?"
+                    r"(?:, text scale (?P<text_scale>\d+(?:\.\d+)?))?(?: \[(?P<clip_variant>[^\[\]]+)\])?$")
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,17 @@ class Line:
     def intact(self) -> Line:
         """The same line with every token group shown (what a reliance line is read against)."""
         return dataclasses.replace(self, ablation=NONE)
+
+    @property
+    def unarmed(self) -> Line:
+        """The same line with no arm: what a line's arms are read against one another within (same decoder,
+        same hidden group, same text scale)."""
+        return dataclasses.replace(self, arm=NONE)
+
+    @property
+    def slug(self) -> str:
+        """The label as a file name's part (`unclip [hard_negatives]` -> `unclip_hard_negatives`)."""
+        return re.sub(r"\W+", "_", self.label).strip("_")
 
     @property
     def decoder(self) -> tuple[str, str]:

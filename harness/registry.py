@@ -5,6 +5,7 @@ importable module, named by its dotted path (`my_lab.arms.jitter`), and register
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Callable, Generic, TypeVar
 
 from harness.errors import ConfigError
@@ -28,11 +29,21 @@ class Registry(Generic[T]):
         """The class registered as `module`, importing `<package>.<module>` (or the dotted path `module`) on first
         use."""
         if module not in self.classes:
+            path = module if "." in module else f"{self.package}.{module}"
             try:
-                importlib.import_module(module if "." in module else f"{self.package}.{module}")
+                importlib.import_module(path)
             except ModuleNotFoundError as exc:
-                if "." in module:
-                    raise ConfigError(self.key, f"cannot import {module!r}: {exc}") from None
+                if "." in module or exc.name != path:  # the user's module, or a module it imports, is missing
+                    raise ConfigError(self.key, f"cannot import {path}: {exc}") from None
+            except Exception as exc:  # the module itself fails (a syntax error, a bad import inside it)
+                raise ConfigError(self.key, f"importing {path} failed: {type(exc).__name__}: {exc}") from None
         if module not in self.classes:
-            raise ConfigError(self.key, f"no {self.what} {module!r}; known: {', '.join(sorted(self.classes))}")
+            hint = (f" ({module} imported, but registers nothing under that name: decorate the class with "
+                    f"@register_arm({module!r}))" if "." in module else "")
+            raise ConfigError(self.key, f"no {self.what} {module!r}{hint}; shipped: {', '.join(self.shipped())}")
         return self.classes[module]
+
+    def shipped(self) -> list[str]:
+        """The names of the package's own modules (`base` holds the shared class, no entry)."""
+        package = importlib.import_module(self.package)
+        return sorted(info.name for info in pkgutil.iter_modules(package.__path__) if info.name != "base")

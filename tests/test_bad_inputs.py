@@ -37,6 +37,9 @@ BAD_INPUTS = [
     (["report.primary=[{{question: q9, a: glide, b: clip_text}}]"], "report.primary[0].question"),
     (["report.primary=[{{contrast: ratio, a: glide, b: clip_text}}]"], "report.primary[0].contrast"),
     (["report.primary=[{{a: glide}}]"], "report.primary[0].b"),
+    (["report.primary=[{{a: unclip/per_sample, b: glide}}]"], "report.primary[0].a"),  # a line is named by its label
+    (["report.primary=[{{contrast: matched_diversity, a: glide, b: clip_text, a_base: glide}}]"],
+     "report.primary[0].b_base"),
     (["sweep.reliance_guidance=[0]"], "sweep.reliance_guidance"),
     (["sweep.guidance=[1,-2]"], "sweep.guidance"),
     (["sweep.guidance=[]"], "sweep.guidance"),
@@ -61,6 +64,11 @@ BAD_INPUTS = [
     (["conditioning.glide.p_drop_text=1.5"], "conditioning.glide.p_drop_text"),
     (["conditioning.glide.text_width=30"], "conditioning.glide.text_width"),
     (["conditioning.glide.null_condition=random"], "conditioning.glide.null_condition"),
+    (["conditioning.glide.tags=[core,sequence]"], "conditioning.glide.tags"),  # the flags give `sequence`
+    (["conditioning.glide.sampling_vector=oracle"], "conditioning.glide.sampling_vector"),
+    (["conditioning.glide.vector_source=none", "conditioning.glide.text_sequence=false"],
+     "conditioning.glide.vector_source"),
+    (["arms.fixed.module=no_such_lab.jitter"], "arms.fixed.module"),
     (["arms=[fixed,per_sample,cads]", "arms.cads.params.tau1=0.95"], "arms.cads.params.tau1"),
     (["arms=[fixed,per_sample,cads]", "+arms.cads.params.tua1=0.5"], "arms.cads.params.tua1"),
     (["arms=[fixed,per_sample,apg]", "arms.apg.params.eta=high"], "arms.apg.params.eta"),

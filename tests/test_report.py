@@ -451,3 +451,27 @@ def test_no_arms_means_q6_says_so(rendered):
     parts, summary, _ = rendered
     assert parts["Q6"].splitlines()[2].startswith("Not measured in this run: the run sampled no condition-noise")
     assert "**Q6 answer**: not measured in this run" in parts["Key findings"]
+
+
+def test_arms_are_compared_within_one_decoder_and_clip_never_across_variants(tmp_path):
+    """A joint report holds unclip under two CLIPs, each with both draw policies: Q3 and Q6 read each CLIP's
+    lines apart (never a hard-negative line against the standard CLIP's baseline)."""
+    cells = {(f"unclip{variant}", arm, "free_entropy"): by_g
+             for variant, shift in (("", 0.0), (" [hardneg]", 0.1))
+             for arm, by_g in (("per_sample", {1: 0.72, 3: 0.70 - shift}), ("fixed", {1: 0.70, 3: 0.30 - shift}),
+                               ("cads", {1: 0.72, 3: 0.5 - shift}))}
+    cells |= {(f"unclip{variant}", arm, "attribute_accuracy"): {1: 0.70, 3: 0.80}
+              for variant in ("", " [hardneg]") for arm in ("per_sample", "fixed", "cads")}
+    cells |= {key: value for key, value in CELLS.items() if key[0] == "real"}
+    arms = {**SUMMARY["arms"], "cads": {"module": "cads", "baseline": False, "modes": ["unclip"]}}
+    write_report(pd.DataFrame(), {**SUMMARY, "arms": arms}, tmp_path, make_per_prompt(cells))
+    answers = json.loads((tmp_path / "summary.json").read_text())["answers"]
+    gaps = answers["q3_diversity"]["fixed_vs_per_sample"]
+    assert set(gaps) == {"unclip", "unclip [hardneg]"}
+    assert gaps["unclip"]["drop_gap"]["value"] == pytest.approx(0.38)
+    assert gaps["unclip [hardneg]"]["drop_gap"]["value"] == pytest.approx(0.38)
+    groups = answers["q6_mechanism"]["modes"]
+    assert set(groups) == {"unclip", "unclip [hardneg]"}
+    assert set(groups["unclip [hardneg]"]) == {"unclip (cads) [hardneg] - unclip (per_sample) [hardneg]",
+                                               "unclip (cads) [hardneg] - unclip (fixed) [hardneg]"}
+    assert (tmp_path / "curves_arms_unclip_hardneg.png").is_file()

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from harness.config import CONF_DIR
+from harness.config import CONF_DIR, ConditioningConfig
 from harness.line import COLUMNS, NONE, Line
 
 STANDARD = "standard"
@@ -57,7 +57,8 @@ def migrate_summary(summary: dict, per_prompt: pd.DataFrame) -> dict:
         shipped = {}
         for path in sorted((CONF_DIR / "conditioning").glob("*.yaml")):
             for mode, node in (OmegaConf.load(path) or {}).items():
-                shipped[str(mode)] = list(node.get("tags", []))
+                mode_cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ConditioningConfig), node))
+                shipped[str(mode)] = mode_cfg.all_tags
         modes = [m for m in dict.fromkeys(per_prompt["mode"]) if m != "real"]
         summary["mode_tags"] = {m: shipped[m] for m in modes if m in shipped}
     if "arms" not in summary:
@@ -76,7 +77,7 @@ def migrate_config(path: Path) -> None:
     for contrast in primary:
         for side in ("a", "b", "a_base", "b_base"):
             text = contrast.get(side)
-            if text and ("/" in text or "-without_" in text):
+            if text and any(old in text for old in ("/", "-without_", "@")):
                 mode, _, arm = text.partition("/")
                 contrast[side] = old_line(mode, arm or NONE).label
     OmegaConf.save(config, path)

@@ -212,6 +212,11 @@ MODE_KEYS = ("decoder", "sweep")  # what a conditioning mode's fields key unless
 HAND_TAGS = ("core", "ablation")
 DERIVED_TAGS = ("sequence", "vector_only", "text_vector", "image_vector", "prior", "oracle", "two_pathway")
 NO_VECTOR, TEXT, IMAGE = "none", "text", "image"
+# The five pathway layouts a mode's flags can give (vector source, text sequence), by the name of the mode that
+# introduced each: what a decoder is, whatever the mode that trains it is called. A decoder's cache key names its
+# layout, so every mode of one layout and training settings shares its decoders.
+LAYOUTS = {(NO_VECTOR, True): "glide", (TEXT, False): "clip_text", (TEXT, True): "clip_text_seq",
+           (IMAGE, False): "unclip", (IMAGE, True): "combined"}
 
 
 @dataclass
@@ -220,13 +225,13 @@ class ConditioningConfig:
     (harness/conditioning/base.py builds it from these flags). Its fields key its decoders and its sweep cells
     (`MODE_KEYS`) unless marked otherwise: what only sampling reads does not retrain a decoder, so two modes with
     the same training fields (unclip and its oracle) share their decoders."""
-    vector_source: str = param(MISSING, choices=(NO_VECTOR, TEXT, IMAGE),
+    vector_source: str = param(MISSING, choices=(NO_VECTOR, TEXT, IMAGE), keys=("sweep",),
                                help="the CLIP vector the decoder reads: none, the caption's text vector, or an image "
                                     "vector (the true one in training; at sampling `sampling_vector` says which)")
     sampling_vector: str = param("prior", choices=("prior", "oracle"), keys=("sweep",),
                                  help="an image-vector mode's vector at sampling: a prior draw (text to image) or the "
                                       "oracle's (the true vector of a held-out real image of the prompt)")
-    text_sequence: bool = param(False, help="GLIDE's text transformer, trained with the decoder, feeds its token "
+    text_sequence: bool = param(False, keys=("sweep",), help="GLIDE's text transformer, trained with the decoder, feeds its token "
                                             "states to the decoder's attention")
     clip_tokens: int = param(4, ge=0, help="K extra attention tokens projected from the CLIP vector")
     # 0 sizes GLIDE's text transformer like the decoder's attention tokens (4 x UNet width), so the text
@@ -243,9 +248,15 @@ class ConditioningConfig:
     train_seeds: Optional[List[int]] = param(None, min_len=1, keys=(),
                                              help="decoder seeds of this mode; None: the run's train_seeds")
     options: Dict[str, Any] = field(default_factory=dict)
-    tags: List[str] = param([], keys=(), choices=HAND_TAGS, help="what kind of mode it is beyond its flags (core, "
-                                                                 "ablation); the report's questions select modes by "
-                                                                 "these and the tags the flags give")
+    tags: List[str] = param([], keys=(), choices=HAND_TAGS + DERIVED_TAGS,
+                            help="what kind of mode it is beyond its flags (core, ablation); the report's questions "
+                                 "select modes by these and the tags the flags give")
+
+    @property
+    def layout(self) -> str:
+        """The decoder's pathway layout (`LAYOUTS`): with the training fields, what keys its decoders (the two
+        flags key them through it)."""
+        return LAYOUTS[(self.vector_source, self.text_sequence)]
 
     @property
     def has_vector(self) -> bool:
@@ -277,6 +288,12 @@ class ConditioningConfig:
     def cross_checks(self) -> Iterator[tuple[str, str]]:
         if not self.has_vector and not self.text_sequence:
             yield "vector_source", "a mode needs a CLIP vector (text or image) or text_sequence: true, or both"
+        if self.sampling_vector == "oracle" and self.vector_source != IMAGE:
+            yield "sampling_vector", f"oracle is an image vector; this mode reads vector_source {self.vector_source}"
+        derived = [tag for tag in self.tags if tag in DERIVED_TAGS]
+        if derived:
+            yield "tags", (f"{', '.join(derived)} follow{'s' if len(derived) == 1 else ''} from the flags "
+                           f"(vector_source, sampling_vector, text_sequence); write only {' or '.join(HAND_TAGS)}")
         # The automatic width (the decoder's 4 x UNet width: 64, 256 or 512) splits into any power-of-two heads.
         if self.text_width and self.text_width % self.text_heads:
             yield "text_width", "must be a multiple of text_heads"
@@ -284,8 +301,9 @@ class ConditioningConfig:
 
 @dataclass
 class ArmConfig:
-    """One sampling arm (harness/sampling/arms/<module>.py): what happens to the condition or the guidance at sampling
-    time. Arms key only the sweep: adding one samples the trained decoders again, it retrains nothing."""
+    """One sampling arm (a shipped module of harness/sampling/arms/, or any importable module by its dotted path):
+    what happens to the condition or the guidance at sampling time. Arms key only the sweep: adding one samples
+    the trained decoders again, it retrains nothing."""
     module: str = param(MISSING, keys=("sweep",))
     modes: List[str] = param([], keys=("sweep",), help="the modes it is sampled with; empty: every mode it applies to")
     # The arm's own parameters, typed and checked by its module's `Params` dataclass (a wrong name or value fails
@@ -379,6 +397,8 @@ class PrimaryContrast:
                     Line.parse(text)
                 except ValueError as exc:
                     yield side, str(exc)
+        if bool(self.a_base.strip()) != bool(self.b_base.strip()):
+            yield "a_base" if not self.a_base.strip() else "b_base", "set both bases (a_base and b_base) or neither"
 
 
 @dataclass

@@ -77,10 +77,12 @@ def build_decoder(cfg: Config, mode_name: str, clip: ClipContext) -> Decoder:
 
 
 def artifact_config(cfg: Config, mode_name: str, seed: int) -> dict:
-    """What keys one decoder: the fields the schema marks for it (the decoder recipe, the mode's training flags
-    and settings, never its name), the seed and the precision. Modes that train alike share their decoders."""
+    """What keys one decoder: the fields the schema marks for it (the decoder recipe, the mode's training
+    settings), its pathway layout (never the mode's name), the seed and the precision. Modes that train alike
+    share their decoders."""
+    mode_cfg = cfg.conditioning[mode_name]
     return {**key_fields(cfg, "decoder"), "seed": seed, "precision": effective_precision(cfg.device, cfg.precision),
-            "conditioning": key_fields(cfg.conditioning[mode_name], "decoder", MODE_KEYS)}
+            "mode": mode_cfg.layout, "conditioning": key_fields(mode_cfg, "decoder", MODE_KEYS)}
 
 
 def pixels_to_model(pixels: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:

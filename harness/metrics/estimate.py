@@ -68,6 +68,12 @@ def normalise(table: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+def lines_where(lines: pd.DataFrame, keep: Callable[[Line], bool]) -> pd.DataFrame:
+    """The distinct rows of a table's line columns whose line `keep` accepts (each line built once, not per row)."""
+    distinct = lines.drop_duplicates()
+    return distinct[[keep(Line.of(row)) for row in distinct.to_dict("records")]]
+
+
 def table_file(folder: Path | str, name: str) -> Path | None:
     """`name` in a run folder, or its gzipped copy (`per_prompt.csv.gz`: how a committed result keeps a large
     table); None when neither is there."""
@@ -122,7 +128,7 @@ class Sweep:
             raise ValueError("the report needs the sweep's per-prompt table (per_prompt.csv); it is empty")
         self.per_prompt = normalise(per_prompt)
         self.confidence = confidence
-        # mode -> the tags its YAML declares (conditioning.<mode>.tags): what the questions select modes by
+        # mode -> its tags as the run recorded them (ConditioningConfig.all_tags): what the questions select modes by
         self.tags = {mode: frozenset(values) for mode, values in (tags or {}).items()}
         # (line, guidance, metric) -> {kind: [seeds x prompts] contributions, NaN where absent}
         self._tables = _contribution_tables(self.per_prompt)
@@ -133,8 +139,9 @@ class Sweep:
         view = object.__new__(Sweep)
         view.confidence, view._cache, view.tags = self.confidence, {}, self.tags
         view._tables = {key: value for key, value in self._tables.items() if key[0].is_real or keep(key[0])}
-        lines = [Line.of(row) for row in self.per_prompt[list(LINE_COLUMNS)].to_dict("records")]
-        view.per_prompt = self.per_prompt[[line.is_real or keep(line) for line in lines]]
+        lines = self.per_prompt[list(LINE_COLUMNS)]
+        kept = lines_where(lines, lambda line: line.is_real or keep(line))
+        view.per_prompt = self.per_prompt[lines.merge(kept, how="left", indicator=True)["_merge"].eq("both").to_numpy()]
         return view
 
     def tagged(self, *tags: str, without: Sequence[str] = ()) -> set[str]:

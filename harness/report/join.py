@@ -76,8 +76,8 @@ class Job:
     @property
     def modes(self) -> list[str]:
         """The modes the job measured, in the order of its table (the real ceiling is none)."""
-        lines = (Line.of(row) for row in self.metrics[list(LINE_COLUMNS)].to_dict("records"))
-        return list(dict.fromkeys(line.mode for line in lines if not line.is_real))
+        lines = self.metrics[list(LINE_COLUMNS)].drop_duplicates()
+        return list(dict.fromkeys(line.mode for line in map(Line.of, lines.to_dict("records")) if not line.is_real))
 
 
     @property
@@ -165,6 +165,9 @@ def joint_summary(jobs: Sequence[Job]) -> dict[str, Any]:
     summary = {k: v for k, v in jobs[0].summary.items() if k not in ("answers", "wall_time_s", "wall_time_total_s")}
     times = [job.summary.get("wall_time_total_s") for job in jobs]
     summary.update(
+        # What any job sampled and how each mode is tagged, every job's (an arm or mode of one job only included).
+        arms={name: info for job in reversed(jobs) for name, info in (job.summary.get("arms") or {}).items()},
+        mode_tags={mode: tags for job in reversed(jobs) for mode, tags in (job.summary.get("mode_tags") or {}).items()},
         experiment=" + ".join(dict.fromkeys(str(job.summary.get("experiment", job.folder.name)) for job in jobs)),
         setup=joint_setup(jobs),
         clip=per_job("clip"),

@@ -73,6 +73,11 @@ class Pilot:
     recipe: dict[str, Any]
     contrasts: dict[str, Components]  # contrast_key -> components
 
+    @property
+    def seeds(self) -> int:
+        """The training seeds its contrasts were measured over (the most any has)."""
+        return max((c.seeds for c in self.contrasts.values()), default=0)
+
     def components(self, spec: PrimaryContrast, metric: str) -> Components | None:
         return self.contrasts.get(contrast_key(spec, metric))
 
@@ -118,9 +123,9 @@ def choose(setting: str, recipe: dict[str, Any] | None) -> tuple[Pilot | None, s
     else:
         by_name = {p.name: p for p in shipped()}
         candidates = [by_name[setting]] if setting in by_name else [load(Path(setting))]
-    for pilot in candidates:
-        if pilot.recipe == recipe:
-            return pilot, ""
+    matching = [pilot for pilot in candidates if pilot.recipe == recipe]
+    if matching:  # several pilots of one recipe: the one with the most training seeds estimates best
+        return max(matching, key=lambda pilot: pilot.seeds), ""
     if not candidates:
         return None, "no pilot study is shipped"
     closest = candidates[0]
@@ -153,10 +158,11 @@ def build(run_dir: Path, name: str, report_defaults: bool = False) -> Pilot:
     if not contrasts:
         raise HarnessError(f"{run_dir}: no primary contrast has two or more training seeds on every side; a pilot "
                            "needs a multi-seed run")
-    seeds = max(c.seeds for c in contrasts.values())
+    pilot = Pilot(name, "", recipe_of(config), contrasts)
     prompts = max(c.prompts for c in contrasts.values())
-    source = f"{run_dir.as_posix()} ({config.get('experiment_name', 'run')}: {seeds} training seeds x {prompts} prompts)"
-    return Pilot(name, source, recipe_of(config), contrasts)
+    source = (f"{run_dir.as_posix()} ({config.get('experiment_name', 'run')}: {pilot.seeds} training seeds x "
+              f"{prompts} prompts)")
+    return dataclasses.replace(pilot, source=source)
 
 
 def plan_rows(pilot: Pilot, seeds: Sequence[int], prompts: Sequence[int], family: int,

@@ -105,11 +105,11 @@ def _fixed_vs_per_sample(sweep: Sweep, metric: str, answer: dict) -> list[str]:
     for fixed, per_sample in pairs:
         gap = drop_difference(sweep, fixed, per_sample, metric)
         cmp = compare(sweep, per_sample, fixed, metric)
-        lines += [verdict(f"- {fixed.mode}: drop(fixed) − drop(per_sample)", gap,
+        lines += [verdict(f"- {fixed.unarmed.label}: drop(fixed) − drop(per_sample)", gap,
                           "the fixed draw loses more diversity under guidance",
                           "the per-sample draw loses more diversity under guidance",
                           f"{CANNOT_TELL} which policy loses more"), *comparison_lines(cmp)]
-        answer["fixed_vs_per_sample"][fixed.mode] = {"drop_gap": as_json(gap), "comparison": comparison_json(cmp)}
+        answer["fixed_vs_per_sample"][fixed.unarmed.label] = {"drop_gap": as_json(gap), "comparison": comparison_json(cmp)}
     spread_curves = sweep.curves(PRIOR_SPREAD)
     if spread_curves:
         lines += ["Spread of the prior's vectors per prompt (mean pairwise cosine distance):", "",

@@ -36,16 +36,17 @@ def is_baseline(curve: Line, arms: dict) -> bool:
     return curve.arm == NONE or bool(arms[curve.arm]["baseline"])
 
 
-def arm_modes(sweep: Sweep, arms: dict) -> dict[str, list[Line]]:
-    """Per mode with at least one non-baseline arm: all its curves, baselines first."""
-    by_mode: dict[str, list[Line]] = {}
+def arm_modes(sweep: Sweep, arms: dict) -> dict[Line, list[Line]]:
+    """Per line without its arm (a mode's decoder under one CLIP, at one text scale) with at least one non-baseline
+    arm: all its curves, baselines first. Arms are read against each other within such a group only."""
+    by_group: dict[Line, list[Line]] = {}
     for curve in sweep.curves():
-        by_mode.setdefault(curve.mode, []).append(curve)
-    return {mode: sorted(curves, key=lambda c: (not is_baseline(c, arms), c.sort_key()))
-            for mode, curves in by_mode.items() if any(not is_baseline(c, arms) for c in curves)}
+        by_group.setdefault(curve.unarmed, []).append(curve)
+    return {group: sorted(curves, key=lambda c: (not is_baseline(c, arms), c.sort_key()))
+            for group, curves in by_group.items() if any(not is_baseline(c, arms) for c in curves)}
 
 
-def section(sweep: Sweep, arms: dict, matched: float, figures: dict[str, Path] | None = None,
+def section(sweep: Sweep, arms: dict, matched: float, figures: dict[Line, Path] | None = None,
             out_dir: Path | None = None) -> Section:
     modes = arm_modes(sweep, arms)
     if not modes:
@@ -68,11 +69,11 @@ def section(sweep: Sweep, arms: dict, matched: float, figures: dict[str, Path] |
              "A comparison across two modes (such as prior draws on unclip against text noise on clip_text) also "
              "carries the difference between their decoders, which Q2 measures.", ""]
     answer: dict = {"measured": True, "diversity": diversity, "fidelity": fidelity, "arms": arms, "modes": {}}
-    for mode, curves in modes.items():
+    for group, curves in modes.items():
         own = [c for c in curves if is_baseline(c, arms)]
-        lines += [f"### {mode}", ""]
-        if figures and mode in figures and out_dir is not None:
-            lines += [f"![{mode} arms]({figures[mode].relative_to(out_dir)})", ""]
+        lines += [f"### {group.label}", ""]
+        if figures and group in figures and out_dir is not None:
+            lines += [f"![{group.label} arms]({figures[group].relative_to(out_dir)})", ""]
         lines += [f"{name(diversity)}:", "", *metric_table(sweep, diversity, curves),
                   f"{name(fidelity)}:", "", *metric_table(sweep, fidelity, curves)]
         rows, mode_answer = [], {}
@@ -95,7 +96,7 @@ def section(sweep: Sweep, arms: dict, matched: float, figures: dict[str, Path] |
                                      f"{drop.high_guidance:g}", drop.drop, "diversity falls", "diversity rises",
                                      f"{CANNOT_TELL} whether it changes"))
         lines.append("")
-        answer["modes"][mode] = mode_answer
+        answer["modes"][group.label] = mode_answer
     spread = [c for curves in modes.values() for c in curves if sweep.guidances(c, SPREAD)]
     if spread:
         lines += ["Spread of the CLIP vectors each prompt's samples read (mean pairwise cosine distance): prior draws "

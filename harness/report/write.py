@@ -43,10 +43,10 @@ def sections(sweep: Sweep, settings: ReportConfig, arms: dict, out_dir: Path | N
     own = sweep.only(lambda curve: q6_mechanism.is_baseline(curve, arms))
     figures = {}
     if out_dir is not None:
-        for mode, curves in q6_mechanism.arm_modes(sweep, arms).items():
-            figures[mode] = plot_curves(sweep, out_dir / f"curves_arms_{mode}.png", curves,
-                                        f"{mode} under every sampling arm: numbers at points are guidance scales, "
-                                        "bars are 95% intervals")
+        for group, curves in q6_mechanism.arm_modes(sweep, arms).items():
+            figures[group] = plot_curves(sweep, out_dir / f"curves_arms_{group.slug}.png", curves,
+                                         f"{group.label} under every sampling arm: numbers at points are guidance "
+                                         "scales, bars are 95% intervals")
     return {"q1_frontier": q1_frontier.section(own, settings.matched_diversity),
             "q2_clip_text": q2_clip_text.section(own, settings.matched_diversity),
             "q3_diversity": q3_diversity.section(own),

@@ -5,7 +5,8 @@ An arm may change three things, each with a default that leaves sampling as plai
 - the CLIP vectors a mode reads (`perturb`, before the mode encodes them);
 - how the guided prediction is formed at each step (`model_fn`, from the guidance branches at any scale).
 Its parameters are a dataclass `Params`; the YAML's `params` are checked against it before any work starts. A new
-arm is one file here and one YAML in conf/arms/, with no edit to the sweep, the decoder or the report.
+arm is one module (here, or anywhere importable, registered under its dotted path) and one YAML in conf/arms/ (or
+a config folder on `hydra.searchpath`), with no edit to the sweep, the decoder or the report.
 """
 
 from __future__ import annotations
