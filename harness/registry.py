@@ -44,6 +44,7 @@ class Registry(Generic[T]):
         return self.classes[module]
 
     def shipped(self) -> list[str]:
-        """The names of the package's own modules (`base` holds the shared class, no entry)."""
+        """The names of the package's own entries (`base` and `_helpers` hold shared code, none)."""
         package = importlib.import_module(self.package)
-        return sorted(info.name for info in pkgutil.iter_modules(package.__path__) if info.name != "base")
+        return sorted(info.name for info in pkgutil.iter_modules(package.__path__)
+                      if info.name != "base" and not info.name.startswith("_"))

@@ -14,7 +14,6 @@ import torch
 from harness.line import Line
 from harness.sampling.arms.base import Guidance, SamplingArm, VectorInputs, arm_class
 from harness.sampling.arms.cads import gamma
-from harness.sampling.arms.text_noise import matched_noise
 from harness.conditioning.base import guidance_weights
 from harness.conditioning.condition import Condition
 from harness.decoder.diffusion import NoiseLevels, guided, make_sampler, make_train_scheduler, \
@@ -88,20 +87,117 @@ def test_noise_levels_convert_a_prediction_to_x0_and_back(prediction):
     assert torch.allclose(levels.from_x0(x0, x_t, t), target, atol=1e-3)
 
 
+def within_sampling_error(samples: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> bool:
+    """Every entry of the sample mean and covariance of samples [k, d] within 4 standard errors of the asked ones
+    (a covariance entry's standard error is about sqrt((s_ii s_jj + s_ij^2) / k))."""
+    k = len(samples)
+    got_mean, got_cov = samples.double().mean(dim=0), torch.cov(samples.T.double())
+    mean_ok = ((got_mean - mean).abs() <= 4 * (cov.diag() / k).sqrt() + 1e-12).all()
+    cov_ok = ((got_cov - cov).abs() <= 4 * ((cov.diag()[:, None] * cov.diag()[None, :] + cov ** 2) / k).sqrt()).all()
+    return bool(mean_ok and cov_ok)
+
+
+REFERENCE = torch.randn(2, 32, 6, generator=torch.Generator().manual_seed(0)) @ \
+    torch.randn(2, 6, 6, generator=torch.Generator().manual_seed(1))  # two prompts, each its own covariance
+
+
+def gaussian_arm_output(name: str, k: int, **params) -> torch.Tensor:
+    """The image vectors [2, k, 6] a Gaussian arm gives around the fixed REFERENCE draws."""
+    arm = arm_class(name)(name, {"renormalise": False, **params})
+    text = torch.zeros(2, k, 6)
+    draws = lambda n, gen, of=None: REFERENCE[:, :n]  # noqa: E731
+    return arm.perturb(VectorInputs(text, None, draws, seed=3)).image
+
+
+@pytest.mark.parametrize("name", ["prior_gaussian", "isotropic"])
+def test_gaussian_arms_draw_the_asked_mean_and_covariance_and_scale_0_is_the_mean(name):
+    """20000 draws per prompt at noise_scale 2: the mean of the prior's draws, and 4 times their covariance
+    (prior_gaussian) or isotropic noise of 4 times their total variance (isotropic)."""
+    out = gaussian_arm_output(name, 20000, noise_scale=2.0)
+    for p in range(2):
+        cov = torch.cov(REFERENCE[p].T.double())
+        asked = 4 * (cov if name == "prior_gaussian" else cov.trace() / 6 * torch.eye(6, dtype=torch.float64))
+        assert within_sampling_error(out[p], REFERENCE[p].double().mean(dim=0), asked)
+    mean = REFERENCE.mean(dim=1)
+    assert torch.equal(gaussian_arm_output(name, 5, noise_scale=0.0), mean[:, None].expand(2, 5, 6))
+    on_sphere = arm_class(name)(name, {"noise_scale": 0.0}).perturb(
+        VectorInputs(torch.zeros(2, 5, 6), None, lambda n, gen, of=None: REFERENCE[:, :n], seed=3)).image
+    assert torch.equal(on_sphere, torch.nn.functional.normalize(mean.double(), dim=-1).float()[:, None].expand(2, 5, 6))
+
+
+@pytest.mark.parametrize("name", ["prior_gaussian", "isotropic"])
+def test_gaussian_arms_match_the_priors_spread_where_the_decoder_reads_it(name):
+    """On the unit sphere and through a decoder's projection, the vectors spread as much as the prior's draws
+    (times noise_scale^2), measured where the decoder reads them."""
+    from harness.sampling.arms._spread import total_variance
+
+    reference = torch.nn.functional.normalize(torch.randn(1, 6) + 0.3 * torch.randn(3, 32, 6,
+                                              generator=torch.Generator().manual_seed(4)), dim=-1)
+    projection = torch.randn(6, 10, generator=torch.Generator().manual_seed(5))
+    reads = projection @ projection.T  # the Gram matrix of v -> v @ projection
+    for scale in (0.5, 1.0, 2.0):
+        arm = arm_class(name)(name, {"noise_scale": scale})
+        out = arm.perturb(VectorInputs(torch.zeros(3, 4000, 6), None, lambda n, gen, of=None: reference[:, :n],
+                                       seed=3, reads=reads)).image
+        assert torch.allclose(out.norm(dim=-1), torch.ones(3, 4000), atol=1e-5)
+        got, asked = total_variance(out @ projection), scale ** 2 * total_variance(reference @ projection)
+        assert ((got / asked - 1).abs() < 0.08).all(), (name, scale, got / asked)
+
+
 def test_text_noise_has_the_covariance_of_the_prior_draws_it_was_given():
     """Noise drawn 20000 times per prompt against the sample covariance of 32 draws: within sampling error."""
-    gen = torch.Generator().manual_seed(0)
-    d, m, k = 6, 32, 20000
-    mixing = torch.randn(2, d, d, generator=gen)
-    draws = torch.randn(2, m, d, generator=gen) @ mixing  # two prompts, each its own covariance
-    noise = matched_noise(draws, k, gen)
+    from harness.sampling.arms._spread import covariance_factor, noise
+
+    out = noise(covariance_factor(REFERENCE), 20000, torch.Generator().manual_seed(0))
     for p in range(2):
-        asked = torch.cov(draws[p].T.double())
-        got = torch.cov(noise[p].T.double())
-        # The standard error of a covariance entry is about sqrt((s_ii s_jj + s_ij^2) / k): 4 of them is far.
-        tolerance = 4 * ((asked.diag()[:, None] * asked.diag()[None, :] + asked ** 2) / k).sqrt()
-        assert ((got - asked).abs() <= tolerance).all()
-        assert noise[p].mean(dim=0).abs().max() < 4 * (asked.diag().max() / k) ** 0.5
+        assert within_sampling_error(out[p], torch.zeros(6, dtype=torch.float64), torch.cov(REFERENCE[p].T.double()))
+
+
+def test_rerank_keeps_the_candidate_closest_to_the_text_and_at_the_priors_best_of_is_per_sample():
+    """With as many candidates as the prior's own best-of, rerank draws exactly what per_sample draws; with one,
+    the prior's raw draws; with more, each kept vector is at least as close to the text vector."""
+    from harness.cli import compose
+    from harness.priors.diffusion import DiffusionPrior
+    from harness.sampling.arms.per_sample import PerSample
+    from harness.sampling.vectors import VectorSources, sampling_vectors
+
+    torch.manual_seed(0)
+    prior = DiffusionPrior(8, 50, 6, width=16, depth=1, heads=2, best_of=3, sample_steps=4).eval()
+    for p in prior.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+
+    def prior_sample(text, tokens, n, gen, best_of=None):
+        return prior.sample(text, tokens, n, generator=gen, best_of=best_of)
+
+    sources = VectorSources(torch.randint(1, 50, (5, 6)), torch.nn.functional.normalize(torch.randn(5, 8), dim=-1),
+                            prior_sample, None)
+    unclip = compose(["experiment=smoke"]).conditioning["unclip"]
+    ids, k = [0, 2, 4], 4
+    rerank = lambda c: arm_class("rerank")("rerank", {"candidates": c})  # noqa: E731
+    per_sample = sampling_vectors(unclip, PerSample("per_sample"), sources, ids, k, seed=7).image
+    assert torch.equal(sampling_vectors(unclip, rerank(3), sources, ids, k, seed=7).image, per_sample)
+    raw = prior.sample(sources.text_vectors[ids], sources.tokens[ids], k, generator=torch.Generator().manual_seed(
+        7 % (2 ** 63)), best_of=1)
+    assert torch.equal(sampling_vectors(unclip, rerank(1), sources, ids, k, seed=7).image, raw)
+    candidates = prior.sample(sources.text_vectors[ids], sources.tokens[ids], k * 8,
+                              generator=torch.Generator().manual_seed(7), best_of=1).reshape(3, k, 8, 8)
+    closeness = (candidates * sources.text_vectors[ids][:, None, None]).sum(-1)  # [P, k, 8]
+    kept = sampling_vectors(unclip, rerank(8), sources, ids, k, seed=7).image
+    kept_closeness = (kept * sources.text_vectors[ids][:, None]).sum(-1)
+    assert torch.allclose(kept_closeness, closeness.max(dim=-1).values)  # the closest of its 8 candidates
+
+
+def test_shuffled_draws_read_another_caption_of_the_same_kind():
+    arm = arm_class("shuffled_draws")("shuffled_draws")
+    kinds = ["free", "free", "binding", "binding", "free"]
+    centres = torch.nn.functional.normalize(torch.randn(5, 8), dim=-1)
+    draws = lambda n, gen, of=None: centres[of][:, None].expand(len(of), n, 8)  # noqa: E731
+    out = arm.perturb(VectorInputs(torch.zeros(3, 4, 8), None, draws, seed=9, prompt_ids=[0, 2, 4], kinds=kinds))
+    read = [int((centres @ out.image[i, 0]).argmax()) for i in range(3)]
+    assert all(kinds[j] == kinds[i] and j != i for i, j in zip([0, 2, 4], read)), read
+    assert read[1] == 3  # the only other binding prompt
+    again = arm.perturb(VectorInputs(torch.zeros(3, 4, 8), None, draws, seed=9, prompt_ids=[0, 2, 4], kinds=kinds))
+    assert torch.equal(out.image, again.image)  # the same partner and draws at every guidance scale
 
 
 def test_text_noise_is_added_to_the_text_vectors_with_the_prior_draws_spread():
@@ -198,7 +294,8 @@ def test_a_chunks_prior_draws_are_drawn_once_for_all_its_cells_and_equal_a_fresh
 
     calls = []
 
-    def prior_sample(text: torch.Tensor, tokens: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    def prior_sample(text: torch.Tensor, tokens: torch.Tensor, n: int, gen: torch.Generator,
+                     best_of: int | None = None) -> torch.Tensor:
         calls.append(n)
         return torch.randn(len(text), n, 4, generator=gen) + text[:, None, :]
 

@@ -359,3 +359,30 @@ def test_the_catalogue_gives_each_metric_its_range_direction_and_role():
     assert catalogue.needs_probe("binding_accuracy") and not catalogue.needs_probe("clip_score")
     assert catalogue.label("free_entropy") == "free-attribute entropy" and catalogue.label("unknown") == "unknown"
     assert len(catalogue.BY_NAME) == len(catalogue.CATALOGUE)  # each name once
+
+
+def test_free_attribute_jsd_is_zero_on_the_worlds_own_draws_and_positive_on_a_collapsed_set():
+    """Samples drawn from the world's own distribution for each caption: the bias-corrected JSD's interval over
+    prompts holds 0. The same prompts with every sample a copy of the first: clearly above 0."""
+    from harness.config import ShapesConfig
+    from harness.data.world import ShapesWorld
+    from harness.metrics.table import Group, per_prompt_values
+
+    world = ShapesWorld(ShapesConfig(), 16)
+    rng = np.random.default_rng(5)
+    prompts = [world.sample_prompt(rng) for _ in range(240)]
+    prompts = [p for p in prompts if world.free_attributes(p)][:160]
+    k = 12
+    readings = [[scene.to_record(world.vocab.grid) for scene in world.references(p, k, seed=i)[0]]
+                for i, p in enumerate(prompts)]
+
+    def jsd(per_prompt_readings: list[list[dict]]) -> Interval:
+        group = Group(Line("m"), 3.0, 0, np.arange(len(prompts)), np.zeros((len(prompts), k, 2)),
+                      per_prompt_readings, None, np.zeros(len(prompts)), {})
+        values = per_prompt_values(group, prompts, world, None)["free_attribute_jsd"]
+        return crossed_interval(values[None, ~np.isnan(values)])
+
+    true_draws = jsd(readings)
+    assert true_draws.low < 0 < true_draws.high and abs(true_draws.value) < 0.02
+    collapsed = jsd([[r[0]] * k for r in readings])
+    assert collapsed.low > 0.2

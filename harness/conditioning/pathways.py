@@ -50,6 +50,13 @@ class ClipVectorPathway(nn.Module):
         null = torch.zeros(dims.clip_dim) if self.null_kind != "empty_caption" else empty_caption_vector
         self.null = nn.Parameter(null.clone(), requires_grad=self.null_kind == "learned")
 
+    def reads(self) -> torch.Tensor:
+        """The Gram matrix R^T R [D, D] of the linear part R of what the decoder reads from a CLIP vector (the
+        timestep embedding's and the K tokens' projections, without their biases, which no spread sees)."""
+        weights = [self.to_emb.weight] + ([self.to_tokens.weight] if self.to_tokens is not None else [])
+        weight = torch.cat(weights).detach().double() * self.scale
+        return weight.T @ weight
+
     def encode(self, vectors: torch.Tensor, drop: torch.Tensor) -> PathwayOutput:
         v = torch.where(drop[:, None], self.null.to(vectors.dtype).expand_as(vectors), vectors) * self.scale
         tokens = self.to_tokens(v).view(len(v), self.k, self.ctx_dim) if self.to_tokens is not None else None

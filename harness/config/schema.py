@@ -382,6 +382,8 @@ class PrimaryContrast:
     resolve: float = param(0.15, gt=0, help="the largest minimal detectable difference at which the contrast is "
                                            "primary: where a pilot of the recipe says the run's seeds and prompts "
                                            "cannot detect this much, it is exploratory")
+    exploratory: bool = param(False, help="reported beside the family, never in it (a contrast the question keeps "
+                                         "for context)")
     if_positive: str = param("", help="what a - b > 0 means, in words (default: a generic sentence)")
     if_negative: str = param("", help="what a - b < 0 means, in words")
 

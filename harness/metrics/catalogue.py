@@ -56,6 +56,9 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("clip_retrieval", "eval. CLIP retrieves the caption", source="clip"),
     Metric("judge_agreement", "the two judges agree", source="clip"),
     Metric("free_entropy", "free-attribute entropy", role=DIVERSITY_ROLE, line_plot=True),
+    # Distance of the free attributes' spread to the world's exact distribution, bias-corrected (0 on true draws).
+    Metric("free_attribute_jsd", "free-attribute JSD to the world", low=-1.0, higher_is_better=False,
+           other_table=True, line_plot=True),
     Metric("pairwise_distance", "pairwise feature distance", source="features", high=INF, role=DIVERSITY_ROLE,
            other_table=True, line_plot=True),
     Metric("vendi", "Vendi score", source="features", low=1.0, high=INF, role=DIVERSITY_ROLE, other_table=True,

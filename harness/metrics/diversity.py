@@ -76,3 +76,39 @@ def expected_normalised_entropy(k: int, num_values: int) -> float:
     per_value = -np.sum(binom.pmf(np.arange(k + 1), k, 1 / num_values) * xlogy(share, share))
     return float(num_values * per_value / math.log(num_values))
 
+
+
+def jsd_to_uniform(counts: Sequence[int], num_values: int) -> float:
+    """Jensen–Shannon divergence (base 2, in [0, 1]) between the empirical distribution of `counts` (one entry per
+    value seen; the unseen values count 0) and the uniform distribution over `num_values` values."""
+    seen = np.asarray(counts, dtype=float)
+    if len(seen) > num_values:
+        raise ValueError(f"saw {len(seen)} distinct values but num_values={num_values}")
+    share = np.concatenate([seen, np.zeros(num_values - len(seen))]) / seen.sum()
+    middle = (share + 1.0 / num_values) / 2
+    return float((-xlogy(middle, middle).sum() - (-xlogy(share, share).sum() + math.log(num_values)) / 2)
+                 / math.log(2))
+
+
+def expected_jsd_to_uniform(k: int, num_values: int) -> float:
+    """Expected `jsd_to_uniform` of k independent uniform draws over num_values values: the plug-in estimate's
+    bias on samples from the true distribution. Exact by linearity, like `expected_normalised_entropy`: each
+    value's count is Binomial(k, 1/num_values)."""
+    if k < 1 or num_values < 2:
+        raise ValueError(f"need k >= 1 and num_values >= 2, got k={k}, num_values={num_values}")
+    share = np.arange(k + 1) / k
+    middle = (share + 1.0 / num_values) / 2
+    weights = binom.pmf(np.arange(k + 1), k, 1 / num_values)
+    per_value = np.sum(weights * (-xlogy(middle, middle) + xlogy(share, share) / 2))
+    return float((num_values * per_value - math.log(num_values) / 2) / math.log(2))
+
+
+def free_attribute_jsd(values: dict[str, Sequence[Hashable]], num_values: dict[str, int]) -> float:
+    """How far a prompt's samples are from the world's exact distribution over the attributes its caption leaves
+    free (the world draws each uniformly): per attribute, the Jensen–Shannon divergence of the samples' values to
+    uniform less its expectation on as many true draws, averaged over the attributes. 0 in expectation on samples
+    from the world itself, > 0 where samples collapse or favour some values; unlike entropy, spread over the wrong
+    values does not score well. NaN when no attribute was read on any sample."""
+    parts = [jsd_to_uniform(list(Counter(seen).values()), num_values[key])
+             - expected_jsd_to_uniform(len(seen), num_values[key]) for key, seen in values.items() if seen]
+    return float(np.mean(parts)) if parts else math.nan

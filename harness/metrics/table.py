@@ -7,7 +7,8 @@ interval over prompts and training seeds):
 - per-prompt metrics (a mean over the prompt's K samples): on the shapes world, from the probe's readings,
   attribute accuracy, shape-and-colour accuracy and whether most samples show them (whose mean is the share
   of prompts drawn right), on two-object prompts binding (each object with its own shape and colour),
-  relation and swap-binding accuracy, and free-attribute entropy; on any data, CLIP score and retrieval of
+  relation and swap-binding accuracy, free-attribute entropy and the free attributes' divergence to the world's
+  exact distribution (`free_attribute_jsd`); on any data, CLIP score and retrieval of
   the prompt among the sweep's captions (evaluation CLIP), pairwise distance and Vendi (judge features),
   prior spread;
 - set metrics compare the group's samples with real images of the same prompts (FID, KID, precision,
@@ -36,7 +37,7 @@ from harness.line import COLUMNS as LINE_COLUMNS, NONE, REAL_LINE, Line
 from harness.metrics.catalogue import FROM_PROBE, PER_PROMPT
 from harness.metrics.clip_score import clip_score
 from harness.metrics.distribution import leave_one_prompt_out
-from harness.metrics.diversity import mean_pairwise_distance, normalised_entropy, vendi_score
+from harness.metrics.diversity import free_attribute_jsd, mean_pairwise_distance, normalised_entropy, vendi_score
 from harness.metrics.intervals import pseudo_values
 
 POOLED_KIND = "all"  # prompt_kind of a set metric computed on every prompt at once
@@ -126,6 +127,7 @@ def _attribute_values(group: Group, prompts: list[Prompt], world: ShapesWorld
                       for key in free}
             entropies = [normalised_entropy(values[key], count) for key, count in free.items() if values[key]]
             out["free_entropy"][row] = np.mean(entropies) if entropies else np.nan
+            out["free_attribute_jsd"][row] = free_attribute_jsd(values, free)
         all_right.append(np.array([all(c.values()) for c in checks]))
         out["all_attributes"][row] = all_right[-1].mean()
     return out, all_right

@@ -198,10 +198,12 @@ class DiffusionPrior(Prior):
 
     @torch.no_grad()
     def sample(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, n: int = 1,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """DDIM from noise with classifier-free guidance in one batched forward, then best-of selection."""
+               generator: torch.Generator | None = None, best_of: int | None = None) -> torch.Tensor:
+        """DDIM from noise with classifier-free guidance in one batched forward, then best-of selection (of
+        `best_of` candidates per draw; the prior's own number when None)."""
         device = self.device
-        batch, draws = text_vectors.shape[0], n * self.best_of
+        best_of = self.best_of if best_of is None else best_of
+        batch, draws = text_vectors.shape[0], n * best_of
         text = text_vectors.to(device, torch.float32).repeat_interleave(draws, dim=0)
         tokens = text_tokens.to(device, torch.long).repeat_interleave(draws, dim=0)
         drop = torch.zeros(len(text), dtype=torch.bool, device=device)
@@ -221,7 +223,7 @@ class DiffusionPrior(Prior):
             noised = scheduler.step(clean, t, noised).prev_sample
 
         image = noised * self.image_rms + self.image_mean
-        image = F.normalize(image, dim=-1).view(batch, n, self.best_of, self.dim)
+        image = F.normalize(image, dim=-1).view(batch, n, best_of, self.dim)
         score = (image * text_vectors.to(device, torch.float32)[:, None, None, :]).sum(dim=-1)
         best = score.argmax(dim=-1)[..., None, None].expand(-1, -1, 1, self.dim)
         return image.gather(2, best).squeeze(2).to(text_vectors.device)

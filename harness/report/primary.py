@@ -217,7 +217,8 @@ def primary_family(sweep: Sweep, settings: ReportConfig, recipe: dict | None = N
         result = estimate_primary(sweep, spec, settings)
         result = _with_seed_term(result, pilot, why_none, settings)
         if in_design(sweep, spec):
-            exploratory = _unresolvable(result, pilot, sweep, settings)
+            exploratory = ("exploratory by declaration (report.primary)" if spec.exploratory
+                           else _unresolvable(result, pilot, sweep, settings))
             result = dataclasses.replace(result, in_family=not exploratory, exploratory=exploratory,
                                          withheld=recognisable(sweep, _curves(spec), settings))
         results.append(result)
@@ -431,53 +432,56 @@ def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: Repor
     return claims
 
 
-def q6_answer(results: Sequence[PrimaryResult], arms: dict, alpha: float) -> str:
-    """Q6 in one sentence, from its primary contrasts: those that set a mode's own prior draws (a baseline arm)
-    against an arm that adds randomness say whether plausibility or randomness keeps diversity; those that set a
-    guidance variant against plain guidance say whether the variant helps."""
-    from harness.report.q6_mechanism import is_baseline
+def q6_answer(results: Sequence[PrimaryResult], alpha: float) -> str:
+    """Q6 in one sentence: which property of the prior's draws carries the diversity they keep, from the contrasts
+    that set fresh draws per sample against controls on the same decoder at matched fidelity. A Gaussian of the
+    draws' mean and covariance (`prior_gaussian`) keeps their location and second moment; isotropic noise of their
+    spread (`isotropic`) their location and total spread; another caption's draws (`shuffled_draws`) are plausible
+    but not the caption's."""
+    q6 = [r for r in results if r.spec.question == "q6" and r.spec.contrast == "matched_diversity"
+          and Line.parse(r.spec.a).arm == PER_SAMPLE]
+    read = {Line.parse(r.spec.b).arm: r for r in q6 if r.measured and r.in_family}
+    if not read:
+        why = ("no pair of Q6's curves can be read at a matched level over its guidance scales"
+               if any(r.unreached for r in q6) else
+               "its controls are sampled by experiment=mechanism, on quick's decoders")
+        return f"- **Q6 answer**: not measured in this run ({why})."
 
-    mine = [r for r in results if r.spec.question == "q6" and r.measured]
-    unread = [r for r in results if r.spec.question == "q6" and r.unreached]
-    if not mine:
-        if any(r.spec.question == "q6" and r.unreached for r in results):
-            return (f"- **Q6 answer**: {CANNOT_TELL}: no pair of Q6's curves can be read at a matched level over "
-                    "its guidance scales.")
-        return ("- **Q6 answer**: not measured in this run (its arms are sampled by experiment=mechanism, on quick's "
-                "decoders).")
-    prior = [r for r in mine if is_baseline(Line.parse(r.spec.a), arms) and Line.parse(r.spec.a).arm != NONE
-             and not is_baseline(Line.parse(r.spec.b), arms)]
-    variants = [r for r in mine if r not in prior]
-    parts = []
-    unread_prior = [r for r in unread if is_baseline(Line.parse(r.spec.a), arms)
-                    and not is_baseline(Line.parse(r.spec.b), arms)]
-    caveat = (f"; {len(unread_prior)} more could not be read at a matched level" if unread_prior else "")
-    if prior:
-        signs = [r.significant(alpha) for r in prior]
-        smallest = min(r.detectable for r in prior)
-        if all(sign > 0 for sign in signs):
-            parts.append("the prior's draws keep more diversity at equal fidelity than the arms that only add "
-                         f"randomness, in every contrast that could be read ({len(prior)} of {len(prior)}{caveat}): "
-                         "randomness alone does not reproduce the diversity the prior's draws keep; it comes from "
-                         "what the draws contain, not from their being random")
-        elif any(sign < 0 for sign in signs):
-            parts.append(f"randomness alone keeps more diversity at equal fidelity than the prior's draws in "
-                         f"{signs.count(-1)} of {len(prior)} contrasts (less in {signs.count(1)}{caveat}): the "
-                         "prior's knowledge of plausibility is not what keeps diversity here")
-        else:
-            parts.append(f"plausibility against randomness: better for the prior in {signs.count(1)} of {len(prior)} "
-                         f"contrasts, worse in none; {CANNOT_TELL} the rest (minimal detectable difference "
-                         f"{fmt(smallest)}){caveat}")
-    if variants:
-        signs = [r.significant(alpha) for r in variants]
-        parts.append(f"guidance variants against plain guidance: more diverse at equal fidelity in {signs.count(1)} "
-                     f"of {len(variants)} contrasts, less in {signs.count(-1)}, {CANNOT_TELL} in {signs.count(0)}")
-    scope = "" if all(r.mode_level for r in mine) else ("for the decoders this run trained (some intervals lack "
-                                                        "the training-seed variance, or a verdict is withheld): ")
-    return "- **Q6 answer**: " + scope + "; ".join(parts) + "."
+    def sign(arm: str) -> int | None:
+        return read[arm].significant(alpha) if arm in read else None
+
+    def detectable(*arms: str) -> str:
+        return ", ".join(f"{fmt(read[a].detectable)}" for a in arms if a in read)
+
+    gaussian, isotropic = sign("prior_gaussian"), sign("isotropic")
+    if gaussian == 1:
+        carried = ("their multimodal structure: a Gaussian with the draws' mean and covariance keeps less diversity "
+                   "at equal fidelity")
+    elif gaussian == -1:
+        carried = ("not their structure: a Gaussian with the draws' mean and covariance keeps more diversity at "
+                   "equal fidelity than the draws")
+    elif gaussian == 0 and isotropic == 1:
+        carried = ("their second moment: a Gaussian with their mean and covariance cannot be told from them "
+                   f"(detectable {detectable('prior_gaussian')}), isotropic noise of the same spread keeps less")
+    elif gaussian == 0 and isotropic is not None:
+        carried = ("no property beyond their location and spread that these contrasts detect: neither a Gaussian of "
+                   "their mean and covariance nor isotropic noise of their spread can be told from them "
+                   f"(detectable {detectable('prior_gaussian', 'isotropic')})")
+    else:
+        carried = f"{CANNOT_TELL} (the Gaussian controls were not both read)"
+    shuffled = sign("shuffled_draws")
+    caption = {1: "; the caption matters: another caption's draws keep less",
+               -1: "; another caption's draws keep more, so the caption's own draws are not what keeps it",
+               0: f"; {CANNOT_TELL} whether another caption's draws would do (detectable "
+                  f"{detectable('shuffled_draws')})", None: ""}[shuffled]
+    scope = "" if all(r.mode_level for r in read.values()) else (
+        "for the decoders this run trained (some intervals lack the training-seed variance, or a verdict is "
+        "withheld): ")
+    return (f"- **Q6 answer**: {scope}the diversity the prior's draws keep at equal fidelity comes from "
+            f"{carried}{caption}.")
 
 
-def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict, recipe: dict | None = None) -> Section:
+def key_findings(sweep: Sweep, settings: ReportConfig, recipe: dict | None = None) -> Section:
     """The report's opening section: one line per primary contrast of the run's design, then the paper's claims."""
     alpha = 1 - settings.confidence
     results = primary_family(sweep, settings, recipe)
@@ -505,7 +509,7 @@ def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict, recipe: dict 
     if outside:
         lines += ["", "Declared but outside this run's design (its modes or arms were not sampled): "
                   + "; ".join(f"{r.spec.question.upper()} {r.statement}" for r in outside) + "."]
-    lines += ["", q6_answer(results, arms, alpha), ""]
+    lines += ["", q6_answer(results, alpha), ""]
     if not sweep.read_by_probe:
         lines += [f"This run has no exact attributes to read (a dataset, not the shapes world): fidelity is "
                   f"{name(first_measured(sweep, FIDELITY) or FIDELITY[0])} and diversity "
@@ -516,7 +520,7 @@ def key_findings(sweep: Sweep, settings: ReportConfig, arms: dict, recipe: dict 
     lines += ["The DALL-E 2 paper's claims, in this setting (a small world at low resolution, not a replication):",
               ""]
     lines += [f"- {c.text}: **{c.verdict}** ({c.evidence})." for c in claims] + [""]
-    answer = {"q6": q6_answer(results, arms, alpha),
+    answer = {"q6": q6_answer(results, alpha),
               "pilot": pilot.name if pilot is not None else None,
               "primary": [{"question": r.spec.question, "statement": r.statement, "estimate": as_json(r.estimate),
                            "family": "primary" if r.in_family else "exploratory" if r.exploratory else "outside",

@@ -1,9 +1,10 @@
-"""Question 6: why does a fresh prior draw per sample keep diversity? The prior's knowledge of plausible image
-vectors, or any randomness in the condition?
+"""Question 6: why does a fresh prior draw per sample keep diversity? Which property of the draws carries it: their
+location, their second moment, their multimodal structure, or that they belong to the caption?
 
-The sampling arms of the run (harness/sampling/arms/) are read against each mode's own way of sampling (its baseline arm:
-plain guidance, or a prior-draw policy): condition noise with the prior's spread (`text_noise`), condition-annealed
-noise (`cads`), and guidance variants that target the collapse (`interval`, `apg`). Each comparison is diversity
+The sampling arms of the run (harness/sampling/arms/) are read against each mode's own way of sampling (its baseline
+arm: plain guidance, or a prior-draw policy) on the same decoder: controls that keep some of the draws' properties
+(`prior_gaussian`, `isotropic`, `shuffled_draws`), reranked draws (`rerank`), condition noise (`text_noise`,
+`cads`) and guidance variants (`interval`, `apg`). Each comparison is diversity
 at matched fidelity (where both curves reach the middle of the fidelity range they share), fidelity at matched
 diversity (as in Q1) and the diversity drop from the lowest to the highest guidance; exploratory here, the
 primary contrasts are in Key findings. Arms are told apart by the run's summary (`arms`: module, parameters and
@@ -26,7 +27,7 @@ from harness.line import NONE, Line
 from harness.metrics.estimate import Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt_est, metric_table, name, table, verdict
 
-TITLE = "Q6. Why does a fresh prior draw keep diversity? Prior draws against condition noise and guidance variants"
+TITLE = "Q6. Why does a fresh prior draw keep diversity? Prior draws against controls on the same decoder"
 SPREAD = "prior_spread"
 
 
@@ -50,7 +51,7 @@ def section(sweep: Sweep, arms: dict, matched: float, figures: dict[Line, Path] 
             out_dir: Path | None = None) -> Section:
     modes = arm_modes(sweep, arms)
     if not modes:
-        return Section.absent(TITLE, "the run sampled no condition-noise or guidance-variant arm "
+        return Section.absent(TITLE, "the run sampled no control arm beside each mode's own sampling "
                                      "(experiment=mechanism adds them to quick's decoders)")
     diversity, fidelity = first_measured(sweep, DIVERSITY), first_measured(sweep, FIDELITY)
     if diversity is None or fidelity is None:

@@ -193,7 +193,7 @@ def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt
     sweep = Sweep(per_prompt, confidence=settings.confidence, tags=summary["mode_tags"])
     arms = summary["arms"]
     plot_curves(sweep, out_dir / "curves.png", [c for c in sweep.curves() if q6_mechanism.is_baseline(c, arms)])
-    findings = key_findings(sweep, settings, arms, recipe)
+    findings = key_findings(sweep, settings, recipe)
     parts = sections(sweep, settings, arms, out_dir)
     lines = [f"# Report: {summary.get('experiment', 'experiment')}", "", f"## {findings.title}", "",
              *findings.lines, *setup_lines(summary, sweep), "## Diversity–fidelity curves", "",

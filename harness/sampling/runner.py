@@ -106,7 +106,9 @@ class SweepRunner:
         # One stream per chunk, shared by every guidance scale and arm, so that they are paired.
         seed = draw_seed(self.cfg.sweep.seed, cell.chunk, cell.seed)
         with record_function(PROFILE_LABELS["vectors"]):
-            vectors = sampling_vectors(decoder.mode.cfg, arm, self.sources.vectors, ids, k, seed)
+            path = decoder.mode.vector_path
+            reads = None if path is None else path.reads().cpu()
+            vectors = sampling_vectors(decoder.mode.cfg, arm, self.sources.vectors, ids, k, seed, reads)
         rows = torch.tensor(ids).repeat_interleave(k)
         samples = torch.arange(k).repeat(len(ids))
         inputs = ModeInputs(self.sources.vectors.tokens[rows].to(self.device),

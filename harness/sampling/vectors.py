@@ -19,10 +19,11 @@ from harness.config.schema import IMAGE
 from harness.data.prompts import SweepPrompt, real_images
 from harness.priors.stage import load_prior
 from harness.runtime.context import Context
-from harness.sampling.arms.base import FIXED, SamplingArm, VectorInputs, generator
+from harness.sampling.arms.base import SamplingArm, VectorInputs, generator
 from harness.seeds import PRIOR_DRAWS, derived_seed, stream_seed
 
-PriorSample = Callable[[torch.Tensor, torch.Tensor, int, torch.Generator], torch.Tensor]  # text, tokens, n -> [P, n, D]
+# text, tokens, n, generator, best_of (None: the prior's own) -> [P, n, D]
+PriorSample = Callable[[torch.Tensor, torch.Tensor, int, torch.Generator, "int | None"], torch.Tensor]
 
 
 @dataclass
@@ -32,17 +33,19 @@ class VectorSources:
     text_vectors: torch.Tensor  # [P, D] their CLIP text vectors
     prior_sample: PriorSample | None
     oracle_vectors: Callable[[list[int], int], torch.Tensor] | None  # prompt ids, k -> [P, k, D]
-    drawn: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)  # (ids, n, seed) -> prior draws
+    kinds: list[str] = field(default_factory=list)  # each prompt's kind
+    drawn: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)  # (ids, n, seed, best_of) -> draws
 
-    def prior_draws(self, ids: list[int], n: int, seed: int) -> torch.Tensor:
+    def prior_draws(self, ids: list[int], n: int, seed: int, best_of: int | None = None) -> torch.Tensor:
         """n prior draws [P, n, D] for each prompt of `ids` from the stream `seed`, drawn once and then reused.
 
         A chunk's stream (`draw_seed`) is the same at every guidance scale and arm, so its cells would draw the
         same vectors again: in the quick preset that was a tenth of the sweep's time. Reusing them changes
-        nothing: the draw is a function of (ids, n, seed)."""
-        key = (tuple(ids), n, seed)
+        nothing: the draw is a function of (ids, n, seed, best_of)."""
+        key = (tuple(ids), n, seed, best_of)
         if key not in self.drawn:
-            self.drawn[key] = self.prior_sample(self.text_vectors[ids], self.tokens[ids], n, generator(seed))
+            self.drawn[key] = self.prior_sample(self.text_vectors[ids], self.tokens[ids], n, generator(seed),
+                                                best_of)
         return self.drawn[key]
 
 
@@ -52,21 +55,25 @@ def draw_seed(sweep_seed: int, chunk: int, train_seed: int) -> int:
 
 
 def sampling_vectors(mode: ConditioningConfig, arm: SamplingArm, sources: VectorSources, ids: list[int], k: int,
-                     seed: int) -> VectorInputs:
-    """The vectors [P, K, D] the mode reads for prompts `ids` under `arm`; `seed` is the chunk's `draw_seed`."""
+                     seed: int, reads: torch.Tensor | None = None) -> VectorInputs:
+    """The vectors [P, K, D] the mode reads for prompts `ids` under `arm`; `seed` is the chunk's `draw_seed`,
+    `reads` what the decoder reads from an image vector (`VectorInputs.reads`)."""
     text = sources.text_vectors[ids]
-    tokens = sources.tokens[ids]
     image = None
     if mode.vector_source == IMAGE:
         if not mode.draws_from_prior:
             image = sources.oracle_vectors(ids, k)
         else:
-            drawn = sources.prior_draws(ids, 1 if arm.draws == FIXED else k, seed)
-            image = drawn.expand(len(ids), k, drawn.shape[-1])
-    prior_draws = None if sources.prior_sample is None else \
-        (lambda n, gen: sources.prior_sample(text, tokens, n, gen))
-    vectors = VectorInputs(text[:, None].expand(len(ids), k, text.shape[-1]), image, prior_draws,
-                           seed=derived_seed(seed, f"arm:{arm.name}"))
+            image = arm.draw(lambda n, best_of: sources.prior_draws(ids, n, seed, best_of), text, k)
+
+    def prior_draws(n: int, gen: torch.Generator, of: list[int] | None = None) -> torch.Tensor:
+        chosen = ids if of is None else of
+        return sources.prior_sample(sources.text_vectors[chosen], sources.tokens[chosen], n, gen, None)
+
+    vectors = VectorInputs(text[:, None].expand(len(ids), k, text.shape[-1]), image,
+                           None if sources.prior_sample is None else prior_draws,
+                           seed=derived_seed(seed, f"arm:{arm.name}"), prompt_ids=list(ids), kinds=sources.kinds,
+                           reads=reads)
     return arm.perturb(vectors)
 
 
@@ -77,8 +84,9 @@ def load_sources(ctx: Context, prompts: list[SweepPrompt]) -> VectorSources:
     prior = load_prior(ctx["prior"], cfg.prior.kind, device)
     captions = [p.caption for p in prompts]
 
-    def prior_sample(text: torch.Tensor, tokens: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
-        return prior.sample(text.to(device), tokens.to(device), n, generator=gen).cpu()
+    def prior_sample(text: torch.Tensor, tokens: torch.Tensor, n: int, gen: torch.Generator,
+                     best_of: int | None = None) -> torch.Tensor:
+        return prior.sample(text.to(device), tokens.to(device), n, generator=gen, best_of=best_of).cpu()
 
     def oracle_vectors(ids: list[int], k: int) -> torch.Tensor:
         """CLIP image vectors of real images of each prompt (k fresh ones on the world; on a dataset the images
@@ -90,4 +98,4 @@ def load_sources(ctx: Context, prompts: list[SweepPrompt]) -> VectorSources:
 
     return VectorSources(tokenizer(captions).long(),
                          encode_texts(clip_model, tokenizer, captions, precision=precision).cpu(),
-                         prior_sample, oracle_vectors)
+                         prior_sample, oracle_vectors, [p.kind for p in prompts])

@@ -1,7 +1,8 @@
 """A sampling arm: one small subclass of `SamplingArm`, registered under a name with `@register_arm`.
 
 An arm may change three things, each with a default that leaves sampling as plain classifier-free guidance:
-- which prior draws a mode that samples from the prior gets (`draws`: one per prompt or one per sample);
+- which prior draws a mode that samples from the prior gets (`draws`: one per prompt or one per sample; `draw`
+  for any other use of the chunk's stream);
 - the CLIP vectors a mode reads (`perturb`, before the mode encodes them);
 - how the guided prediction is formed at each step (`model_fn`, from the guidance branches at any scale).
 Its parameters are a dataclass `Params`; the YAML's `params` are checked against it before any work starts. A new
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterator
 
 import torch
@@ -73,13 +74,24 @@ class Guidance:
         return self.branches[:1], [1.0]
 
 
+# n, generator, prompt ids (None: the cell's own) -> [P, n, D] prior draws for those captions
+PriorDrawer = Callable[..., torch.Tensor]
+# n, candidates per draw (None: the prior's own best-of) -> [P, n, D] draws from the cell's chunk stream
+ChunkDrawer = Callable[[int, "int | None"], torch.Tensor]
+
+
 @dataclass
 class VectorInputs:
     """The CLIP vectors a mode reads at sampling, per prompt and sample, and where more can be drawn."""
     text: torch.Tensor  # [P, K, D] the captions' CLIP text vectors
     image: torch.Tensor | None  # [P, K, D] prior or oracle draws, None for modes that read text vectors
-    prior_draws: Callable[[int, torch.Generator], torch.Tensor] | None  # n, generator -> [P, n, D] more prior draws
+    prior_draws: PriorDrawer | None  # (n, generator, ids=None) -> [P, n, D] more prior draws
     seed: int
+    prompt_ids: list[int] = field(default_factory=list)  # the cell's prompts, as the sweep numbers them
+    kinds: list[str] = field(default_factory=list)  # every sweep prompt's kind, by sweep number
+    # What the decoder reads from an image vector: the Gram matrix R^T R [D, D] of the linear part R of its
+    # conditioning projection (None: the vector itself). Spreads matched "where the decoder reads them" use it.
+    reads: torch.Tensor | None = None
 
 
 class SamplingArm:
@@ -101,6 +113,13 @@ class SamplingArm:
     def applies_to(cls, mode: ConditioningConfig) -> bool:
         """Whether this arm makes sense for the conditioning mode `mode` (its flags; default: every mode)."""
         return True
+
+    def draw(self, draws: ChunkDrawer, text: torch.Tensor, k: int) -> torch.Tensor:
+        """A prior mode's image vectors [P, K, D] for captions with CLIP text vectors `text` [P, D], from the
+        chunk's stream (paired across guidance scales and arms); default: one draw per prompt shared by its
+        samples (`draws` fixed) or one per sample."""
+        drawn = draws(1 if self.draws == FIXED else k, None)
+        return drawn.expand(len(text), k, drawn.shape[-1])
 
     def perturb(self, vectors: VectorInputs) -> VectorInputs:
         """The vectors the mode encodes; default: as drawn."""

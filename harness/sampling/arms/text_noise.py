@@ -1,10 +1,10 @@
 """`text_noise`: the caption's CLIP text vector plus Gaussian noise with the prior's spread, without its knowledge.
 
 For each prompt, `reference_draws` prior draws give the covariance of the prior's image vectors for that caption;
-each sample's text vector gets noise with exactly that (sample) covariance, n = A^T w / sqrt(m - 1), where A
-holds the m draws minus their mean and w ~ N(0, I_m). The decoder then sees as much randomness in its condition
-as per-sample prior draws bring, but centred on the text vector and blind to which image vectors are plausible:
-if this keeps diversity as well as the prior at the same fidelity, randomness is enough.
+each sample's text vector gets noise with exactly that (sample) covariance (`_spread.covariance_factor`). The
+decoder then sees as much randomness in its condition as per-sample prior draws bring, but centred on the text
+vector and blind to which image vectors are plausible: if this keeps diversity as well as the prior at the same
+fidelity, randomness is enough.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 
 from harness.config import ConditioningConfig
 from harness.config.schema import TEXT
+from harness.sampling.arms._spread import covariance_factor, noise
 from harness.sampling.arms.base import SamplingArm, VectorInputs, generator, register_arm
 
 
@@ -26,14 +27,6 @@ class Params:
     def __post_init__(self) -> None:
         if self.reference_draws < 2:
             raise ValueError("reference_draws: must be at least 2 (a covariance needs two draws)")
-
-
-def matched_noise(draws: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """[P, k, D] Gaussian noise whose covariance per prompt is the sample covariance of `draws` [P, m, D]."""
-    p, m, _ = draws.shape
-    centred = (draws - draws.mean(dim=1, keepdim=True)).double()
-    weights = torch.randn(p, k, m, generator=gen, dtype=torch.float64)
-    return (weights @ centred / (m - 1) ** 0.5).to(draws.dtype)
 
 
 @register_arm("text_noise")
@@ -49,7 +42,8 @@ class TextNoise(SamplingArm):
             raise ValueError("text_noise needs the prior's draws for its covariance")
         gen = generator(vectors.seed)
         draws = vectors.prior_draws(self.params.reference_draws, gen).float()
-        noisy = vectors.text + matched_noise(draws, vectors.text.shape[1], gen).to(vectors.text.device)
+        added = noise(covariance_factor(draws), vectors.text.shape[1], gen).to(vectors.text)
+        noisy = vectors.text + added
         if self.params.renormalise:
             noisy = torch.nn.functional.normalize(noisy, dim=-1)
         return replace(vectors, text=noisy)
