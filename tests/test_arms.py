@@ -234,9 +234,11 @@ def armed_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("armed")
     cfg = compose(["experiment=smoke", f"cache_dir={root / 'cache'}", "logger.mode=disabled", "precision=fp32",
                    f"hydra.searchpath=[file://{LAB / 'conf'}]", f"conditioning=[clip_text,combined,{OUTSIDE_MODE}]",
-                   f"arms=[fixed,per_sample,{OUTSIDE_ARM}]", "sweep.text_guidance=[3.0]"])
+                   f"arms=[fixed,per_sample,{OUTSIDE_ARM},prior_gaussian,isotropic,shuffled_draws]",
+                   "sweep.text_guidance=[3.0]"])
     cfg.arms.update({"cads_off": ArmConfig("cads", [], {"noise_scale": 0.0}),
-                     "interval_full": ArmConfig("interval", [], {"sigma_low": 0.0, "sigma_high": 1e9})})
+                     "interval_full": ArmConfig("interval", [], {"sigma_low": 0.0, "sigma_high": 1e9}),
+                     "rerank_at_best_of": ArmConfig("rerank", [], {"candidates": cfg.prior.best_of})})
     ctx = pipeline.build(Context.start(cfg, run_dir=root / "run"))
     cells = {cell: data for cell, data in load_cells(ctx["sweep"].file(CELLS))}
     return cells, root / "run", ctx
@@ -276,6 +278,10 @@ def test_shipped_arms_reduce_to_plain_sampling_exactly_in_the_sweep(armed_sweep)
         assert np.array_equal(images_of(cells, mode, "cads_off"), images_of(cells, mode, own)), mode
     for mode, own in (("clip_text", "-"), ("combined", "per_sample")):
         assert np.array_equal(images_of(cells, mode, "interval_full"), images_of(cells, mode, own)), mode
+    # DALL-E 2's reranking at the prior's own best-of is the prior's per-sample draws, cell for cell.
+    assert np.array_equal(images_of(cells, "combined", "rerank_at_best_of"), images_of(cells, "combined", "per_sample"))
+    for control in ("prior_gaussian", "isotropic", "shuffled_draws"):  # Q6's controls sample other vectors
+        assert not np.array_equal(images_of(cells, "combined", control), images_of(cells, "combined", "per_sample"))
     assert np.array_equal(images_of(cells, "combined", "per_sample", 3.0, 3.0),
                           images_of(cells, "combined", "per_sample", 3.0))
     assert not np.array_equal(images_of(cells, "combined", "per_sample", 1.0, 3.0),
