@@ -318,3 +318,21 @@ def test_a_chunks_prior_draws_are_drawn_once_for_all_its_cells_and_equal_a_fresh
     other_chunk = sampling_vectors(unclip, per_sample, sources, ids, k, seed=12)
     assert calls == [k, k, 1, k]
     assert torch.equal(one.image[:, 0], one.image[:, -1]) and not torch.equal(other_chunk.image, first.image)
+
+
+def test_where_the_vectors_sit_near_real_image_vectors_and_far_from_them():
+    """Vectors drawn among the real image vectors sit nearer the nearest one and at a higher kernel density than
+    vectors from another region of the sphere (a text vector's, across the modality gap)."""
+    from harness.sampling.readings import vector_readings
+
+    gen = torch.Generator().manual_seed(0)
+    centre = torch.nn.functional.normalize(torch.randn(16, generator=gen), dim=0)
+    real = torch.nn.functional.normalize(centre + 0.3 * torch.randn(500, 16, generator=gen), dim=-1)
+    among = torch.nn.functional.normalize(centre + 0.3 * torch.randn(2, 6, 16, generator=gen), dim=-1)
+    away = torch.nn.functional.normalize(-centre + 0.3 * torch.randn(2, 6, 16, generator=gen), dim=-1)
+    near, far = vector_readings(among, real), vector_readings(away, real)
+    assert (near["vector_nearest_real"] < far["vector_nearest_real"]).all()
+    assert (near["vector_log_density"] > far["vector_log_density"]).all()
+    assert (near["prior_spread"] > 0).all() and np.isnan(vector_readings(among, None)["vector_log_density"]).all()
+    same = vector_readings(among[:, :1].expand(2, 6, 16), real)
+    assert np.isnan(same["prior_spread"]).all()  # every sample of a prompt reads one vector: no spread

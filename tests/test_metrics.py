@@ -342,7 +342,7 @@ def test_prompts_drawn_right_count_prompts_where_most_samples_show_shape_and_col
     readings = [[reading("circle", "red"), reading("square", "red"), reading("circle", "red")],
                 [reading("square", "blue"), reading("square", "red"), reading("square", "green")]]
     group = Group(Line("m"), 3.0, 0, np.arange(2), np.random.default_rng(0).normal(size=(2, 3, 4)), readings,
-                  None, np.zeros(2), {})
+                  None, {}, {})
     values = per_prompt_values(group, prompts, world, None)
     np.testing.assert_allclose(values["shape_color_accuracy"], [2 / 3, 1 / 3])
     np.testing.assert_array_equal(values["shape_color_majority"], [1.0, 0.0])
@@ -378,7 +378,7 @@ def test_free_attribute_jsd_is_zero_on_the_worlds_own_draws_and_positive_on_a_co
 
     def jsd(per_prompt_readings: list[list[dict]]) -> Interval:
         group = Group(Line("m"), 3.0, 0, np.arange(len(prompts)), np.zeros((len(prompts), k, 2)),
-                      per_prompt_readings, None, np.zeros(len(prompts)), {})
+                      per_prompt_readings, None, {}, {})
         values = per_prompt_values(group, prompts, world, None)["free_attribute_jsd"]
         return crossed_interval(values[None, ~np.isnan(values)])
 

@@ -5,7 +5,8 @@ A metric's `kind` says how a prompt contributes to it: `unit`, the prompt's own 
 `set`, the prompt's jackknife pseudo-value (a statistic of the whole sample set: FID, KID, the k-NN metrics);
 `attention`, the attention mass the decoder puts on a token group (recorded names `attention_<group>` and
 `attention_<group>@<layer>`). `source` is what computes it: the attribute probe's readings (`probe`), the judge's
-features (`features`), the evaluation CLIP (`clip`), the prior's draws (`prior`), the sample sets (`set`).
+features (`features`), the evaluation CLIP (`clip`), the CLIP vectors the samples read (`vectors`), the
+sample sets (`set`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 UNIT, SET, ATTENTION = "unit", "set", "attention"
 FIDELITY_ROLE, DIVERSITY_ROLE = "fidelity", "diversity"
 LAYER = "@"  # `attention_clip@mid.0`: the mass at one attention layer
+# Read beside the first diversity measure (entropy rewards any spread; this one only the world's own).
+FREE_JSD = "free_attribute_jsd"
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("judge_agreement", "the two judges agree", source="clip"),
     Metric("free_entropy", "free-attribute entropy", role=DIVERSITY_ROLE, line_plot=True),
     # Distance of the free attributes' spread to the world's exact distribution, bias-corrected (0 on true draws).
-    Metric("free_attribute_jsd", "free-attribute JSD to the world", low=-1.0, higher_is_better=False,
+    Metric(FREE_JSD, "free-attribute JSD to the world", low=-1.0, higher_is_better=False,
            other_table=True, line_plot=True),
     Metric("pairwise_distance", "pairwise feature distance", source="features", high=INF, role=DIVERSITY_ROLE,
            other_table=True, line_plot=True),
@@ -65,7 +68,13 @@ CATALOGUE: tuple[Metric, ...] = (
            line_plot=True),
     Metric("clip_score", "CLIP score (eval. CLIP)", source="clip", high=100.0, role=FIDELITY_ROLE, other_table=True,
            line_plot=True),
-    Metric("prior_spread", "prior draws' spread", source="prior", low=-INF, high=INF, higher_is_better=None),
+    # What the samples read (harness/sampling/readings.py): the spread of their CLIP vectors, and where those sit
+    # against the real image vectors.
+    Metric("prior_spread", "prior draws' spread", source="vectors", low=-INF, high=INF, higher_is_better=None),
+    Metric("vector_nearest_real", "vectors' distance to the nearest real image vector", source="vectors", high=2.0,
+           higher_is_better=None, other_table=True),
+    Metric("vector_log_density", "vectors' log-density among real image vectors", source="vectors", low=-INF,
+           high=INF, higher_is_better=None, other_table=True),
     Metric("fid", "FID", kind=SET, source="set", high=INF, higher_is_better=False, other_table=True, line_plot=True),
     Metric("kid", "KID", kind=SET, source="set", low=-INF, high=INF, higher_is_better=False, other_table=True),
     Metric("precision", "precision", kind=SET, source="set", role=FIDELITY_ROLE, other_table=True),

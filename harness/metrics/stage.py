@@ -22,7 +22,7 @@ from harness.sampling.load import load_judge
 from harness.sampling.runner import load_cells
 from harness.sampling.stage import CELLS
 
-VERSION = "3"  # 2: a line in five columns (harness.line); 3: free_attribute_jsd
+VERSION = "4"  # 2: a line in five columns (harness.line); 3: free_attribute_jsd; 4: where vectors sit
 PER_PROMPT, METRICS, METRICS_PARQUET = "per_prompt.csv", "metrics.csv", "metrics.parquet"
 
 

@@ -39,6 +39,7 @@ from harness.metrics.clip_score import clip_score
 from harness.metrics.distribution import leave_one_prompt_out
 from harness.metrics.diversity import free_attribute_jsd, mean_pairwise_distance, normalised_entropy, vendi_score
 from harness.metrics.intervals import pseudo_values
+from harness.sampling.readings import READINGS, none_read
 
 POOLED_KIND = "all"  # prompt_kind of a set metric computed on every prompt at once
 COLUMNS = [*LINE_COLUMNS, "guidance", "train_seed", "prompt_kind", "metric", "value", "ci_low", "ci_high",
@@ -55,7 +56,7 @@ class Group:
     features: np.ndarray  # [P, K, F]
     readings: list[list[dict]] | None  # [P][K]: the probe's, on the shapes world only
     clip: np.ndarray | None  # [P, K, D]
-    prior_spread: np.ndarray  # [P]
+    vector_readings: dict[str, np.ndarray]  # reading -> [P] (harness.sampling.readings)
     attention: dict[str, dict[str, np.ndarray]]  # layer -> token group -> [P] mass (empty if not recorded)
 
 
@@ -84,7 +85,7 @@ def per_prompt_values(group: Group, prompts: list[SweepPrompt], world: ShapesWor
             out["clip_retrieval"][row] = retrieved.mean()
             if all_right[row] is not None:
                 out["judge_agreement"][row] = (retrieved == all_right[row]).mean()
-        out["prior_spread"][row] = group.prior_spread[row]
+    out.update(group.vector_readings)
     for layer, masses in group.attention.items():
         for name, mass in masses.items():
             out[f"attention_{name}@{layer}"] = np.asarray(mass, dtype=float)
@@ -212,13 +213,13 @@ def assemble_groups(cells, n_prompts: int) -> list[Group]:
                             np.concatenate([d["features"] for d in parts]),
                             _join_readings(parts),
                             np.concatenate([d["clip"] for d in parts]) if "clip" in parts[0] else None,
-                            np.concatenate([d["prior_spread"] for d in parts]), attention))
+                            {name: np.concatenate([d[name] for d in parts]) for name in READINGS}, attention))
     return groups
 
 
 def real_group(data: dict) -> Group:
     return Group(REAL_LINE, float("nan"), NONE, data["prompt_ids"], data["features"], _join_readings([data]),
-                 data.get("clip"), np.full(len(data["prompt_ids"]), np.nan), {})
+                 data.get("clip"), none_read(len(data["prompt_ids"])), {})
 
 
 def _join_readings(parts: list[dict]) -> list[list[dict]] | None:

@@ -15,13 +15,14 @@ import numpy as np
 from harness.config import Config
 from harness.data.world import Prompt
 from harness.report.contrasts import first_measured
-from harness.metrics.catalogue import DIVERSITY, FIDELITY
+from harness.metrics.catalogue import DIVERSITY, FIDELITY, FREE_JSD, lower_is_better
 from harness.line import NONE, Line
 from harness.metrics.estimate import Estimate, Sweep
 from harness.report.markdown import NOT_MEASURED, name
 from harness.report.q1_frontier import frontier_points
 from harness.sampling.arms.base import FIXED
 from harness.sampling.cell import Cell
+
 
 
 def plot_curves(sweep: Sweep, path: Path, curves: Sequence[Line] | None = None, title: str = "") -> Path:
@@ -37,7 +38,8 @@ def plot_curves(sweep: Sweep, path: Path, curves: Sequence[Line] | None = None, 
     fidelities = [f for f in FIDELITY if sweep.has(f)]
     primary = first_measured(sweep, DIVERSITY)
     second = first_measured(sweep, [m for m in ("pairwise_distance", "recall") if m != primary])
-    diversities = [d for d in (primary, second) if d]
+    # The free attributes' divergence to the world's distribution sits beside their entropy: spread, but the right one.
+    diversities = [d for d in (primary, second, FREE_JSD if sweep.has(FREE_JSD) else None) if d]
     rows, cols = max(1, len(diversities)), max(1, len(fidelities))
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.9 * rows + 1.0), squeeze=False)
     if not fidelities or not diversities:
@@ -98,7 +100,8 @@ def _panel(ax: Any, sweep: Sweep, diversity: str, fidelity: str, color_of: Calla
     if not curves:
         ax.text(0.5, 0.5, NOT_MEASURED, ha="center", va="center", transform=ax.transAxes, color="0.4")
     ax.set_title(f"{name(fidelity)} vs {name(diversity)}", fontsize=9.5)
-    ax.set_xlabel(f"{name(diversity)} (more diverse →)", fontsize=9)
+    direction = "further from the world" if lower_is_better(diversity) else "more diverse"
+    ax.set_xlabel(f"{name(diversity)} ({direction} →)", fontsize=9)
     ax.set_ylabel(f"{name(fidelity)} (better ↑)", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.25)
@@ -209,5 +212,6 @@ def write_mode_sheets(cells: list[tuple[Cell, dict]], prompts: list[Prompt], cfg
             ax.set_yticks([tile * (n + 0.5) for n in range(len(ids))])
             ax.set_yticklabels([prompts[i].caption for i in ids] if c == 0 else [], fontsize=4)
         fig.suptitle(f"{line.label}: {cfg.sweep.samples_per_prompt} samples per prompt", fontsize=8)
-        written.append(_save(fig, out_dir / f"sheet_{line.mode}{'' if line.arm == NONE else '_' + line.arm}.png", dpi=150))
+        name_part = line.mode if line.arm == NONE else f"{line.mode}_{line.arm}"
+        written.append(_save(fig, out_dir / f"sheet_{name_part}.png", dpi=150))
     return written

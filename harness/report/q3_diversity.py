@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.report.contrasts import compare, diversity_drop, draw_pairs, drop_difference, first_measured
-from harness.metrics.catalogue import DIVERSITY
+from harness.metrics.catalogue import DIVERSITY, FREE_JSD
 from harness.line import Line
 from harness.metrics.estimate import Sweep
 from harness.report.markdown import (
@@ -43,6 +43,10 @@ def section(sweep: Sweep) -> Section:
     section = Section(TITLE, [f"Diversity measure: {name(metric)} (higher is more diverse). Prior-draw policies:",
                               "", *readings, "", *metric_table(sweep, metric, curves)],
                       {"measured": True, "metric": metric, "drops": {}, "fixed_vs_per_sample": {}})
+    right = sweep.curves(FREE_JSD)
+    if right:  # entropy rewards any spread; this says whether the spread is the world's
+        section.lines += [f"Beside it, {name(FREE_JSD)} (0 on draws from the world's exact distribution for the "
+                          "caption, higher is further from it):", "", *metric_table(sweep, FREE_JSD, right)]
     if sweep.value(sweep.ceiling_cell(metric)) is None:
         section.lines += [f"Fraction of the real ceiling: {NOT_MEASURED.lower()} (no real-image row for "
                           f"{metric}).", ""]
@@ -109,7 +113,8 @@ def _fixed_vs_per_sample(sweep: Sweep, metric: str, answer: dict) -> list[str]:
                           "the fixed draw loses more diversity under guidance",
                           "the per-sample draw loses more diversity under guidance",
                           f"{CANNOT_TELL} which policy loses more"), *comparison_lines(cmp)]
-        answer["fixed_vs_per_sample"][fixed.unarmed.label] = {"drop_gap": as_json(gap), "comparison": comparison_json(cmp)}
+        answer["fixed_vs_per_sample"][fixed.unarmed.label] = {"drop_gap": as_json(gap),
+                                                              "comparison": comparison_json(cmp)}
     spread_curves = sweep.curves(PRIOR_SPREAD)
     if spread_curves:
         lines += ["Spread of the prior's vectors per prompt (mean pairwise cosine distance):", "",

@@ -22,7 +22,7 @@ from harness.report.contrasts import (
     first_measured,
     matched_difference,
 )
-from harness.metrics.catalogue import DIVERSITY, FIDELITY
+from harness.metrics.catalogue import DIVERSITY, FIDELITY, FREE_JSD
 from harness.line import NONE, Line
 from harness.metrics.estimate import Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt_est, metric_table, name, table, verdict
@@ -98,11 +98,19 @@ def section(sweep: Sweep, arms: dict, matched: float, figures: dict[Line, Path] 
                                      f"{CANNOT_TELL} whether it changes"))
         lines.append("")
         answer["modes"][group.label] = mode_answer
-    spread = [c for curves in modes.values() for c in curves if sweep.guidances(c, SPREAD)]
-    if spread:
-        lines += ["Spread of the CLIP vectors each prompt's samples read (mean pairwise cosine distance): prior draws "
-                  "per sample, or a text vector plus noise matched to the prior's covariance.", "",
-                  *metric_table(sweep, SPREAD, spread)]
+    every = [c for curves in modes.values() for c in curves]
+    for metric, what in ((FREE_JSD, "How far the free attributes' spread is from the world's exact distribution "
+                                    "for the caption (0 on true draws; entropy rewards any spread, this only the "
+                                    "right one)"),
+                         (SPREAD, "Spread of the CLIP vectors each prompt's samples read (mean pairwise cosine "
+                                  "distance)"),
+                         ("vector_nearest_real", "Where those vectors sit: the mean cosine distance to the nearest "
+                                                 "real image vector"),
+                         ("vector_log_density", "and their mean log-density among the real image vectors (a "
+                                                "Gaussian kernel density)")):
+        measured = [c for c in every if sweep.guidances(c, metric)]
+        if measured:
+            lines += [f"{what}:", "", *metric_table(sweep, metric, measured)]
     return Section(TITLE, lines, answer)
 
 

@@ -12,13 +12,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from harness.clip import encode_images, encode_texts, load_clip
+from harness.clip import encode_images, encode_texts, load_clip, load_embeddings
 from harness.data.prompts import SweepPrompt, real_images
 from harness.decoder import stage as decoder_stage
 from harness.evaluator.probe import load_probe
 from harness.runtime.context import Context
 from harness.sampling.runner import Judge, Sources, SweepRunner
 from harness.sampling.vectors import load_sources
+
+REAL_VECTORS = 4096
 
 
 def load_judge(ctx: Context) -> Judge:
@@ -50,4 +52,7 @@ def load_runner(ctx: Context, prompts: list[SweepPrompt]) -> SweepRunner:
 
     loaders = {key: (lambda m=key[0], a=artifact: decoder_stage.load(a, cfg, m, context, device))
                for key, artifact in ctx.decoders().items()}
-    return SweepRunner(cfg, prompts, loaders, Sources(load_sources(ctx, prompts), real), load_judge(ctx))
+    # Where the vectors a mode reads sit: against the CLIP image vectors of (at most) 4096 training images.
+    train_images = load_embeddings(ctx["embeddings"])["train"]["image"][:REAL_VECTORS]
+    return SweepRunner(cfg, prompts, loaders, Sources(load_sources(ctx, prompts), real, train_images),
+                       load_judge(ctx))

@@ -30,6 +30,7 @@ from harness.runtime import progress
 from harness.runtime.device import resolve_device
 from harness.sampling.arms.base import Guidance
 from harness.sampling.cell import Cell, build_arms, chunks
+from harness.sampling.readings import none_read, vector_readings
 from harness.sampling.vectors import VectorSources, draw_seed, sampling_vectors
 from harness.seeds import REAL_REFERENCES, stream_seed
 
@@ -47,6 +48,8 @@ class Sources:
     # prompt ids, k, prompt id -> seed: uint8 [P, K, H, W, 3] real images, k per prompt on the world, on a
     # dataset as many as every held-out caption has (harness.data.prompts.real_images)
     real_images: Callable[[list[int], int, Callable[[int], int]], np.ndarray]
+    # [N, D] the conditioning CLIP's vectors of real training images: where the vectors a mode reads sit
+    real_vectors: torch.Tensor | None = None
 
 
 @dataclass
@@ -142,8 +145,8 @@ class SweepRunner:
             out = judge_images(self.judge, images)
         out["attention"] = np.array(json.dumps(attention))
         read = vectors.image if vectors.image is not None else vectors.text
-        out["prior_spread"] = (vector_spread(read) if decoder.mode.vector_path is not None and varies(read)
-                               else np.full(len(ids), np.nan))
+        out.update(none_read(len(ids)) if decoder.mode.vector_path is None
+                   else vector_readings(read, self.sources.real_vectors))
         return out
 
     def run(self, cells: list[Cell], cell_dir: Path) -> int:
@@ -171,21 +174,6 @@ class SweepRunner:
 def reference_seed(seed: int, prompt_id: int) -> int:
     """The seed of prompt `prompt_id`'s real reference images on the world (what its caption leaves free)."""
     return stream_seed(seed, prompt_id, REAL_REFERENCES)
-
-
-def varies(vectors: torch.Tensor) -> bool:
-    """Whether the samples of a prompt read different vectors [P, K, D] (prior draws per sample, added noise)."""
-    return bool((vectors != vectors[:, :1]).any())
-
-
-def vector_spread(vectors: torch.Tensor) -> np.ndarray:
-    """Per prompt, the mean pairwise cosine distance between the CLIP vectors [P, K, D] its samples read: the
-    prior's draws, or a text vector plus noise (the metric `prior_spread`)."""
-    v = torch.nn.functional.normalize(vectors.float(), dim=-1)
-    sims = v @ v.transpose(1, 2)
-    k = v.shape[1]
-    off_diagonal = (sims.sum(dim=(1, 2)) - sims.diagonal(dim1=1, dim2=2).sum(-1)) / (k * (k - 1))
-    return (1 - off_diagonal).cpu().numpy()
 
 
 def load_cells(cell_dir: Path) -> Iterator[tuple[Cell, dict]]:

@@ -24,7 +24,7 @@ from harness.sampling.cell import Cell, mode_plans, plan
 from harness.sampling.load import load_runner
 
 log = logging.getLogger(__name__)
-VERSION = "7"  # each cell's line in its own columns, saved in the cell; files named by a digest of the key
+VERSION = "8"  # 7: the line in the cell, files named by a digest of the key; 8: where the vectors sit
 CELLS = "cells"  # the sweep artifact's folder of finished cells
 
 
