@@ -402,12 +402,14 @@ Q6_CELLS = {
     **{(mode, arm, "attribute_accuracy"): acc for mode, arm, acc in (
         ("unclip", "per_sample", {1: 0.70, 3: 0.80}), ("unclip", "fixed", {1: 0.70, 3: 0.80}),
         ("unclip", "prior_gaussian", {1: 0.70, 3: 0.80}), ("unclip", "isotropic", {1: 0.70, 3: 0.80}),
-        ("unclip", "shuffled_draws", {1: 0.70, 3: 0.80}), ("clip_text", "-", {1: 0.55, 3: 0.65}),
+        ("unclip", "shuffled_draws", {1: 0.70, 3: 0.80}), ("unclip", "prior_gaussian_x2", {1: 0.65, 3: 0.75}),
+        ("clip_text", "-", {1: 0.55, 3: 0.65}),
         ("clip_text", "text_noise", {1: 0.55, 3: 0.65}))},
     **{(mode, arm, "free_entropy"): ent for mode, arm, ent in (
         ("unclip", "per_sample", {1: 0.75, 3: 0.65}), ("unclip", "fixed", {1: 0.45, 3: 0.25}),
         ("unclip", "prior_gaussian", {1: 0.75, 3: 0.65}), ("unclip", "isotropic", {1: 0.55, 3: 0.35}),
-        ("unclip", "shuffled_draws", {1: 0.50, 3: 0.30}), ("clip_text", "-", {1: 0.75, 3: 0.45}),
+        ("unclip", "shuffled_draws", {1: 0.50, 3: 0.30}), ("unclip", "prior_gaussian_x2", {1: 0.80, 3: 0.70}),
+        ("clip_text", "-", {1: 0.75, 3: 0.45}),
         ("clip_text", "text_noise", {1: 0.77, 3: 0.47}))},
     ("real", "-", "attribute_accuracy"): {None: 0.97},
     ("real", "-", "free_entropy"): {None: 0.80},
@@ -416,6 +418,7 @@ ARMS = {"per_sample": {"module": "per_sample", "baseline": True, "modes": ["uncl
         "fixed": {"module": "fixed", "baseline": True, "modes": ["unclip"]},
         **{arm: {"module": arm, "baseline": False, "modes": ["unclip"], "noise_scale": 1.0}
            for arm in ("prior_gaussian", "isotropic")},
+        "prior_gaussian_x2": {"module": "prior_gaussian", "baseline": False, "modes": ["unclip"], "noise_scale": 2.0},
         "shuffled_draws": {"module": "shuffled_draws", "baseline": False, "modes": ["unclip"]},
         "text_noise": {"module": "text_noise", "baseline": False, "modes": ["clip_text"]}}
 
@@ -453,6 +456,9 @@ def test_q6_reads_every_arm_against_its_modes_own_sampling_and_q1_only_the_modes
     assert "| unclip (isotropic) − unclip (per_sample) | -0.250" in q6
     assert "| unclip (isotropic) − unclip (fixed) | 0.100" in q6
     assert (out / "curves_arms_unclip.png").is_file() and (out / "curves_arms_clip_text.png").is_file()
+    # prior_gaussian at two noise scales: its curve over the scale, embedded in the section
+    assert (out / "noise_scales_unclip.png").is_file() and "(noise_scales_unclip.png)" in q6
+    assert not (out / "noise_scales_clip_text.png").exists()
     assert "text_noise" not in parts["Q1"] and "clip_text (text_noise)" in parts["Other metrics"]
 
 

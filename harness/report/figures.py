@@ -70,6 +70,60 @@ def plot_curves(sweep: Sweep, path: Path, curves: Sequence[Line] | None = None, 
     return path
 
 
+def noise_scale_families(curves: Sequence[Line], arms: dict) -> dict[str, list[tuple[float, Line]]]:
+    """Per arm module with a `noise_scale` parameter, the curves of its arms sampled at two or more scales, by
+    scale: one control traced over its spread (Q6)."""
+    families: dict[str, list[tuple[float, Line]]] = {}
+    for curve in curves:
+        info = arms.get(curve.arm) or {}
+        if "noise_scale" in info:
+            families.setdefault(info["module"], []).append((float(info["noise_scale"]), curve))
+    return {module: sorted(found) for module, found in families.items() if len({s for s, _ in found}) > 1}
+
+
+def plot_noise_scales(sweep: Sweep, curves: Sequence[Line], arms: dict, path: Path, title: str) -> Path | None:
+    """Each control's diversity and fidelity against its noise scale (in units of the prior draws' own spread),
+    one column per guidance scale, with the mode's own sampling as dotted levels; None when no control was
+    sampled at two scales."""
+    families = noise_scale_families(curves, arms)
+    diversity, fidelity = first_measured(sweep, DIVERSITY), first_measured(sweep, FIDELITY)
+    if not families or diversity is None or fidelity is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    own = [c for c in curves if c.arm == NONE or (arms.get(c.arm) or {}).get("baseline")]
+    scales = sorted({g for c in curves for g in sweep.guidances(c, diversity)})
+    fig, axes = plt.subplots(2, len(scales), figsize=(3.8 * len(scales), 6.4), squeeze=False)
+    for col, g in enumerate(scales):
+        for row, metric in enumerate((diversity, fidelity)):
+            ax = axes[row][col]
+            for i, (module, found) in enumerate(families.items()):
+                points = [(s, sweep.value(sweep.cell(c, g, metric))) for s, c in found]
+                points = [(s, e) for s, e in points if e is not None]
+                if points:
+                    ax.errorbar([s for s, _ in points], [e.value for _, e in points],
+                                yerr=_bar([e for _, e in points]), marker="o", capsize=2, color=f"C{i}", label=module)
+            for j, base in enumerate(own):
+                level = sweep.value(sweep.cell(base, g, metric))
+                if level is not None:
+                    ax.axhline(level.value, color=f"C{len(families) + j}", linestyle=":", label=base.label)
+            ax.set_xscale("log", base=2)
+            ticks = sorted({scale for found in families.values() for scale, _ in found})
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.set_title(f"guidance {g:g}", fontsize=9)
+            ax.set_xlabel("noise scale (× the prior draws' spread)", fontsize=8)
+            ax.set_ylabel(name(metric), fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.25)
+    axes[0][0].legend(fontsize=7, framealpha=0.8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return _save(fig, path, dpi=130)
+
+
 def _panel(ax: Any, sweep: Sweep, diversity: str, fidelity: str, color_of: Callable[[Line], str],
            handles: dict[str, Any], only: Sequence[Line] | None = None) -> None:
     from matplotlib.lines import Line2D

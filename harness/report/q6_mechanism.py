@@ -47,7 +47,7 @@ def arm_modes(sweep: Sweep, arms: dict) -> dict[Line, list[Line]]:
             for group, curves in by_group.items() if any(not is_baseline(c, arms) for c in curves)}
 
 
-def section(sweep: Sweep, arms: dict, matched: float, figures: dict[Line, Path] | None = None,
+def section(sweep: Sweep, arms: dict, matched: float, figures: dict[Line, list[Path]] | None = None,
             out_dir: Path | None = None) -> Section:
     modes = arm_modes(sweep, arms)
     if not modes:
@@ -74,7 +74,7 @@ def section(sweep: Sweep, arms: dict, matched: float, figures: dict[Line, Path] 
         own = [c for c in curves if is_baseline(c, arms)]
         lines += [f"### {group.label}", ""]
         if figures and group in figures and out_dir is not None:
-            lines += [f"![{group.label} arms]({figures[group].relative_to(out_dir)})", ""]
+            lines += [f"![{group.label} arms]({figure.relative_to(out_dir)})" for figure in figures[group]] + [""]
         lines += [f"{name(diversity)}:", "", *metric_table(sweep, diversity, curves),
                   f"{name(fidelity)}:", "", *metric_table(sweep, fidelity, curves)]
         rows, mode_answer = [], {}

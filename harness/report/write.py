@@ -22,7 +22,8 @@ from harness.config import ReportConfig, default_report
 from harness.metrics.catalogue import names
 from harness.report import q1_frontier, q2_clip_text, q3_diversity, q4_attention, q5_binding, q6_mechanism
 from harness.metrics.estimate import Sweep
-from harness.report.figures import plot_curves
+from harness.line import Line
+from harness.report.figures import plot_curves, plot_noise_scales
 from harness.report.markdown import Section, fmt, fmt_est, fmt_scales, metric_table, name, table
 from harness.report.primary import key_findings
 
@@ -41,12 +42,16 @@ def sections(sweep: Sweep, settings: ReportConfig, arms: dict, out_dir: Path | N
     each mode's own sampling (its baseline arms); Q6 and the other metrics read every arm. `arms`: the run's, as
     its summary records them (`harness.sampling.cell.describe_arms`)."""
     own = sweep.only(lambda curve: q6_mechanism.is_baseline(curve, arms))
-    figures = {}
+    figures: dict[Line, list[Path]] = {}
     if out_dir is not None:
         for group, curves in q6_mechanism.arm_modes(sweep, arms).items():
-            figures[group] = plot_curves(sweep, out_dir / f"curves_arms_{group.slug}.png", curves,
-                                         f"{group.label} under every sampling arm: numbers at points are guidance "
-                                         "scales, bars are 95% intervals")
+            figures[group] = [plot_curves(sweep, out_dir / f"curves_arms_{group.slug}.png", curves,
+                                          f"{group.label} under every sampling arm: numbers at points are guidance "
+                                          "scales, bars are 95% intervals")]
+            scaled = plot_noise_scales(sweep, curves, arms, out_dir / f"noise_scales_{group.slug}.png",
+                                       f"{group.label}: each control at its noise scales (bars are 95% intervals; "
+                                       "dotted: the mode's own sampling)")
+            figures[group] += [scaled] if scaled is not None else []
     return {"q1_frontier": q1_frontier.section(own, settings.matched_diversity),
             "q2_clip_text": q2_clip_text.section(own, settings.matched_diversity),
             "q3_diversity": q3_diversity.section(own),
