@@ -166,8 +166,8 @@ def test_rerank_keeps_the_candidate_closest_to_the_text_and_at_the_priors_best_o
     for p in prior.parameters():
         torch.nn.init.normal_(p, std=0.2)
 
-    def prior_sample(text, tokens, n, gen, best_of=None):
-        return prior.sample(text, tokens, n, generator=gen, best_of=best_of)
+    def prior_sample(text, tokens, n, gen, **settings):
+        return prior.sample(text, tokens, n, generator=gen, **settings)
 
     sources = VectorSources(torch.randint(1, 50, (5, 6)), torch.nn.functional.normalize(torch.randn(5, 8), dim=-1),
                             prior_sample, None)
@@ -301,7 +301,7 @@ def test_a_chunks_prior_draws_are_drawn_once_for_all_its_cells_and_equal_a_fresh
     calls = []
 
     def prior_sample(text: torch.Tensor, tokens: torch.Tensor, n: int, gen: torch.Generator,
-                     best_of: int | None = None) -> torch.Tensor:
+                     **settings: float | None) -> torch.Tensor:
         calls.append(n)
         return torch.randn(len(text), n, 4, generator=gen) + text[:, None, :]
 
@@ -336,3 +336,26 @@ def test_where_the_vectors_sit_near_real_image_vectors_and_far_from_them():
     assert (near["prior_spread"] > 0).all() and np.isnan(vector_readings(among, None)["vector_log_density"]).all()
     same = vector_readings(among[:, :1].expand(2, 6, 16), real)
     assert np.isnan(same["prior_spread"]).all()  # every sample of a prompt reads one vector: no spread
+
+
+def test_prior_guidance_draws_at_the_asked_scale_of_the_prior_and_at_its_own_scale_is_per_sample():
+    from harness.cli import compose
+    from harness.priors.diffusion import DiffusionPrior
+    from harness.sampling.arms.per_sample import PerSample
+    from harness.sampling.vectors import VectorSources, sampling_vectors
+
+    torch.manual_seed(0)
+    prior = DiffusionPrior(8, 50, 6, width=16, depth=1, heads=2, guidance=1.0, sample_steps=4).eval()
+    for p in prior.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    sources = VectorSources(torch.randint(1, 50, (4, 6)), torch.nn.functional.normalize(torch.randn(4, 8), dim=-1),
+                            lambda text, tokens, n, gen, **settings: prior.sample(text, tokens, n, generator=gen,
+                                                                                   **settings), None)
+    unclip = compose(["experiment=smoke"]).conditioning["unclip"]
+    guided = lambda scale: arm_class("prior_guidance")("prior_guidance", {"scale": scale})  # noqa: E731
+    own = sampling_vectors(unclip, PerSample("per_sample"), sources, [0, 3], 5, seed=2).image
+    assert torch.equal(sampling_vectors(unclip, guided(1.0), sources, [0, 3], 5, seed=2).image, own)
+    stronger = sampling_vectors(unclip, guided(4.0), sources, [0, 3], 5, seed=2).image
+    expected = prior.sample(sources.text_vectors[[0, 3]], sources.tokens[[0, 3]], 5,
+                            generator=torch.Generator().manual_seed(2), guidance=4.0)
+    assert torch.equal(stronger, expected) and not torch.equal(stronger, own)

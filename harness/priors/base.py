@@ -45,10 +45,11 @@ class Prior(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def sample(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, n: int = 1,
-               generator: torch.Generator | None = None, best_of: int | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, best_of: int | None = None,
+               guidance: float | None = None) -> torch.Tensor:
         """n independent unit-norm image vectors per caption, [B, n, D], on the device of `text_vectors`.
-        `best_of`: candidates per draw, the one closest to the text vector kept (None: the prior's own setting;
-        a prior that draws no candidates ignores it)."""
+        `best_of`: candidates per draw, the one closest to the text vector kept; `guidance`: the prior's own
+        classifier-free guidance scale (None: the prior's own settings; a prior that draws nothing ignores them)."""
 
     @property
     def device(self) -> torch.device:
@@ -91,6 +92,7 @@ class ClosedFormPrior(Prior):
 
     @torch.no_grad()
     def sample(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, n: int = 1,
-               generator: torch.Generator | None = None, best_of: int | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, best_of: int | None = None,
+               guidance: float | None = None) -> torch.Tensor:
         image = F.normalize(self.predict(text_vectors.to(self.device, torch.float32)), dim=-1)
         return image.unsqueeze(1).repeat(1, n, 1).to(text_vectors.device)

@@ -198,16 +198,20 @@ class DiffusionPrior(Prior):
 
     @torch.no_grad()
     def sample(self, text_vectors: torch.Tensor, text_tokens: torch.Tensor, n: int = 1,
-               generator: torch.Generator | None = None, best_of: int | None = None) -> torch.Tensor:
-        """DDIM from noise with classifier-free guidance in one batched forward, then best-of selection (of
-        `best_of` candidates per draw; the prior's own number when None)."""
+               generator: torch.Generator | None = None, best_of: int | None = None,
+               guidance: float | None = None) -> torch.Tensor:
+        """DDIM from noise with classifier-free guidance (at `guidance`) in one batched forward, then best-of
+        selection (of `best_of` candidates per draw); the prior's own settings where None."""
         device = self.device
         best_of = self.best_of if best_of is None else best_of
+        guidance = self.guidance if guidance is None else guidance
+        if guidance != 1.0 and self.p_uncond == 0.0:
+            raise ValueError("guidance needs an unconditional branch: this prior was trained with p_uncond = 0")
         batch, draws = text_vectors.shape[0], n * best_of
         text = text_vectors.to(device, torch.float32).repeat_interleave(draws, dim=0)
         tokens = text_tokens.to(device, torch.long).repeat_interleave(draws, dim=0)
         drop = torch.zeros(len(text), dtype=torch.bool, device=device)
-        guided = self.guidance != 1.0
+        guided = guidance != 1.0
         if guided:  # conditional rows first, unconditional rows second
             text, tokens, drop = torch.cat([text, text]), torch.cat([tokens, tokens]), torch.cat([drop, ~drop])
 
@@ -219,7 +223,7 @@ class DiffusionPrior(Prior):
             clean = self.denoise(rows, t.expand(len(rows)), text, tokens, drop)
             if guided:
                 conditional, unconditional = clean.chunk(2)
-                clean = unconditional + self.guidance * (conditional - unconditional)
+                clean = unconditional + guidance * (conditional - unconditional)
             noised = scheduler.step(clean, t, noised).prev_sample
 
         image = noised * self.image_rms + self.image_mean

@@ -22,8 +22,8 @@ from harness.runtime.context import Context
 from harness.sampling.arms.base import SamplingArm, VectorInputs, generator
 from harness.seeds import PRIOR_DRAWS, derived_seed, stream_seed
 
-# text, tokens, n, generator, best_of (None: the prior's own) -> [P, n, D]
-PriorSample = Callable[[torch.Tensor, torch.Tensor, int, torch.Generator, "int | None"], torch.Tensor]
+# text, tokens, n, generator, then the prior's settings to override (best_of, guidance) -> [P, n, D]
+PriorSample = Callable[..., torch.Tensor]
 
 
 @dataclass
@@ -34,18 +34,19 @@ class VectorSources:
     prior_sample: PriorSample | None
     oracle_vectors: Callable[[list[int], int], torch.Tensor] | None  # prompt ids, k -> [P, k, D]
     kinds: list[str] = field(default_factory=list)  # each prompt's kind
-    drawn: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)  # (ids, n, seed, best_of) -> draws
+    drawn: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)  # (ids, n, seed, settings) -> draws
 
-    def prior_draws(self, ids: list[int], n: int, seed: int, best_of: int | None = None) -> torch.Tensor:
+    def prior_draws(self, ids: list[int], n: int, seed: int, **settings: float | None) -> torch.Tensor:
         """n prior draws [P, n, D] for each prompt of `ids` from the stream `seed`, drawn once and then reused.
 
         A chunk's stream (`draw_seed`) is the same at every guidance scale and arm, so its cells would draw the
         same vectors again: in the quick preset that was a tenth of the sweep's time. Reusing them changes
-        nothing: the draw is a function of (ids, n, seed, best_of)."""
-        key = (tuple(ids), n, seed, best_of)
+        nothing: the draw is a function of (ids, n, seed, settings); `settings` override the prior's own (best_of,
+        guidance)."""
+        key = (tuple(ids), n, seed, tuple(sorted(settings.items())))
         if key not in self.drawn:
             self.drawn[key] = self.prior_sample(self.text_vectors[ids], self.tokens[ids], n, generator(seed),
-                                                best_of)
+                                                **settings)
         return self.drawn[key]
 
 
@@ -64,11 +65,11 @@ def sampling_vectors(mode: ConditioningConfig, arm: SamplingArm, sources: Vector
         if not mode.draws_from_prior:
             image = sources.oracle_vectors(ids, k)
         else:
-            image = arm.draw(lambda n, best_of: sources.prior_draws(ids, n, seed, best_of), text, k)
+            image = arm.draw(lambda n, **settings: sources.prior_draws(ids, n, seed, **settings), text, k)
 
     def prior_draws(n: int, gen: torch.Generator, of: list[int] | None = None) -> torch.Tensor:
         chosen = ids if of is None else of
-        return sources.prior_sample(sources.text_vectors[chosen], sources.tokens[chosen], n, gen, None)
+        return sources.prior_sample(sources.text_vectors[chosen], sources.tokens[chosen], n, gen)
 
     vectors = VectorInputs(text[:, None].expand(len(ids), k, text.shape[-1]), image,
                            None if sources.prior_sample is None else prior_draws,
@@ -85,8 +86,8 @@ def load_sources(ctx: Context, prompts: list[SweepPrompt]) -> VectorSources:
     captions = [p.caption for p in prompts]
 
     def prior_sample(text: torch.Tensor, tokens: torch.Tensor, n: int, gen: torch.Generator,
-                     best_of: int | None = None) -> torch.Tensor:
-        return prior.sample(text.to(device), tokens.to(device), n, generator=gen, best_of=best_of).cpu()
+                     **settings: float | None) -> torch.Tensor:
+        return prior.sample(text.to(device), tokens.to(device), n, generator=gen, **settings).cpu()
 
     def oracle_vectors(ids: list[int], k: int) -> torch.Tensor:
         """CLIP image vectors of real images of each prompt (k fresh ones on the world; on a dataset the images

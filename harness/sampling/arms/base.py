@@ -76,8 +76,8 @@ class Guidance:
 
 # n, generator, prompt ids (None: the cell's own) -> [P, n, D] prior draws for those captions
 PriorDrawer = Callable[..., torch.Tensor]
-# n, candidates per draw (None: the prior's own best-of) -> [P, n, D] draws from the cell's chunk stream
-ChunkDrawer = Callable[[int, "int | None"], torch.Tensor]
+# n, then the prior's settings to override (best_of, guidance) -> [P, n, D] draws from the cell's chunk stream
+ChunkDrawer = Callable[..., torch.Tensor]
 
 
 @dataclass
@@ -118,7 +118,7 @@ class SamplingArm:
         """A prior mode's image vectors [P, K, D] for captions with CLIP text vectors `text` [P, D], from the
         chunk's stream (paired across guidance scales and arms); default: one draw per prompt shared by its
         samples (`draws` fixed) or one per sample."""
-        drawn = draws(1 if self.draws == FIXED else k, None)
+        drawn = draws(1 if self.draws == FIXED else k)
         return drawn.expand(len(text), k, drawn.shape[-1])
 
     def perturb(self, vectors: VectorInputs) -> VectorInputs:

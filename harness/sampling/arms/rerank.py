@@ -34,7 +34,7 @@ class Rerank(SamplingArm):
 
     def draw(self, draws: ChunkDrawer, text: torch.Tensor, k: int) -> torch.Tensor:
         c = self.params.candidates
-        candidates = draws(k * c, 1)  # raw draws, sample-major: the layout the prior's own best-of uses
+        candidates = draws(k * c, best_of=1)  # raw draws, sample-major: the layout the prior's own best-of uses
         candidates = candidates.reshape(len(text), k, c, candidates.shape[-1])
         score = (candidates * text.to(candidates)[:, None, None, :]).sum(dim=-1)
         best = score.argmax(dim=-1)[..., None, None].expand(-1, -1, 1, candidates.shape[-1])
