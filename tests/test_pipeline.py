@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 SUPPORT = Path(__file__).parent / "support"
 # A line's five columns (harness/line.py), then the cell's guidance, seed, kind and metric with its interval.
@@ -46,8 +47,15 @@ def test_pipeline_writes_the_report_without_network(smoke_run):
     for name in ("report.md", "curves.png", "summary.json", "metrics.csv", "metrics.parquet", "config.yaml"):
         assert (run / name).exists(), name
     assert list(run.glob("grid_*.png"))
-    sweep = json.loads((run / "summary.json").read_text())["sweep"]
+    summary = json.loads((run / "summary.json").read_text())
+    sweep = summary["sweep"]
     assert sweep["sampling_s"] > 0 and sweep["metrics_s"] > 0  # the speed targets need them apart
+    # Where the numbers came from: the code's commit (a clone of the repository is a checkout), the packages, the CPU.
+    provenance = summary["provenance"]
+    assert provenance["packages"]["torch"] == torch.__version__.split("+")[0]
+    assert provenance["cpu"]["model"] and provenance["threads"] >= 1 and provenance["date"].startswith("20")
+    assert provenance["git_commit"] is None or len(provenance["git_commit"]) == 40
+    assert f"| packages | torch {provenance['packages']['torch']}" in (run / "report.md").read_text()
     # one contact sheet per mode and draw policy, linked from the report
     assert {p.stem for p in run.glob("sheet_*.png")} >= {"sheet_glide", "sheet_unclip_fixed", "sheet_unclip_per_sample"}
     assert "![unclip_fixed](sheet_unclip_fixed.png)" in (run / "report.md").read_text()

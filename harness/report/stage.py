@@ -25,6 +25,7 @@ from harness.report import figures
 from harness.report.pilot import recipe_of
 from harness.report.write import write_report
 from harness.runtime import tracking
+from harness.runtime.provenance import provenance
 from harness.runtime.cache import Artifact
 from harness.runtime.context import Context
 from harness.sampling.cell import describe_arms
@@ -72,6 +73,7 @@ def summary(ctx: Context) -> dict:
                   "prompts_per_kind": cfg.sweep.prompts_per_kind, "samples_per_prompt": cfg.sweep.samples_per_prompt,
                   "unseen_prompts": swept.meta.get("unseen_prompts"), "machine": _machine(),
                   "device": str(ctx.device)},
+        "provenance": provenance(),
         "arms": describe_arms(cfg),
         "mode_tags": {mode: mode_cfg.all_tags for mode, mode_cfg in cfg.conditioning.items()},
         "clip": ctx["clip"].meta, "eval_clip": ctx["eval_clip"].meta,

@@ -26,6 +26,7 @@ from harness.line import Line
 from harness.report.figures import plot_curves, plot_noise_scales
 from harness.report.markdown import Section, fmt, fmt_est, fmt_scales, metric_table, name, table
 from harness.report.primary import key_findings
+from harness.runtime.provenance import describe
 
 DRAWN_RIGHT = "shape_color_majority"
 JUDGE_AGREEMENT = "judge_agreement"
@@ -107,6 +108,7 @@ def setup_lines(summary: dict, sweep: Sweep) -> list[str]:
     setup = summary.get("setup", {})
     rows = [[label, _plain(setup[key]) if key in setup else "not recorded"] for key, label in SETUP_FIELDS]
     rows += [[key, _plain(value)] for key, value in setup.items() if key not in dict(SETUP_FIELDS)]
+    rows += [[label, value] for label, value in describe(summary["provenance"])] if summary.get("provenance") else []
     curves = sweep.curves()
     level = f"{sweep.confidence:.0%}"
     lines = ["## Setup", "", *table(["setting", "value"], rows),
