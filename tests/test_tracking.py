@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from harness.config import LoggerConfig
+from harness.errors import ConfigError
 from harness.runtime.tracking import Tracker
 from wandb_offline import offline_run_dirs, read_offline_run
 
@@ -130,3 +131,22 @@ def test_training_logs_its_curve_live_to_the_active_tracker(tmp_path):
     assert [row["_step"] for row in rows] == [25, 50, 75, 100]
     assert rows[0]["_timestamp"] < finished - 1.0  # step 25 was logged more than a second before the end
     assert run["summary"]["final_loss"] == rows[-1]["loss"]
+
+
+def test_the_environment_decides_what_the_config_leaves_empty_and_an_explicit_setting_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("WANDB_PROJECT", "their-project")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))
+    from_env = Tracker(LoggerConfig(), "unit", tmp_path / "run", {})
+    assert not from_env.enabled and from_env.cfg.project == "their-project"
+    assert from_env.root == tmp_path / "elsewhere"
+    explicit = Tracker(LoggerConfig(mode="offline", project="mine", dir=str(tmp_path / "logs")), "unit",
+                       tmp_path / "run", {})
+    assert explicit.enabled and explicit.cfg.project == "mine" and explicit.root == tmp_path / "logs"
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.delenv("WANDB_DIR")
+    default = Tracker(LoggerConfig(), "unit", tmp_path / "run", {})
+    assert default.cfg.mode == "offline" and default.root == tmp_path / "run"  # never the network by default
+    monkeypatch.setenv("WANDB_MODE", "sometimes")
+    with pytest.raises(ConfigError, match="WANDB_MODE is 'sometimes'"):
+        Tracker(LoggerConfig(), "unit", tmp_path / "run", {})

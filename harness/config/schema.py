@@ -433,9 +433,11 @@ class ReportConfig:
 
 @dataclass
 class LoggerConfig:
-    mode: str = param("offline", choices=("offline", "online", "disabled"))
-    project: str = "unclip-harness"
-    dir: str = param("", help="where wandb writes; empty: the run folder")
+    # Empty: the environment's WANDB_MODE, WANDB_PROJECT and WANDB_DIR where set (an explicit value wins).
+    mode: str = param("", choices=("", "offline", "online", "disabled"),
+                      help="empty: $WANDB_MODE, else offline (never the network)")
+    project: str = param("", help="empty: $WANDB_PROJECT, else unclip-harness")
+    dir: str = param("", help="where wandb writes; empty: $WANDB_DIR, else the run folder")
     group: str = param("", help="wandb group of every run; empty: one per invocation, <experiment>-<run folder>")
     run_prefix: str = param("", help="prepended to run names; each job of a multirun sets `job<N> ` here")
 

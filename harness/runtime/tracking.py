@@ -1,7 +1,8 @@
 """A thin wrapper over wandb: one run per trained artifact and one for the sweep and report, grouped by
 invocation (every run of one `unclip-harness ...` command, all jobs of a multirun included, share a group).
 
-`logger.mode` decides everything:
+`logger.mode` decides everything (empty: the environment's WANDB_MODE, else offline; likewise `logger.project`
+and `logger.dir` yield to WANDB_PROJECT and WANDB_DIR when empty):
 - `offline` (default): wandb writes its run folders under `<logger.dir or run_dir>/wandb/` and never touches
   the network; `wandb sync <folder>` uploads them later;
 - `online`: the same, synced to the wandb server as it runs;
@@ -16,11 +17,13 @@ one, so the training loop logs live curves wherever it runs:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from harness.config import Config, LoggerConfig
+from harness.errors import ConfigError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +36,7 @@ _active: "Tracker | None" = None
 
 # Read by wandb when its process context starts; why offline needs them is told in `Tracker.run`.
 _OFFLINE_ENV = {"WANDB_ERROR_REPORTING": "false", "WANDB_DISABLE_GIT": "true"}
+WANDB_MODES = {"dryrun": "offline", "run": "online"}  # wandb's older names for its modes
 
 
 class TrackerRun:
@@ -105,10 +109,15 @@ class Tracker:
 
     def __init__(self, logger_cfg: LoggerConfig, group: str, run_dir: Path, config: Mapping[str, Any],
                  prefix: str = "") -> None:
-        self.cfg = logger_cfg
+        env = os.environ
+        mode = logger_cfg.mode or WANDB_MODES.get(env.get("WANDB_MODE", ""), env.get("WANDB_MODE")) or "offline"
+        if mode not in ("offline", "online", "disabled"):
+            raise ConfigError("logger.mode", f"WANDB_MODE is {mode!r}; choose offline, online or disabled")
+        self.cfg = dataclasses.replace(logger_cfg, mode=mode,
+                                       project=logger_cfg.project or env.get("WANDB_PROJECT") or "unclip-harness")
         self.group = group
         self.prefix = prefix
-        self.root = Path(logger_cfg.dir) if logger_cfg.dir else Path(run_dir)
+        self.root = Path(logger_cfg.dir or env.get("WANDB_DIR") or run_dir)
         self.config = dict(config)
 
     @classmethod
