@@ -124,3 +124,11 @@ def test_a_datasets_key_ignores_the_shapes_world():
                    for extra in ([], ["data.shapes.num_shapes=3", "data.num_images=50"]))
     assert key_fields(base.data, "data.hf") == key_fields(other.data, "data.hf")
     assert key_fields(base.data, "data.shapes") != key_fields(other.data, "data.shapes")
+
+
+def test_cfg_shows_a_preset_that_still_needs_a_setting_to_run(tmp_path):
+    """`--cfg job` prints the composed config of a preset whose run would need a dataset path, and runs nothing."""
+    result = subprocess.run([sys.executable, "-m", "harness", "experiment=hf_quick", "--cfg", "job"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "experiment_name: hf_quick" in result.stdout and not list(tmp_path.iterdir())
