@@ -123,7 +123,11 @@ def _one_line_errors() -> Iterator[None]:
     try:
         yield
     except HarnessError as exc:
-        log.error("error: %s", exc)
+        # Once on the console, and in the run's log file: Hydra's console handler would print it a second time.
+        record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "error: %s", (exc,), None)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 

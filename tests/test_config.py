@@ -132,3 +132,27 @@ def test_cfg_shows_a_preset_that_still_needs_a_setting_to_run(tmp_path):
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "experiment_name: hf_quick" in result.stdout and not list(tmp_path.iterdir())
+
+
+def test_an_error_inside_a_run_is_printed_once_and_kept_in_the_runs_log(tmp_path):
+    """A dataset folder that holds no dataset fails in the data stage: one `error:` line on the console (not a
+    second copy from the log), the same line in the run's cli.log."""
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "readme.txt").write_text("no images here")
+    result = subprocess.run([sys.executable, "-m", "harness", "experiment=smoke", "logger.mode=disabled",
+                             "data=hf", f"data.hf.path={junk}", f"hydra.run.dir={tmp_path / 'run'}"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 2
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if "error: data.hf.path" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: data.hf.path:"), errors
+    assert "error: data.hf.path:" in (tmp_path / "run" / "cli.log").read_text()
+
+
+def test_a_run_refused_before_its_first_stage_leaves_no_run_folder(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "harness", "experiment=smoke", "data=hf",
+                             f"data.hf.path={tmp_path / 'missing'}"], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: data.hf.path: no folder {tmp_path / 'missing'}"]
+    assert not (tmp_path / "outputs").exists()

@@ -24,10 +24,9 @@ VERSION = "2"  # 2: transparent pixels laid on white; captions stripped of surro
 TEXT_TYPES = ("string", "large_string")
 
 
-def _load(cfg: DataConfig):
-    """The dataset at `data.hf.path`, every problem with reaching it said in one line that names the key."""
-    import datasets
-
+def check_path(cfg: DataConfig) -> tuple[Path, bool]:
+    """(the dataset's path, whether it is a local folder) of `data.hf.path`, or a one-line error naming the key
+    when it cannot be reached; the preflight checks it before a run folder exists."""
     hf, path = cfg.hf, Path(cfg.hf.path).expanduser()
     local = path.is_absolute() or cfg.hf.path.startswith((".", "~")) or path.exists()
     if path.is_file():
@@ -37,6 +36,15 @@ def _load(cfg: DataConfig):
     if not local and not hf.allow_network:
         raise HarnessError(f"data.hf.path: {hf.path!r} is not a local dataset folder; set "
                            "data.hf.allow_network=true to fetch it from the hub")
+    return path, local
+
+
+def _load(cfg: DataConfig):
+    """The dataset at `data.hf.path`, every problem with reaching it said in one line that names the key."""
+    import datasets
+
+    hf = cfg.hf
+    path, local = check_path(cfg)
     try:
         if not local:
             return datasets.load_dataset(hf.path)

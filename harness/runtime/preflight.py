@@ -30,6 +30,10 @@ def check_paths(cfg: Config) -> None:
     from harness.clip.pretrained import PretrainedModel, read_state_dict, register
 
     check_cache_dir(Path(cfg.cache_dir))
+    if cfg.data.source == "hf":
+        from harness.data.hf_source import check_path
+
+        check_path(cfg.data)
     pretrained = [PretrainedModel.conditioning(cfg.clip)] if cfg.clip.kind == "pretrained" else []
     if cfg.evaluator.clip_weights:
         pretrained.append(PretrainedModel.judge(cfg.evaluator))
