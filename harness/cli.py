@@ -166,8 +166,18 @@ def _worker() -> None:
 _hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)
 
 
+# `unclip-harness <command> ...`: the tools beside the pipeline, each its own module with a `main(argv)`.
+COMMANDS = {"compare": "harness.report.compare", "runs": "harness.report.runs", "rerender": "harness.report.rerender",
+            "join": "harness.report.join", "pilot": "harness.report.pilot", "sheet": "harness.sheet"}
+
+
 def main() -> None:
     """The console script `unclip-harness` and `python -m harness`."""
+    if sys.argv[1:2] and sys.argv[1] in COMMANDS:
+        import importlib
+
+        importlib.import_module(COMMANDS[sys.argv[1]]).main(sys.argv[2:])
+        return
     if sys.argv[1:] == ["--version"]:
         from harness import __version__
         print(f"unclip-harness {__version__}")

@@ -17,9 +17,9 @@ class ConfigError(HarnessError):
         super().__init__(f"{key}: {message}")
 
 
-def print_or_exit(make: Callable[[], Path]) -> None:
-    """A command-line tool's last step: print the path `make()` wrote, or its `HarnessError` in one line on
-    stderr and exit with status 2."""
+def print_or_exit(make: Callable[[], Path | str]) -> None:
+    """A command-line tool's last step: print what `make()` gives (the path it wrote, or its listing), or its
+    `HarnessError` in one line on stderr and exit with status 2."""
     try:
         written = make()
     except HarnessError as exc:
