@@ -120,7 +120,8 @@ def _train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Ten
     if path is not None and path.exists():
         state = torch.load(path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:  # the finished run's last checkpoint keeps no optimiser state: no step is left
+            optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
@@ -136,7 +137,9 @@ def _train(model: nn.Module, loss_fn: Callable[[Any, torch.Generator], torch.Ten
     main = distributed.is_main()
 
     def save(step: int) -> None:
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        # The last one drops the optimiser's moments (twice the weights): a finished artifact resumes nothing.
+        optimizer_state = {"optimizer": optimizer.state_dict()} if step < cfg.steps else {}
+        state = {"model": model.state_dict(), **optimizer_state,
                  "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema is not None else {},
                  "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                  "history": history, "step": step}

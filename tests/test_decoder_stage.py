@@ -105,3 +105,26 @@ def test_every_mode_trains_a_few_steps_and_samples(smoke_config):
     assert len({artifacts[m].key for m in modes}) == len(modes) - 1
     again = train_decoder(ctx, "glide")
     assert again.reused
+
+
+def test_a_finished_training_keeps_no_optimiser_state_and_resumes_to_its_end(tmp_path):
+    """The last checkpoint of a finished run drops the optimiser's moments (twice the weights on disk); a build
+    that stops after training and starts again finds nothing left to train."""
+    from harness.config import TrainConfig
+    from harness.training import CHECKPOINT, train
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    data = torch.randn(64, 4)
+    recipe = TrainConfig(steps=6, batch_size=8, checkpoint_every=2, warmup_steps=0)
+
+    def run() -> object:
+        return train(model, lambda batch, gen: model(batch).pow(2).mean(), lambda i: data[torch.as_tensor(i)], 64,
+                     recipe, tmp_path, torch.device("cpu"), precision="fp32", progress=False)
+
+    run()
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert state["step"] == 6 and "optimizer" not in state and "model" in state
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    assert run().resumed_from == 6
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
