@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,10 @@ from harness.line import NONE, Line
 from harness.metrics.estimate import Estimate, Sweep
 from harness.report.markdown import NOT_MEASURED, name
 from harness.report.q1_frontier import frontier_points
-from harness.sampling.arms.base import FIXED
+from harness.sampling.arms.base import FIXED, PER_SAMPLE
 from harness.sampling.cell import Cell
 
+OWN_SAMPLING = (NONE, PER_SAMPLE, FIXED)  # a mode's own ways of sampling: drawn in the mode's colour
 
 
 def plot_curves(sweep: Sweep, path: Path, curves: Sequence[Line] | None = None, title: str = "") -> Path:
@@ -45,29 +47,41 @@ def plot_curves(sweep: Sweep, path: Path, curves: Sequence[Line] | None = None, 
     if not fidelities or not diversities:
         axes[0][0].text(0.5, 0.5, f"{NOT_MEASURED}: no fidelity and diversity measures", ha="center", va="center")
         axes[0][0].axis("off")
-    key = (lambda c: c.label) if curves is not None else (lambda c: c.mode)
-    names = list(dict.fromkeys(key(c) for c in (curves if curves is not None else sweep.curves())))
-    # Past ten modes (the cpu preset joined with its hard-negative job has eleven) the default cycle would give
-    # two modes one colour; tab20 keeps every mode apart.
-    palette = [f"C{i}" for i in range(10)] if len(names) <= 10 else list(plt.get_cmap("tab20").colors)
-    colors = {label: palette[i % len(palette)] for i, label in enumerate(names)}
+    colour_of = line_colours(sweep, curves if curves is not None else sweep.curves(), plt)
     handles: dict[str, Any] = {}
     for row, diversity in enumerate(diversities):
         for col, fidelity in enumerate(fidelities):
-            _panel(axes[row][col], sweep, diversity, fidelity, lambda c: colors[key(c)], handles, curves)
-    legend_rows = -(-len(handles) // 4) if handles else 0
+            _panel(axes[row][col], sweep, diversity, fidelity, colour_of, handles, curves)
+    columns = min(len(handles), 2 * cols) or 1  # as many legend columns as the figure is wide for
+    legend_rows = -(-len(handles) // columns) if handles else 0
     if handles:
-        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)),
-                   frameon=False, fontsize=8.5)
-    fig.suptitle(title or "Diversity–fidelity curves: numbers at points are guidance scales, bars are 95% intervals",
-                 fontsize=11)
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=columns, frameon=False,
+                   fontsize=8.5)
+    heading = title or "Diversity–fidelity curves: numbers at points are guidance scales, bars are 95% intervals"
+    fig.suptitle(textwrap.fill(heading, width=55 * cols), fontsize=11)
     bottom = min(0.4, (0.1 + 0.2 * legend_rows) / fig.get_figheight())
-    fig.tight_layout(rect=(0, bottom, 1, 0.97))
+    fig.tight_layout(rect=(0, bottom, 1, 0.97 if len(heading) <= 55 * cols else 0.93))
     tmp = path.with_name(path.name + ".tmp")
     fig.savefig(tmp, format="png", dpi=130)
     plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def line_colours(sweep: Sweep, lines: Sequence[Line], plt: Any) -> Callable[[Line], Any]:
+    """One colour per mode in every figure of a run (the run's mode order; a mode's own sampling, plain or a
+    prior-draw policy, in its mode's colour, fixed draws dashed), and the other arms' lines in colours of their
+    own after the modes'. Past ten colours tab20 keeps them apart."""
+    modes = list(dict.fromkeys([*sweep.tags, *(line.mode for line in lines)]))
+    others = list(dict.fromkeys(line.label for line in lines if line.arm not in OWN_SAMPLING))
+    count = len(modes) + len(others)
+    palette = [f"C{i}" for i in range(10)] if count <= 10 else list(plt.get_cmap("tab20").colors)
+
+    def colour(line: Line) -> Any:
+        index = modes.index(line.mode) if line.arm in OWN_SAMPLING else len(modes) + others.index(line.label)
+        return palette[index % len(palette)]
+
+    return colour
 
 
 def noise_scale_families(curves: Sequence[Line], arms: dict) -> dict[str, list[tuple[float, Line]]]:
