@@ -176,8 +176,7 @@ def main() -> None:
     if sys.argv[1:2] and sys.argv[1] in COMMANDS:
         import importlib
 
-        importlib.import_module(COMMANDS[sys.argv[1]]).main(sys.argv[2:])
-        return
+        sys.exit(importlib.import_module(COMMANDS[sys.argv[1]]).main(sys.argv[2:]) or 0)
     if sys.argv[1:] == ["--version"]:
         from harness import __version__
         print(f"unclip-harness {__version__}")

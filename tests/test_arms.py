@@ -104,9 +104,8 @@ REFERENCE = torch.randn(2, 32, 6, generator=torch.Generator().manual_seed(0)) @ 
 def gaussian_arm_output(name: str, k: int, **params) -> torch.Tensor:
     """The image vectors [2, k, 6] a Gaussian arm gives around the fixed REFERENCE draws."""
     arm = arm_class(name)(name, {"renormalise": False, **params})
-    text = torch.zeros(2, k, 6)
-    draws = lambda n, gen, of=None: REFERENCE[:, :n]  # noqa: E731
-    return arm.perturb(VectorInputs(text, None, draws, seed=3)).image
+    return arm.perturb(VectorInputs(torch.zeros(2, k, 6), None, None, seed=3,
+                                    reference=lambda n: REFERENCE[:, :n])).image
 
 
 @pytest.mark.parametrize("name", ["prior_gaussian", "isotropic"])
@@ -121,27 +120,46 @@ def test_gaussian_arms_draw_the_asked_mean_and_covariance_and_scale_0_is_the_mea
     mean = REFERENCE.mean(dim=1)
     assert torch.equal(gaussian_arm_output(name, 5, noise_scale=0.0), mean[:, None].expand(2, 5, 6))
     on_sphere = arm_class(name)(name, {"noise_scale": 0.0}).perturb(
-        VectorInputs(torch.zeros(2, 5, 6), None, lambda n, gen, of=None: REFERENCE[:, :n], seed=3)).image
+        VectorInputs(torch.zeros(2, 5, 6), None, None, seed=3, reference=lambda n: REFERENCE[:, :n])).image
     assert torch.equal(on_sphere, torch.nn.functional.normalize(mean.double(), dim=-1).float()[:, None].expand(2, 5, 6))
 
 
 @pytest.mark.parametrize("name", ["prior_gaussian", "isotropic"])
 def test_gaussian_arms_match_the_priors_spread_where_the_decoder_reads_it(name):
     """On the unit sphere and through a decoder's projection, the vectors spread as much as the prior's draws
-    (times noise_scale^2), measured where the decoder reads them."""
+    (times noise_scale^2), measured where the decoder reads them; past what the sphere allows, as much as it can."""
     from harness.sampling.arms._spread import total_variance
 
     reference = torch.nn.functional.normalize(torch.randn(1, 6) + 0.3 * torch.randn(3, 32, 6,
                                               generator=torch.Generator().manual_seed(4)), dim=-1)
     projection = torch.randn(6, 10, generator=torch.Generator().manual_seed(5))
     reads = projection @ projection.T  # the Gram matrix of v -> v @ projection
-    for scale in (0.5, 1.0, 2.0):
+    spreads = []
+    for scale in (0.5, 1.0, 4.0):
         arm = arm_class(name)(name, {"noise_scale": scale})
-        out = arm.perturb(VectorInputs(torch.zeros(3, 4000, 6), None, lambda n, gen, of=None: reference[:, :n],
-                                       seed=3, reads=reads)).image
+        out = arm.perturb(VectorInputs(torch.zeros(3, 4000, 6), None, None, seed=3,
+                                       reference=lambda n: reference[:, :n], reads=reads)).image
         assert torch.allclose(out.norm(dim=-1), torch.ones(3, 4000), atol=1e-5)
         got, asked = total_variance(out @ projection), scale ** 2 * total_variance(reference @ projection)
-        assert ((got / asked - 1).abs() < 0.08).all(), (name, scale, got / asked)
+        spreads.append(got)
+        if scale <= 1:
+            assert ((got / asked - 1).abs() < 0.08).all(), (name, scale, got / asked)
+    assert (spreads[2] > spreads[1]).all() and (spreads[1] > spreads[0]).all()
+
+
+def test_a_controls_noise_scales_share_their_draws_so_its_curve_is_paired():
+    """prior_gaussian at scale 2 is its scale-1 vectors' offsets from the mean, doubled (same noise, same reference
+    draws), whatever the arm is called."""
+    inputs = VectorInputs(torch.zeros(2, 7, 6), None, None, seed=3, reference=lambda n: REFERENCE[:, :n],
+                          chunk_seed=11)
+    one = arm_class("prior_gaussian")("a", {"renormalise": False}).perturb(inputs).image
+    two = arm_class("prior_gaussian")("b", {"renormalise": False, "noise_scale": 2.0}).perturb(inputs).image
+    mean = REFERENCE.mean(dim=1, keepdim=True)
+    torch.testing.assert_close(two - mean, 2 * (one - mean))
+    same = VectorInputs(torch.zeros(2, 7, 6), None, None, seed=3, reference=lambda n: REFERENCE[:, :1].expand(2, n, 6),
+                        chunk_seed=11)
+    flat = arm_class("prior_gaussian")("a", {"renormalise": False}).perturb(same).image  # no spread: the mean
+    torch.testing.assert_close(flat, REFERENCE[:, :1].expand(2, 7, 6))
 
 
 def test_text_noise_has_the_covariance_of_the_prior_draws_it_was_given():

@@ -69,6 +69,8 @@ BAD_INPUTS = [
     (["conditioning.glide.vector_source=none", "conditioning.glide.text_sequence=false"],
      "conditioning.glide.vector_source"),
     (["arms.fixed.module=no_such_lab.jitter"], "arms.fixed.module"),
+    (["arms=[fixed,per_sample,rerank]", "prior=linear"], "arms.rerank"),  # a closed-form prior draws one vector
+    (["arms=[fixed,per_sample,prior_guidance]", "prior.p_uncond=0"], "arms.prior_guidance"),
     (["arms=[fixed,per_sample,cads]", "arms.cads.params.tau1=0.95"], "arms.cads.params.tau1"),
     (["arms=[fixed,per_sample,cads]", "+arms.cads.params.tua1=0.5"], "arms.cads.params.tua1"),
     (["arms=[fixed,per_sample,apg]", "arms.apg.params.eta=high"], "arms.apg.params.eta"),

@@ -483,3 +483,10 @@ class Config:
             yield "clip.patch_size", f"must divide data.resolution ({self.data.resolution})"
         if self.data.source == "hf" and self.clip.hard_negatives:
             yield "clip.hard_negatives", "hard-negative captions come from the shapes world; use data=shapes"
+        if any(mode.draws_from_prior for mode in self.conditioning.values()):
+            from harness.sampling.arms.base import arm_class
+
+            for name, arm in self.arms.items():
+                problem = arm_class(arm.module).prior_problem(self.prior)
+                if problem:
+                    yield f"arms.{name}", problem

@@ -91,7 +91,8 @@ def metric_rows(folders: Sequence[Path], labels: Sequence[str]) -> pd.DataFrame:
 
 def plot_forest(order: Sequence[str], entries: dict[str, list[dict | None]], labels: Sequence[str],
                 path: Path) -> Path | None:
-    measured = [key for key in order if any(e and (e.get("estimate") or {}).get("value") is not None
+    measured = [key for key in order if any(e and all((e.get("estimate") or {}).get(side) is not None
+                                                      for side in ("value", "low", "high"))
                                             for e in entries[key])]
     if not measured:
         return None
@@ -105,7 +106,7 @@ def plot_forest(order: Sequence[str], entries: dict[str, list[dict | None]], lab
         offset = (r - (len(labels) - 1) / 2) * 0.8 / max(1, len(labels))
         for i, key in enumerate(measured):
             e = (entries[key][r] or {}).get("estimate") or {}
-            if e.get("value") is None:
+            if any(e.get(side) is None for side in ("value", "low", "high")):  # no interval to draw
                 continue
             ax.errorbar(e["value"], i + offset, xerr=[[e["value"] - e["low"]], [e["high"] - e["value"]]], fmt="o",
                         color=f"C{r}", capsize=3, label=label if i == 0 else None)

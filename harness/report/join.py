@@ -223,7 +223,7 @@ def join_runs(run_dirs: Sequence[Path], out_dir: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m harness.report.join",
+        prog="unclip-harness join",
         description="Join the run folders of several jobs (e.g. a standard and a hard-negative CLIP) into one "
                     "report.")
     parser.add_argument("out_dir", type=Path, help="folder for the joint report (created when missing)")

@@ -176,7 +176,7 @@ def plan_rows(pilot: Pilot, seeds: Sequence[int], prompts: Sequence[int], family
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m harness.report.pilot", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="unclip-harness pilot", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     make = sub.add_parser("build", help="measure a pilot's variance components on a finished multi-seed run")
     make.add_argument("run_dir", type=Path)

@@ -440,7 +440,9 @@ def q6_answer(results: Sequence[PrimaryResult], alpha: float) -> str:
     but not the caption's."""
     q6 = [r for r in results if r.spec.question == "q6" and r.spec.contrast == "matched_diversity"
           and Line.parse(r.spec.a).arm == PER_SAMPLE]
-    read = {Line.parse(r.spec.b).arm: r for r in q6 if r.measured and r.in_family}
+    # Contrasts of the design, in the family or exploratory (a pilot may find them unresolvable): the latter
+    # decide nothing (`significant` is 0 outside the family) and read as "cannot tell".
+    read = {Line.parse(r.spec.b).arm: r for r in q6 if r.measured and (r.in_family or r.exploratory)}
     if not read:
         why = ("no pair of Q6's curves can be read at a matched level over its guidance scales"
                if any(r.unreached for r in q6) else
@@ -459,6 +461,9 @@ def q6_answer(results: Sequence[PrimaryResult], alpha: float) -> str:
                    "at equal fidelity")
     elif gaussian == -1:
         carried = ("not their structure: a Gaussian with the draws' mean and covariance keeps more diversity at "
+                   "equal fidelity than the draws")
+    elif isotropic == -1:
+        carried = ("not their second moment or structure: isotropic noise of their spread keeps more diversity at "
                    "equal fidelity than the draws")
     elif gaussian == 0 and isotropic == 1:
         carried = ("their second moment: a Gaussian with their mean and covariance cannot be told from them "

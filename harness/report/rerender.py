@@ -47,7 +47,7 @@ def rerender(run_dir: Path, report_defaults: bool = False) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m harness.report.rerender",
+    parser = argparse.ArgumentParser(prog="unclip-harness rerender",
                                      description="Write a finished run's report again from its per-prompt table.")
     parser.add_argument("run_dir", type=Path, help="the run folder (holds per_prompt.csv, summary.json, config.yaml)")
     parser.add_argument("--report-defaults", action="store_true",

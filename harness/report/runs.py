@@ -26,7 +26,10 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
         folder = summary_path.parent
         if any(part in SKIPPED for part in folder.parts) or not (folder / "report.md").is_file():
             continue
-        summary = json.loads(summary_path.read_text())
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, json.JSONDecodeError):  # a run still writing it, or a damaged one: listed by neither
+            continue
         provenance = summary.get("provenance") or {}
         date = provenance.get("date") or datetime.datetime.fromtimestamp(
             summary_path.stat().st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")

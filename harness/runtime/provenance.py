@@ -1,6 +1,7 @@
 """Where a run's numbers came from: the code's commit, the package versions, the CPU and GPU, the threads and the
 date. Numbers and verdicts move with the CPU kind (bf16 units or not) and the torch version, so every run's
-summary.json records them, and the report's setup table shows them."""
+summary.json records them, and the report's setup table shows them. They describe the run that wrote the report:
+artifacts it reused from the cache (named by their keys in summary.json) may have been built by an earlier one."""
 
 from __future__ import annotations
 

@@ -52,7 +52,10 @@ def load_runner(ctx: Context, prompts: list[SweepPrompt]) -> SweepRunner:
 
     loaders = {key: (lambda m=key[0], a=artifact: decoder_stage.load(a, cfg, m, context, device))
                for key, artifact in ctx.decoders().items()}
-    # Where the vectors a mode reads sit: against the CLIP image vectors of (at most) 4096 training images.
-    train_images = load_embeddings(ctx["embeddings"])["train"]["image"][:REAL_VECTORS]
+    # Where the vectors a mode reads sit: against the CLIP image vectors of (at most) 4096 training images, drawn
+    # at random with the sweep's seed (a dataset may be ordered).
+    train_images = load_embeddings(ctx["embeddings"])["train"]["image"]
+    chosen = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(cfg.sweep.seed))
+    train_images = train_images[chosen[:REAL_VECTORS]]
     return SweepRunner(cfg, prompts, loaders, Sources(load_sources(ctx, prompts), real, train_images),
                        load_judge(ctx))

@@ -71,10 +71,12 @@ def sampling_vectors(mode: ConditioningConfig, arm: SamplingArm, sources: Vector
         chosen = ids if of is None else of
         return sources.prior_sample(sources.text_vectors[chosen], sources.tokens[chosen], n, gen)
 
+    reference = None if sources.prior_sample is None else (
+        lambda n: sources.prior_draws(ids, n, derived_seed(seed, "reference")))
     vectors = VectorInputs(text[:, None].expand(len(ids), k, text.shape[-1]), image,
                            None if sources.prior_sample is None else prior_draws,
-                           seed=derived_seed(seed, f"arm:{arm.name}"), prompt_ids=list(ids), kinds=sources.kinds,
-                           reads=reads)
+                           seed=derived_seed(seed, f"arm:{arm.name}"), reference=reference, chunk_seed=seed,
+                           prompt_ids=list(ids), kinds=sources.kinds, reads=reads)
     return arm.perturb(vectors)
 
 

@@ -55,7 +55,9 @@ def around(mean: torch.Tensor, factor: torch.Tensor, reference: torch.Tensor, k:
         multiplier = torch.zeros(len(mean), dtype=torch.float64)
     elif not renormalise:  # E[total variance of c w @ factor, read] = c^2 trace(G factor^T factor): exact
         read = factor if gram is None else factor @ gram.double()
-        multiplier = (target / (read * factor).sum(dim=(1, 2))).sqrt()
+        spread = (read * factor).sum(dim=(1, 2))
+        # Draws without spread (a closed-form prior, a collapsed one) leave nothing to match: the mean alone.
+        multiplier = torch.where(spread > 0, (target / spread.clamp_min(1e-300)).sqrt(), torch.zeros_like(spread))
     else:
         multiplier = _calibrate(mean, noise(factor, CALIBRATION_DRAWS, gen), target, gram)
     out = mean[:, None, :] + multiplier[:, None, None] * sampled

@@ -87,6 +87,10 @@ class VectorInputs:
     image: torch.Tensor | None  # [P, K, D] prior or oracle draws, None for modes that read text vectors
     prior_draws: PriorDrawer | None  # (n, generator, ids=None) -> [P, n, D] more prior draws
     seed: int
+    # n -> [P, n, D] prior draws of the cell's captions from a stream of the chunk's own, the same for every arm
+    # and guidance scale (drawn once): the controls' reference draws, paired across arms
+    reference: Callable[[int], torch.Tensor] | None = None
+    chunk_seed: int = 0  # the chunk's stream, for what arms of one module share (a control's noise over its scales)
     prompt_ids: list[int] = field(default_factory=list)  # the cell's prompts, as the sweep numbers them
     kinds: list[str] = field(default_factory=list)  # every sweep prompt's kind, by sweep number
     # What the decoder reads from an image vector: the Gram matrix R^T R [D, D] of the linear part R of its
@@ -108,6 +112,11 @@ class SamplingArm:
     def __init__(self, name: str, params: dict | None = None) -> None:
         self.name = name
         self.params = params_of(type(self), params or {})
+
+    @classmethod
+    def prior_problem(cls, prior: Any) -> str:
+        """Why the run's prior (`PriorConfig`) cannot serve this arm ("" when it can): checked before work starts."""
+        return ""
 
     @classmethod
     def applies_to(cls, mode: ConditioningConfig) -> bool:

@@ -16,11 +16,14 @@ import torch
 from harness.config import ConditioningConfig
 from harness.sampling.arms._spread import around, covariance_factor
 from harness.sampling.arms.base import SamplingArm, VectorInputs, generator, register_arm
+from harness.seeds import derived_seed
 
 
 @dataclass(frozen=True)
 class Params:
-    reference_draws: int = 32  # prior draws per caption that give its mean and covariance
+    # Prior draws per caption that give its mean and covariance: more than the CLIP width (64 in the presets), so
+    # the covariance has full rank and the Gaussian spreads along every direction the draws can.
+    reference_draws: int = 128
     noise_scale: float = 1.0  # the spread, in units of the prior draws' own (0: the mean alone)
     renormalise: bool = True  # back onto the unit sphere, where the decoder's training vectors lie
 
@@ -42,8 +45,10 @@ class PriorGaussian(SamplingArm):
         return mode.draws_from_prior
 
     def perturb(self, vectors: VectorInputs) -> VectorInputs:
-        gen = generator(vectors.seed)
-        draws = vectors.prior_draws(self.params.reference_draws, gen).float()
+        # The reference draws are the chunk's (shared by every control); the noise is this module's, the same at
+        # every noise scale, so a control's curve over its scale is paired point to point.
+        draws = vectors.reference(self.params.reference_draws).float()
+        gen = generator(derived_seed(vectors.chunk_seed, f"noise:{self.module_name}"))
         image = around(draws.mean(dim=1), type(self).factor(draws), draws, vectors.text.shape[1], gen,
                        self.params.noise_scale, vectors.reads, self.params.renormalise)
         return replace(vectors, image=image.to(vectors.text))

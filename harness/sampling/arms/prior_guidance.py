@@ -8,6 +8,7 @@ one pulls the draws toward the caption and narrows them. Needs a prior trained w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -31,6 +32,12 @@ class PriorGuidance(SamplingArm):
     @classmethod
     def applies_to(cls, mode: ConditioningConfig) -> bool:
         return mode.draws_from_prior
+
+    @classmethod
+    def prior_problem(cls, prior: Any) -> str:
+        if prior.kind != "diffusion":
+            return f"guides a diffusion prior; prior={prior.kind} has no guidance"
+        return "" if prior.p_uncond > 0 else "needs a prior trained with an unconditional branch (prior.p_uncond > 0)"
 
     def draw(self, draws: ChunkDrawer, text: torch.Tensor, k: int) -> torch.Tensor:
         return draws(k, guidance=self.params.scale)

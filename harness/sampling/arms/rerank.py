@@ -8,6 +8,7 @@ equal to the prior's `best_of` it reproduces `per_sample` exactly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -31,6 +32,10 @@ class Rerank(SamplingArm):
     @classmethod
     def applies_to(cls, mode: ConditioningConfig) -> bool:
         return mode.draws_from_prior
+
+    @classmethod
+    def prior_problem(cls, prior: Any) -> str:
+        return "" if prior.kind == "diffusion" else f"ranks draws of a diffusion prior; prior={prior.kind} draws one"
 
     def draw(self, draws: ChunkDrawer, text: torch.Tensor, k: int) -> torch.Tensor:
         c = self.params.candidates
