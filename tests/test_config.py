@@ -73,13 +73,15 @@ def console(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_console_script_help_version_and_tab_completion(tmp_path):
     helped = console("--help")
     assert helped.returncode == 0, helped.stderr[-2000:]
-    assert "usage: unclip-harness" in helped.stdout and "experiment: cpu, cpu_hard_negatives, gpu, hf_quick, mechanism, quick, " \
-        "smoke, study" in helped.stdout
+    assert "usage: unclip-harness" in helped.stdout
+    assert "experiment: cpu, cpu_hard_negatives, gpu, hf_quick, mechanism, power, quick, smoke, study" in helped.stdout
+    assert "unclip-harness compare RUN RUN ... --out DIR" in helped.stdout  # the tools beside the pipeline
     assert console("--version").stdout.startswith("unclip-harness ")
     line = "unclip-harness experiment="
     completed = console("-sc", "query=bash", env=dict(os.environ, COMP_LINE=line, COMP_POINT=str(len(line))))
-    assert set(completed.stdout.split()) == {f"experiment={p}" for p in ("cpu", "cpu_hard_negatives", "gpu",
-                                                                          "hf_quick", "mechanism", "quick", "smoke", "study")}
+    assert set(completed.stdout.split()) == {f"experiment={p}" for p in ("cpu", "cpu_hard_negatives", "gpu", "hf_quick",
+                                                                          "mechanism", "power", "quick", "smoke",
+                                                                          "study")}
 
 
 @pytest.mark.parametrize("stage, override, changes", [
