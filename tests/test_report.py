@@ -490,3 +490,12 @@ def test_arms_are_compared_within_one_decoder_and_clip_never_across_variants(tmp
     assert set(groups["unclip [hardneg]"]) == {"unclip (cads) [hardneg] - unclip (per_sample) [hardneg]",
                                                "unclip (cads) [hardneg] - unclip (fixed) [hardneg]"}
     assert (tmp_path / "curves_arms_unclip_hardneg.png").is_file()
+
+
+def test_an_interval_reads_in_one_number_format():
+    from harness.metrics.intervals import Interval
+    from harness.report.markdown import fmt_est
+
+    assert fmt_est(Interval(11.3, 9.618, 12.94)) == "11.3 [9.6, 12.9]"  # the bounds take the estimate's decimals
+    assert fmt_est(Interval(0.146, 0.0762, 0.2158)) == "0.146 [0.076, 0.216]"
+    assert fmt_est(Interval(-0.0001, -0.0031, 0.0029)) == "0.000 [-0.003, 0.003]"

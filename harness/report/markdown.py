@@ -20,24 +20,28 @@ NOT_MEASURED = "Not measured in this run"
 CANNOT_TELL = "the data cannot tell"
 
 
-def fmt(x: float | None) -> str:
-    """Three decimals below 10, one below 1000, none above: enough for accuracies, entropies and FIDs."""
+def fmt(x: float | None, like: float | None = None) -> str:
+    """Three decimals below 10, one below 1000, none above: enough for accuracies, entropies and FIDs. `like`: the
+    magnitude that chooses the decimals (an interval's bounds take its estimate's largest, so one number reads in
+    one format)."""
     if x is None or math.isnan(x):
         return "n/a"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    digits = 3 if abs(x) < 10 else 1 if abs(x) < 1000 else 0
+    size = abs(x) if like is None else like
+    digits = 3 if size < 10 else 1 if size < 1000 else 0
     text = f"{x:.{digits}f}"
     return text.lstrip("-") if float(text) == 0 else text  # no "-0.000"
 
 
 def fmt_est(e: Estimate | None) -> str:
-    """`value [low, high]`, marked † when it rests on one training seed without a borrowed seed variance (prompt
-    variation only)."""
+    """`value [low, high]` in one format, marked † when it rests on one training seed without a borrowed seed
+    variance (prompt variation only)."""
     if e is None or math.isnan(e.value):
         return "n/a"
     mark = "†" if e.seed_term == PROMPTS_ONLY and e.prompts else ""
-    return f"{fmt(e.value)} [{fmt(e.low)}, {fmt(e.high)}]{mark}"
+    size = max(abs(v) for v in (e.value, e.low, e.high) if math.isfinite(v))
+    return f"{fmt(e.value, size)} [{fmt(e.low, size)}, {fmt(e.high, size)}]{mark}"
 
 
 def fmt_scales(scales: Iterable[float]) -> str:
