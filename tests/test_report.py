@@ -499,3 +499,10 @@ def test_an_interval_reads_in_one_number_format():
     assert fmt_est(Interval(11.3, 9.618, 12.94)) == "11.3 [9.6, 12.9]"  # the bounds take the estimate's decimals
     assert fmt_est(Interval(0.146, 0.0762, 0.2158)) == "0.146 [0.076, 0.216]"
     assert fmt_est(Interval(-0.0001, -0.0031, 0.0029)) == "0.000 [-0.003, 0.003]"
+
+
+def test_the_report_opens_with_its_contents(rendered):
+    report = (rendered[2] / "report.md").read_text()
+    contents = report.splitlines()[2]
+    assert contents.startswith("Contents: [Key findings](#key-findings) · [Setup](#setup)")
+    assert "[Q1](#q1-" in contents and "[Q6](#q6-" in contents

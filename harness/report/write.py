@@ -12,6 +12,7 @@ import dataclasses
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,9 @@ def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt
                   "(same noise on every sheet).", "", *drawn_right_lines(sweep)]
         for label, sheet in sheets.items():
             lines += [f"### {label}", "", f"![{label}]({os.path.relpath(Path(sheet), out_dir)})", ""]
+    headings = [line[3:] for line in lines if line.startswith("## ")]
+    lines[1:1] = ["", "Contents: " + " · ".join(f"[{h.split('. ')[0] if h.startswith('Q') else h}](#{anchor(h)})"
+                                              for h in headings)]
     report = out_dir / "report.md"
     _write_atomic(report, "\n".join(lines).rstrip() + "\n")
     summary_path = out_dir / "summary.json"
@@ -227,6 +231,12 @@ def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt
     merged["answers"] = {"key_findings": findings.answer, **{key: s.answer for key, s in parts.items()}}
     _write_atomic(summary_path, json.dumps(merged, indent=2, default=str))
     return report
+
+
+def anchor(heading: str) -> str:
+    """The link target a Markdown renderer (GitHub's) gives a heading: lower case, punctuation dropped, spaces as
+    hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
 
 
 def _total_row(summary: dict, wall: dict) -> list[str]:
