@@ -148,13 +148,17 @@ class Plain(SamplingArm):
     baseline = True
 
 
-class PriorDraws(SamplingArm):
-    """A prior-draw policy (`draws`): a prior mode's own way of sampling, for modes that sample from the prior."""
-    baseline = True
+class OnPriorDraws(SamplingArm):
+    """An arm for modes that sample from the prior (their draws are what it chooses or replaces)."""
 
     @classmethod
     def applies_to(cls, mode: ConditioningConfig) -> bool:
         return mode.draws_from_prior
+
+
+class PriorDraws(OnPriorDraws):
+    """A prior-draw policy (`draws`): a prior mode's own way of sampling, for modes that sample from the prior."""
+    baseline = True
 
 
 def generator(seed: int) -> torch.Generator:

@@ -13,9 +13,8 @@ from typing import Callable, ClassVar
 
 import torch
 
-from harness.config import ConditioningConfig
 from harness.sampling.arms._spread import around, covariance_factor
-from harness.sampling.arms.base import SamplingArm, VectorInputs, generator, register_arm
+from harness.sampling.arms.base import OnPriorDraws, VectorInputs, generator, register_arm
 from harness.seeds import derived_seed
 
 
@@ -35,14 +34,10 @@ class Params:
 
 
 @register_arm("prior_gaussian")
-class PriorGaussian(SamplingArm):
+class PriorGaussian(OnPriorDraws):
     Params = Params
     # The noise's covariance factor from the reference draws [P, m, D] (`_spread`): theirs, here.
     factor: ClassVar[Callable[[torch.Tensor], torch.Tensor]] = staticmethod(covariance_factor)
-
-    @classmethod
-    def applies_to(cls, mode: ConditioningConfig) -> bool:
-        return mode.draws_from_prior
 
     def perturb(self, vectors: VectorInputs) -> VectorInputs:
         # The reference draws are the chunk's (shared by every control); the noise is this module's, the same at

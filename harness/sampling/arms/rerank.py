@@ -12,8 +12,7 @@ from typing import Any
 
 import torch
 
-from harness.config import ConditioningConfig
-from harness.sampling.arms.base import ChunkDrawer, SamplingArm, register_arm
+from harness.sampling.arms.base import ChunkDrawer, OnPriorDraws, register_arm
 
 
 @dataclass(frozen=True)
@@ -26,12 +25,8 @@ class Params:
 
 
 @register_arm("rerank")
-class Rerank(SamplingArm):
+class Rerank(OnPriorDraws):
     Params = Params
-
-    @classmethod
-    def applies_to(cls, mode: ConditioningConfig) -> bool:
-        return mode.draws_from_prior
 
     @classmethod
     def prior_problem(cls, prior: Any) -> str:

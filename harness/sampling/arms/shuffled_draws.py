@@ -12,8 +12,7 @@ from dataclasses import replace
 
 import torch
 
-from harness.config import ConditioningConfig
-from harness.sampling.arms.base import SamplingArm, VectorInputs, generator, register_arm
+from harness.sampling.arms.base import OnPriorDraws, VectorInputs, generator, register_arm
 
 
 def partners(prompt_ids: list[int], kinds: list[str], gen: torch.Generator) -> list[int]:
@@ -28,11 +27,7 @@ def partners(prompt_ids: list[int], kinds: list[str], gen: torch.Generator) -> l
 
 
 @register_arm("shuffled_draws")
-class ShuffledDraws(SamplingArm):
-    @classmethod
-    def applies_to(cls, mode: ConditioningConfig) -> bool:
-        return mode.draws_from_prior
-
+class ShuffledDraws(OnPriorDraws):
     def perturb(self, vectors: VectorInputs) -> VectorInputs:
         gen = generator(vectors.seed)
         others = partners(vectors.prompt_ids, vectors.kinds, gen)
