@@ -82,6 +82,8 @@ def test_pipeline_writes_the_report_without_network(smoke_run):
 
 
 def test_every_stage_and_the_report_reach_wandb_offline(smoke_run):
+    """Each trained run with its own config and tags, the report's run with flat summary keys, and the artifacts'
+    lineage from the data and the CLIP to the report, all read back from the offline files."""
     from wandb_offline import offline_run_dirs, read_offline_run
 
     root, _ = smoke_run
@@ -93,17 +95,45 @@ def test_every_stage_and_the_report_reach_wandb_offline(smoke_run):
     for name, run in trained.items():  # a loss curve, and the trained artifact's figures in the summary
         assert [row["loss"] for row in run["history"] if "loss" in row], name
         assert run["summary"]["images_per_s"] > 0 and run["exit_code"] == 0, name
+        assert run["tags"][:2] == ["smoke", run["config"]["stage"]], name
+    glide = trained["decoder[glide seed 0]"]
+    assert (glide["config"]["mode"], glide["config"]["seed"], glide["config"]["decoder"]["size"]) == ("glide", 0, "tiny")
+    assert glide["tags"] == ["smoke", "decoder", "glide", "seed 0"] and "sweep" not in glide["config"]
 
     (report,) = [r for r in runs if r["job_type"] == "report"]
+    assert report["tags"] == ["smoke", "report", *modes]
     logged = report["tables"]["metrics"]
     written = pd.read_csv(root / "run" / "metrics.csv")
     assert len(logged) == len(written)
     accuracy = logged[(logged["metric"] == "attribute_accuracy") & (logged["prompt_kind"] == "all")]
     assert set(accuracy["mode"]) >= set(modes)
-    assert any(name.startswith("attribute_accuracy_vs_guidance") for name in report["tables"])
-    assert {"curves", "grid_full"} <= set(report["images"])
+    points = report["tables"]["attribute_accuracy_vs_guidance_table"]
+    assert {"glide", "glide low", "glide high"} <= set(points["lineKey"])  # each line with its interval
+    assert {"curves", "grid_full"} <= set(report["images"]) and "fidelity against diversity" in report["captions"]["curves"][0]
+
     summary = json.loads((root / "run" / "summary.json").read_text())
-    assert report["summary"]["answers"] == json.loads(json.dumps(summary["answers"]))
+    flat = report["summary"]
+    # sortable: no nested values besides wandb's own references to the logged tables, charts and images
+    assert all(not isinstance(value, dict) or "_type" in value for value in flat.values())
+    q3 = [p for p in summary["answers"]["key_findings"]["primary"] if p["question"] == "q3"]
+    assert [flat[f"primary/q3{letter}/estimate"] for letter in "ab"] == [p["estimate"]["value"] for p in q3]
+    assert flat["primary/q3a/statement"] == q3[0]["statement"] and "primary/q1/estimate" not in flat  # q1: n/a here
+    pooled = written[(written["prompt_kind"] == "all") & (written["train_seed"].astype(str) == "all")
+                     & (written["mode"] == "glide") & (written["metric"] == "attribute_accuracy")
+                     & (written["guidance"] == 3.0)]
+    assert flat["attribute_accuracy/glide/g3"] == pytest.approx(float(pooled["value"].iloc[0]))
+
+    artifacts = {name: a for run in runs for name, a in run["artifacts"].items()}
+    for name, run in trained.items():  # each trained run logged the artifact it built, named by its key
+        assert f"{run['config']['stage']}-{run['config']['cache_key']}" in run["artifacts"], name
+    reached, todo = set(), ["report"]
+    while todo:  # walk the lineage back from the report
+        name = todo.pop()
+        if name not in reached:
+            reached.add(name)
+            todo.extend(artifacts[name]["metadata"]["inputs"])
+    assert {name.split("-")[0] for name in reached} >= {"report", "metrics", "sweep", "decoder", "prior", "embeddings",
+                                                        "clip", "data"}
     files = report["artifacts"]["report"]["files"]
     assert {"report.md", "metrics.parquet", "summary.json", "curves.png"} <= set(files)
 

@@ -23,8 +23,9 @@ from wandb_offline import offline_run_dirs, read_offline_run
 
 CONFIG = {"experiment_name": "unit", "decoder": {"size": "tiny"}, "sweep": {"guidance": [1.0, 3.0]}}
 SWEEP = pd.DataFrame({"mode": ["glide", "glide", "unclip", "unclip", "unclip"],  # unclip: two seeds at 3.0
-                      "guidance": [1.0, 3.0, 1.0, 3.0, 3.0],
-                      "fidelity": [0.5, 0.7, 0.6, 0.8, 0.9]})
+                      "guidance": [1.0, 3.0, 1.0, 3.0, 3.0], "metric": "fidelity",
+                      "value": [0.5, 0.7, 0.6, 0.8, 0.9], "ci_low": [0.4, 0.6, 0.5, 0.7, 0.8],
+                      "ci_high": [0.6, 0.8, 0.7, 0.9, 1.0]})
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,12 @@ def test_offline_run_reads_back(logged):
     points = got["tables"]["fidelity_vs_guidance_table"]
     unclip = points[points["lineKey"] == "unclip"]
     assert list(unclip["step"]) == [1.0, 3.0] and list(unclip["lineVal"]) == pytest.approx([0.6, 0.85])
+    upper = points[points["lineKey"] == "unclip high"]  # each line's interval, as two more lines
+    assert list(upper["lineVal"]) == pytest.approx([0.7, 0.95])
 
-    assert got["artifacts"]["report"] == {"type": "report", "files": ["grid.png"]}
-    assert set(got["images"]) == {"grid", "sample"}
+    assert got["artifacts"]["report"] == {"type": "report", "files": ["grid.png"], "metadata": {"inputs": []}}
+    assert set(got["images"]) == {"grid", "sample"} and got["captions"]["grid"] == ["rows: modes"]
+    assert got["tags"] == ["unit"]  # the experiment
     assert all(path.is_file() for paths in got["images"].values() for path in paths)
 
 
@@ -86,7 +90,7 @@ def test_disabled_imports_and_writes_nothing(tmp_path):
         from harness.config import LoggerConfig
         from harness.runtime.tracking import Tracker
         tracker = Tracker(LoggerConfig(mode="disabled"), "unit", Path({str(tmp_path / 'run')!r}), {{}})
-        frame = pd.DataFrame({{"mode": ["a"], "guidance": [1.0], "fid": [2.0]}})
+        frame = pd.DataFrame({{"mode": ["a"], "guidance": [1.0], "metric": ["fid"], "value": [2.0]}})
         with tracker.run("decoder-a", job_type="train") as run:
             run.on_log(1, {{"step": 1, "loss": 0.5}})
             run.log({{"x": 1}}, step=2)
@@ -131,6 +135,32 @@ def test_training_logs_its_curve_live_to_the_active_tracker(tmp_path):
     assert [row["_step"] for row in rows] == [25, 50, 75, 100]
     assert rows[0]["_timestamp"] < finished - 1.0  # step 25 was logged more than a second before the end
     assert run["summary"]["final_loss"] == rows[-1]["loss"]
+
+
+def test_a_run_inside_a_cache_build_is_that_artifacts_run(tmp_path):
+    """Its own config (stage, key, inputs, the settings that key it), tags for its mode and seed, and the
+    artifact with its folder and inputs: the lineage, offline."""
+    from harness.runtime.cache import ArtifactCache
+
+    cache = ArtifactCache(tmp_path / "cache")
+    data = cache.build("data", "1", {"images": 8}, [], lambda workdir: None)
+    tracker = Tracker(LoggerConfig(mode="offline"), "unit", tmp_path / "run", CONFIG)
+
+    def train(workdir: Path) -> None:
+        with tracker.run("decoder[glide seed 2]", job_type="train") as run:
+            run.log({"loss": 1.0})
+        (workdir / "decoder.pt").write_bytes(b"weights")
+
+    decoder = cache.build("decoder", "1", {"mode": "glide", "seed": 2, "steps": 10}, [data], train)
+    (got,) = [read_offline_run(d) for d in offline_run_dirs(tmp_path / "run")]
+    assert got["config"] == {"stage": "decoder", "cache_key": decoder.key, "inputs": [data.name], "mode": "glide",
+                             "seed": 2, "steps": 10}
+    assert got["tags"] == ["unit", "decoder", "glide", "seed 2"]
+    assert got["artifacts"] == {decoder.name: {"type": "decoder", "files": [],
+                                               "metadata": {"cache_key": decoder.key, "inputs": [data.name],
+                                                            "path": str(decoder.path.resolve())}}}
+    assert decoder.inputs == (data.name,) and cache.build("decoder", "1", {"mode": "glide", "seed": 2, "steps": 10},
+                                                          [data], train).inputs == (data.name,)  # reloaded
 
 
 def test_the_environment_decides_what_the_config_leaves_empty_and_an_explicit_setting_wins(tmp_path, monkeypatch):

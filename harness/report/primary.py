@@ -34,7 +34,7 @@ from harness.report.contrasts import (
     matched_difference,
 )
 from harness.metrics.catalogue import DIVERSITY, FIDELITY, needs_probe
-from harness.line import NONE, Line
+from harness.line import Line
 from harness.metrics.estimate import Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt, fmt_est, name
 from harness.report.pilot import Pilot, choose

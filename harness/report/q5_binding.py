@@ -112,7 +112,7 @@ def _vector_against_sequence(sweep: Sweep, answer: dict) -> list[str]:
         "vector_only": [c.label for c in vector], "sequence": [c.label for c in sequence],
         "points": [{"guidance": r.guidance, "vector_only": as_json(r.a), "sequence": as_json(r.b),
                     "difference": as_json(r.difference)} for r in rows]}
-    return [f"### Vector-only against sequence modes", "",
+    return ["### Vector-only against sequence modes", "",
             f"Vector-only ({labels[0]}) against sequence ({labels[1]}), mean over each group's lines, these modes "
             f"differ in more than the pathway (exploratory), vector-only − sequence: {summary}", "",
             *table(["guidance", "vector-only", "sequence", "vector-only − sequence"],

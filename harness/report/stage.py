@@ -1,4 +1,4 @@
-"""The report stage: the run folder's report, figures, tables and summary, and their wandb run.
+"""The report stage: the run folder's report, figures, tables and summary, and their wandb run (`harness.report.dashboard`).
 
 It reads the metrics artifact's tables and the sweep's cells (for the image grids and sheets) and writes
 everything a reader opens into the run folder (`ctx.run_dir`): report.md, summary.json, curves.png, the grids
@@ -11,20 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import platform
-from pathlib import Path
 
-import pandas as pd
 import torch
 
 from harness.data.prompts import sweep_prompts
-from harness.line import COLUMNS as LINE_COLUMNS, REAL, Line
 from harness.metrics import stage as metrics_stage
-from harness.metrics.catalogue import names
 from harness.metrics.estimate import read_table
-from harness.report import figures
+from harness.report import dashboard, figures
 from harness.report.pilot import recipe_of
 from harness.report.write import write_report
-from harness.runtime import tracking
 from harness.runtime.provenance import provenance
 from harness.runtime.cache import Artifact
 from harness.runtime.context import Context
@@ -33,7 +28,6 @@ from harness.sampling.runner import load_cells
 from harness.sampling.stage import CELLS
 
 log = logging.getLogger(__name__)
-REPORT_FILES = ("report.md", "summary.json", "metrics.parquet", "metrics.csv", "per_prompt.csv", "config.yaml")
 
 
 def run(ctx: Context) -> Artifact:
@@ -54,7 +48,7 @@ def run(ctx: Context) -> Artifact:
     write_report(metrics, summary(ctx), run_dir, per_prompt, grids=grids, sheets=sheets, settings=cfg.report,
                  recipe=recipe_of(cfg))
     written = json.loads((run_dir / "summary.json").read_text())
-    track(run_dir, metrics, written)
+    dashboard.track(ctx, run_dir, metrics, written)
     log.info("report: %s", run_dir / "report.md")
     return Artifact("report", "-", run_dir, written)
 
@@ -89,24 +83,6 @@ def summary(ctx: Context) -> dict:
         # Less than the stages' sum when tasks ran side by side.
         "wall_time_total_s": ctx.clock.wall() if ctx.clock else None,
     }
-
-
-def track(run_dir: Path, metrics: pd.DataFrame, summary: dict) -> None:
-    """The sweep and report as one wandb run: the metrics table and line plots, the figures as images, the
-    answers and key figures in its summary, and the report's files as an artifact."""
-    with tracking.active().run("sweep and report", "report") as tracked:
-        tracked.log_table("metrics", metrics)
-        curves = metrics[(metrics["prompt_kind"] == "all") & (metrics["mode"] != REAL)].copy()
-        curves["line"] = [Line.of(row).label for row in curves[list(LINE_COLUMNS)].to_dict("records")]
-        wide = curves.pivot_table(index=["line", "guidance", "train_seed"], columns="metric", values="value")
-        tracked.log_line_plots(wide.reset_index(), x="guidance", series="line",
-                               metrics=[m for m in names(line_plot=True) if m in wide.columns])
-        images = sorted(run_dir.glob("*.png"))
-        for image in images:
-            tracked.log_image(image.stem, image)
-        tracked.summary({key: summary[key] for key in ("answers", "setup", "wall_time_total_s", "priors")
-                         if key in summary})
-        tracked.log_files("report", "report", [run_dir / name for name in REPORT_FILES] + images)
 
 
 def _machine() -> str:

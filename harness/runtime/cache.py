@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -46,9 +47,31 @@ class Artifact:
     path: Path
     meta: dict = field(default_factory=dict, compare=False)
     reused: bool = field(default=False, compare=False)
+    inputs: tuple[str, ...] = field(default=(), compare=False)  # the names of the artifacts it was built from
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    @property
+    def name(self) -> str:
+        """`<stage>-<key>`: what the artifact is called outside the cache (its wandb artifact)."""
+        return f"{self.stage}-{self.key}"
+
+
+@dataclass(frozen=True)
+class Build:
+    """The artifact a builder is making, readable from inside the builder (`current_build`): a wandb run opened
+    there logs it as the run's output, with its inputs and the config that keys it (`harness.runtime.tracking`)."""
+    artifact: Artifact  # as it will be once committed
+    config: Mapping[str, Any]
+
+
+_building: ContextVar[Build | None] = ContextVar("building", default=None)
+
+
+def current_build() -> Build | None:
+    """The build in progress in this process, if a builder is running."""
+    return _building.get()
 
 
 def _canonical(value: Any) -> Any:
@@ -96,9 +119,9 @@ class ArtifactCache:
         with FileLock(str(final) + ".lock"):
             if (final / META_FILE).exists():  # built by another process while we waited
                 return self._load(stage, key, final)
-            meta = self._run_builder(builder, self._open_workdir(stage, key, final))
+            meta = self._run_builder(builder, self._open_workdir(stage, key, final), final, config, inputs)
             self._commit(stage, version, key, config, inputs, final, meta)
-        return Artifact(stage, key, final, meta, reused=False)
+        return Artifact(stage, key, final, meta, reused=False, inputs=_names(inputs))
 
     def has(self, stage: str, version: str, config: Mapping[str, Any], inputs: Sequence[Artifact]) -> bool:
         """Whether `build` with these arguments would find the artifact built."""
@@ -123,7 +146,7 @@ class ArtifactCache:
                 workdir = self._open_workdir(stage, key, final) if main else _workdir(final)
                 distributed.barrier()  # the workdir exists before any rank's builder looks into it
                 if main or every_rank:
-                    meta = self._run_builder(builder, workdir)
+                    meta = self._run_builder(builder, workdir, final, config, inputs)
                 if main:
                     self._commit(stage, version, key, config, inputs, final, meta)
             distributed.barrier()  # the artifact is complete on disk for every rank
@@ -133,7 +156,7 @@ class ArtifactCache:
         if built:
             return self._load(stage, key, final)
         record = json.loads((final / META_FILE).read_text())
-        return Artifact(stage, key, final, record.get("meta", {}), reused=False)
+        return Artifact(stage, key, final, record.get("meta", {}), reused=False, inputs=_names(inputs))
 
     def _open_workdir(self, stage: str, key: str, final: Path) -> Path:
         """Create the build folder `<key>.partial`, or reopen the one an interrupted build left to resume."""
@@ -144,9 +167,15 @@ class ArtifactCache:
         return workdir
 
     @staticmethod
-    def _run_builder(builder: Callable[[Path], dict | None], workdir: Path) -> dict:
+    def _run_builder(builder: Callable[[Path], dict | None], workdir: Path, final: Path, config: Mapping[str, Any],
+                     inputs: Sequence[Artifact]) -> dict:
         started = time.time()
-        meta = dict(builder(workdir) or {})
+        building = _building.set(Build(Artifact(final.parent.name, final.name, final, inputs=_names(inputs)),
+                                       _canonical(config)))
+        try:
+            meta = dict(builder(workdir) or {})
+        finally:
+            _building.reset(building)
         meta.setdefault("wall_time_s", round(time.time() - started, 2))
         return meta
 
@@ -156,7 +185,7 @@ class ArtifactCache:
         workdir = _workdir(final)
         # world_size: how many processes built it, for the record; the key is the same for any number.
         record = {"stage": stage, "version": version, "key": key, "config": _canonical(config),
-                  "inputs": {a.stage: a.key for a in inputs}, "meta": meta,
+                  "inputs": list(_names(inputs)), "meta": meta,
                   "world_size": distributed.world_size()}
         tmp = workdir / (META_FILE + ".tmp")
         tmp.write_text(json.dumps(record, indent=2))
@@ -168,4 +197,10 @@ class ArtifactCache:
     def _load(self, stage: str, key: str, path: Path) -> Artifact:
         record = json.loads((path / META_FILE).read_text())
         log.info("%s: reusing cached artifact %s", stage, key)
-        return Artifact(stage, key, path, record.get("meta", {}), reused=True)
+        inputs = record.get("inputs", [])  # a {stage: key} mapping in records written before the names
+        names = [f"{s}-{k}" for s, k in inputs.items()] if isinstance(inputs, dict) else inputs
+        return Artifact(stage, key, path, record.get("meta", {}), reused=True, inputs=tuple(names))
+
+
+def _names(inputs: Sequence[Artifact]) -> tuple[str, ...]:
+    return tuple(sorted(a.name for a in inputs))

@@ -8,6 +8,13 @@ and `logger.dir` yield to WANDB_PROJECT and WANDB_DIR when empty):
 - `online`: the same, synced to the wandb server as it runs;
 - `disabled`: wandb is never imported and nothing is written; every logging call is a no-op.
 
+A run opened inside a cache build (a trained stage's) takes that artifact's own config (its stage, cache key,
+inputs and the settings that key it: a decoder's mode, seed and recipe) rather than the global one, is tagged
+with the experiment, stage, mode and seed, and logs the artifact at its end, named `<stage>-<key>`, its folder
+and inputs in the metadata. The report's run logs every artifact the run read the same way, so the lineage
+from the data and the CLIP to the report is there offline too; online runs also declare each input with
+`use_artifact`, which draws wandb's artifact graph.
+
 The pipeline makes its tracker the process's active one (`activate`), and worker processes activate the same
 one, so the training loop logs live curves wherever it runs:
     with active().run("decoder[glide seed 0]", job_type="train") as run:
@@ -24,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from harness.config import Config, LoggerConfig
 from harness.errors import ConfigError
+from harness.runtime.cache import Artifact, Build, current_build
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,8 +50,9 @@ WANDB_MODES = {"dryrun": "offline", "run": "online"}  # wandb's older names for 
 class TrackerRun:
     """One wandb run, or nothing at all when tracking is disabled (`wandb_run is None`)."""
 
-    def __init__(self, wandb_run: Any | None) -> None:
+    def __init__(self, wandb_run: Any | None, online: bool = False) -> None:
         self._run = wandb_run
+        self._online = online
 
     @property
     def dir(self) -> Path | None:
@@ -71,36 +80,95 @@ class TrackerRun:
             self._run.log({name: wandb.Image(image, caption=caption)})
 
     def log_line_plots(self, frame: pd.DataFrame, *, x: str, series: str, metrics: Sequence[str]) -> None:
-        """One line chart per metric, `metric` against `x` with a line per value of `series`.
+        """One line chart per metric of a long table (`metric`, `value`, optional `ci_low` and `ci_high`):
+        `value` against `x` with a line per value of `series`, and its interval's bounds as two more lines
+        (`<series> low`, `<series> high`).
 
-        For the sweep: `x="guidance", series="mode"`. Rows sharing (series, x), e.g. several training seeds,
-        are averaged; missing values are left out. Each chart is logged under `<metric>_vs_<x>` and its points
-        as the table `<metric>_vs_<x>_table`, which is also how offline runs keep them.
+        For the sweep: `x="guidance", series="line"`. Rows sharing (series, x) are averaged; missing values are
+        left out. Each chart is logged under `<metric>_vs_<x>` and its points as the table
+        `<metric>_vs_<x>_table`, which is also how offline runs keep them.
         """
         if self._run is None:
             return
-        import wandb
         for metric in metrics:
-            points = frame.groupby([series, x], sort=True)[metric].mean().dropna()
-            names = list(points.index.get_level_values(0).unique())
-            xs = [list(points.loc[name].index) for name in names]
-            ys = [list(points.loc[name].values) for name in names]
-            chart = wandb.plot.line_series(xs=xs, ys=ys, keys=[str(n) for n in names], title=f"{metric} vs {x}",
-                                           xname=x)
-            self._run.log({f"{metric}_vs_{x}": chart})
+            rows = frame[frame["metric"] == metric]
+            self._line_series(rows, x, "value", series, f"{metric}_vs_{x}", f"{metric} vs {x}")
+
+    def log_curves(self, points: pd.DataFrame, *, x: str, series: str, key: str, title: str) -> None:
+        """`value` against the column `x` (another measure, not a setting), a line per value of `series` through
+        its points, and the interval's bounds (`ci_low`, `ci_high`) as two more lines: e.g. the report's
+        fidelity-diversity curves, logged under `key`."""
+        if self._run is not None:
+            self._line_series(points, x, "value", series, key, title)
+
+    def _line_series(self, rows: pd.DataFrame, x: str, y: str, series: str, key: str, title: str) -> None:
+        import wandb
+        xs, ys, labels = [], [], []
+        for name, group in rows.groupby(series, sort=True):
+            points = group.groupby(x, sort=True)[[c for c in (y, "ci_low", "ci_high") if c in group]].mean()
+            for column, suffix in ((y, ""), ("ci_low", " low"), ("ci_high", " high")):
+                if column in points and points[column].notna().any():
+                    kept = points[column].dropna()
+                    xs.append([float(v) for v in kept.index])
+                    ys.append([float(v) for v in kept.values])
+                    labels.append(f"{name}{suffix}")
+        if labels:
+            self._run.log({key: wandb.plot.line_series(xs=xs, ys=ys, keys=labels, title=title, xname=x)})
 
     def summary(self, values: Mapping[str, Any]) -> None:
         if self._run is not None:
             self._run.summary.update(dict(values))
 
-    def log_files(self, name: str, kind: str, files: Sequence[Path]) -> None:
-        """Files as one wandb artifact `name` of type `kind` (offline runs keep it until `wandb sync`)."""
+    def log_files(self, name: str, kind: str, files: Sequence[Path], inputs: Sequence[Artifact] = ()) -> None:
+        """Files as one wandb artifact `name` of type `kind` (offline runs keep it until `wandb sync`), made
+        from `inputs` (cache artifacts)."""
         if self._run is not None:
             import wandb
-            artifact = wandb.Artifact(name, type=kind)
+            artifact = wandb.Artifact(name, type=kind, metadata={"inputs": sorted(a.name for a in inputs)})
             for path in files:
                 artifact.add_file(str(path))
+            self._declare_inputs([a.path for a in inputs])
             self._run.log_artifact(artifact)
+
+    def log_lineage(self, artifacts: Sequence[Artifact]) -> None:
+        """Cache artifacts as wandb artifacts named `<stage>-<key>` (`_cache_artifact`: nothing is copied), each
+        with its inputs' names in its metadata (and, online, declared as used)."""
+        if self._run is None:
+            return
+        for artifact in artifacts:
+            root = artifact.path.parent.parent  # <cache>/<stage>/<key>: the inputs sit beside it
+            self._declare_inputs([root.joinpath(*name.rsplit("-", 1)) for name in artifact.inputs])
+            self._run.log_artifact(_cache_artifact(artifact.path, artifact.inputs))
+
+    def _declare_inputs(self, folders: Sequence[Path]) -> None:
+        # Offline runs cannot use artifacts (wandb refuses), so there the metadata alone carries the lineage.
+        if self._online:
+            for folder in folders:
+                self._run.use_artifact(_cache_artifact(folder))
+
+
+def _cache_artifact(folder: Path, inputs: Sequence[str] = ()) -> Any:
+    """The wandb artifact of the cache folder `<cache>/<stage>/<key>`: its identity, folder and inputs in the
+    metadata, no files (the weights stay in the cache; a trained run ends before its folder is committed, so
+    not even a reference to it could be checked then). Equal for every run that logs or uses it, so wandb keeps
+    one version of it."""
+    import wandb
+    stage, key = folder.parent.name, folder.name
+    return wandb.Artifact(f"{stage}-{key}", type=stage,
+                          metadata={"cache_key": key, "path": str(Path(folder).resolve()), "inputs": list(inputs)})
+
+
+def build_config(build: Build) -> dict:
+    """A trained run's own config: its stage, cache key and inputs, and the settings that key the artifact."""
+    return {"stage": build.artifact.stage, "cache_key": build.artifact.key, "inputs": list(build.artifact.inputs),
+            **build.config}
+
+
+def build_tags(build: Build) -> list[str]:
+    """The tags of a trained run besides the experiment's: its stage, and its mode and seed where it has them."""
+    config = build.config
+    return [build.artifact.stage, *([str(config["mode"])] if "mode" in config else []),
+            *([f"seed {config['seed']}"] if "seed" in config else [])]
 
 
 class Tracker:
@@ -119,6 +187,7 @@ class Tracker:
         self.prefix = prefix
         self.root = Path(logger_cfg.dir or env.get("WANDB_DIR") or run_dir)
         self.config = dict(config)
+        self.experiment = str(self.config.get("experiment_name", ""))
 
     @classmethod
     def disabled(cls) -> "Tracker":
@@ -139,8 +208,9 @@ class Tracker:
                               x_disable_machine_info=True, disable_git=True, save_code=False)
 
     @contextlib.contextmanager
-    def run(self, name: str, job_type: str) -> Iterator[TrackerRun]:
-        """A run named `name` in the tracker's group; finished (as failed) even when the block raises."""
+    def run(self, name: str, job_type: str, tags: Sequence[str] = ()) -> Iterator[TrackerRun]:
+        """A run named `name` in the tracker's group, tagged with the experiment and `tags`; finished (as failed)
+        even when the block raises. Opened inside a cache build, it is that artifact's run (module docstring)."""
         if not self.enabled:
             yield TrackerRun(None)
             return
@@ -159,12 +229,18 @@ class Tracker:
                 for var, value in _OFFLINE_ENV.items():
                     os.environ.setdefault(var, value)
                 wandb.setup(settings=settings)
+            build = current_build()
+            config = self.config if build is None else build_config(build)
+            tags = [self.experiment, *(build_tags(build) if build else ()), *tags]
             # `create_new` lets a stage open a run while another is still open instead of finishing that one.
             run = wandb.init(project=self.cfg.project, group=self.group, name=self.prefix + name, job_type=job_type,
-                             dir=str(self.root.resolve()), config=self.config, settings=settings,
-                             reinit="create_new")
+                             dir=str(self.root.resolve()), config=config, settings=settings,
+                             tags=[t[:64] for t in dict.fromkeys(tags) if t], reinit="create_new")
             try:
-                yield TrackerRun(run)
+                tracked = TrackerRun(run, online=self.cfg.mode == "online")
+                yield tracked
+                if build is not None:
+                    tracked.log_lineage([build.artifact])
             except BaseException:
                 run.finish(exit_code=1)
                 raise

@@ -93,10 +93,11 @@ def _media(values: Iterable[dict], kind: str) -> Iterator[tuple[str, str]]:
 def read_offline_run(run_dir: Path) -> dict[str, Any]:
     """What an offline run logged: its identity, config, summary, history rows, tables and images.
 
-    Returns `name`, `group`, `job_type`, `project`, `config` and `summary` (wandb's own `_wandb` entries left
+    Returns `name`, `group`, `job_type`, `project`, `tags`, `config` and `summary` (wandb's own `_wandb` entries left
     out), `history` (one dict per step, in order, with wandb's `_step`, `_runtime` and `_timestamp`),
     `tables` ({key: DataFrame}, the last one logged under each key, line plots' points included as
-    `<chart>_table`), `images` ({key: [paths, in logging order]}), `artifacts` ({name: {type, files}}) and
+    `<chart>_table`), `images` ({key: [paths, in logging order]}), `captions` ({key: [captions]}), `artifacts` ({name: {type,
+    files, metadata}}; a reference's entry is its URI) and
     `exit_code` (None when the run never finished: killed, or still running).
     """
     from wandb.proto import wandb_internal_pb2 as pb
@@ -105,7 +106,7 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
     logs = list(run_dir.glob("run-*.wandb"))
     if len(logs) != 1:
         raise FileNotFoundError(f"{run_dir}: expected one run-*.wandb transaction log, found {len(logs)}")
-    out: dict[str, Any] = {"name": "", "group": "", "job_type": "", "project": "", "config": {}, "summary": {},
+    out: dict[str, Any] = {"name": "", "group": "", "job_type": "", "project": "", "tags": [], "config": {}, "summary": {},
                            "history": [], "artifacts": {}, "exit_code": None}
     for raw in _records(logs[0]):
         record = pb.Record()
@@ -113,7 +114,8 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run = record.run
-            out.update(name=run.display_name, group=run.run_group, job_type=run.job_type, project=run.project)
+            out.update(name=run.display_name, group=run.run_group, job_type=run.job_type, project=run.project,
+                       tags=list(run.tags))
             _apply(out["config"], run.config.update)
         elif kind == "config":
             _apply(out["config"], record.config.update)
@@ -125,8 +127,9 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
             out["history"].append(_apply({}, record.history.item))
         elif kind == "artifact":
             entries = record.artifact.manifest.contents
-            out["artifacts"][record.artifact.name] = {"type": record.artifact.type,
-                                                      "files": sorted(entry.path for entry in entries)}
+            out["artifacts"][record.artifact.name] = {
+                "type": record.artifact.type, "metadata": json.loads(record.artifact.metadata or "{}"),
+                "files": sorted(entry.ref if entry.ref else entry.path for entry in entries)}
         elif kind == "exit":
             out["exit_code"] = record.exit.exit_code
     for section in ("config", "summary"):
@@ -139,7 +142,11 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
         tables[key] = pd.DataFrame(table["data"], columns=table["columns"])
     out["tables"] = tables
     images: dict[str, list[Path]] = {}
-    for key, path in _media(out["history"], "image-file"):
-        images.setdefault(key, []).append(files / path)
-    out["images"] = images
+    captions: dict[str, list[str]] = {}
+    for row in out["history"]:
+        for key, value in row.items():
+            if isinstance(value, dict) and value.get("_type") == "image-file":
+                images.setdefault(key, []).append(files / value["path"])
+                captions.setdefault(key, []).append(value.get("caption", ""))
+    out["images"], out["captions"] = images, captions
     return out
