@@ -2,7 +2,7 @@
 
     .venv/bin/pip install scikit-learn          # its wheel carries the 1797 8x8 scans (UCI), no download
     .venv/bin/python experiments/digits_dataset.py data/digits
-    .venv/bin/python -m harness experiment=hf_quick data.hf.path=data/digits
+    .venv/bin/python -m harness experiment=hf_quick data.hf.path=data/digits data.hf.text_column=caption
 
 Each scan becomes a dark digit on white with a caption that names the digit and two things a reader sees in it
 (each split at its median within the digit's class, so both halves of every class are as large): the stroke

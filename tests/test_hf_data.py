@@ -105,11 +105,13 @@ def _grey(n):
 
 @pytest.mark.parametrize("make, overrides, key, words", [
     (lambda d: d / "nowhere", [], "data.hf.path", ["no folder"]),
+    (lambda d: write_imagefolder(d / "named", _grey(4), ["a", "b", "c", "d"]),
+     ["data.hf.text_column=caption", "data.hf.name=2017"], "data.hf.name", ["only a hub dataset", "local folder"]),
     (lambda d: write_imagefolder(d / "empty", []), [], "data.hf.path", ["could not be read"]),
     (lambda d: write_imagefolder(d / "uncaptioned", _grey(4)), ["data.hf.text_column=caption"],
      "data.hf.text_column", ["columns are image", "metadata.jsonl"]),
     (lambda d: write_imagefolder(d / "blanks", _grey(6), ["one", "", "three", "   ", "five", "six"]),
-     ["data.hf.text_column=caption"], "data.hf.text_column", ["2 of 6 captions", "index 1"]),
+     ["data.hf.text_column=caption"], "data.hf.text_column", ["2 of 6 images", "empty caption", "index 1"]),
     (lambda d: write_imagefolder(d / "tiny", _grey(2), ["one", "two"]), ["data.hf.text_column=caption"],
      "data.hf.max_images", ["2 images are too few"]),
     (lambda d: write_imagefolder(d / "few_held_out", _grey(20), [f"grey {i}" for i in range(20)]),
@@ -139,8 +141,57 @@ def test_caption_column_that_is_not_text_names_its_type(smoke_config, tmp_path):
         run_stage("data", Context.start(cfg))
 
 
-def test_hub_name_needs_network_permission(smoke_config, tmp_path):
-    cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", "data.hf.path=someone/some-dataset",
-                       cache=tmp_path / "cache")
-    with pytest.raises(HarnessError, match="allow_network"):
-        run_stage("data", Context.start(cfg))
+def write_hub_cache(cache_root, repo: str, rows: dict) -> None:
+    """`rows` as the datasets cache holds a hub dataset `repo` it downloaded once: the Arrow files of its
+    prepared splits under `<cache>/<namespace>___<name>/default/0.0.0/<hash>/`, named after the dataset.
+    Made here by preparing a local Parquet copy (datasets' own writer) and moving it to the hub name's place."""
+    import shutil
+
+    import datasets
+
+    namespace, name = repo.split("/")
+    parquet = cache_root / "source" / "train.parquet"
+    parquet.parent.mkdir(parents=True)
+    datasets.Dataset.from_dict(rows).to_parquet(str(parquet))
+    datasets.load_dataset("parquet", data_files={"train": str(parquet)}, cache_dir=str(cache_root / "prepare"))
+    (prepared,) = [p for p in (cache_root / "prepare" / "parquet").glob("*/*/*") if p.is_dir()]
+    target = cache_root / f"{namespace}___{name}" / "default" / "0.0.0" / prepared.name
+    shutil.copytree(prepared, target)
+    for arrow in target.glob("parquet-*.arrow"):
+        arrow.rename(arrow.with_name(arrow.name.replace("parquet-", f"{name}-", 1)))
+
+
+def test_a_hub_dataset_loads_from_the_local_cache_without_network(smoke_config, tmp_path, monkeypatch):
+    import datasets
+
+    cache = tmp_path / "hf_cache"
+    write_hub_cache(cache, "someone/tiny", {"image": _grey(12), "text": [f"grey {i % 4}" for i in range(12)]})
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", "data.hf.path=someone/tiny", cache=tmp_path / "cache")
+    before = datasets.config.HF_HUB_OFFLINE
+    artifact = run_stage("data", Context.start(cfg))
+    assert sum(len(splits.load_split(artifact, s)) for s in splits.SPLITS) == 12
+    assert datasets.config.HF_HUB_OFFLINE == before  # offline for the load only
+
+    missing = smoke_config("data=hf", "sweep.prompts_per_kind=1", "data.hf.path=someone/some-dataset",
+                           cache=tmp_path / "cache")
+    with pytest.raises(HarnessError) as info:
+        run_stage("data", Context.start(missing))
+    message = str(info.value)
+    assert message.startswith("data.hf.path: hub dataset 'someone/some-dataset'") and "\n" not in message
+    assert "local datasets cache" in message and "data.hf.allow_network=true" in message
+
+
+def test_max_images_takes_a_random_subset_of_the_seed(smoke_config, tmp_path):
+    write_disk_dataset(tmp_path / "ds", n=40)
+
+    def captions(seed: int) -> set[str]:
+        cfg = smoke_config("data=hf", "sweep.prompts_per_kind=1", f"data.hf.path={tmp_path / 'ds'}",
+                           "data.hf.image_column=img", "data.hf.max_images=10", f"data.seed={seed}",
+                           cache=tmp_path / "cache")
+        artifact = run_stage("data", Context.start(cfg))
+        return {c for s in splits.SPLITS for c in splits.load_split(artifact, s).captions}
+
+    first = captions(0)
+    assert len(first) == 10 and first != {f"picture {i}" for i in range(10)}  # not the first ten rows
+    assert captions(0) == first and captions(1) != first

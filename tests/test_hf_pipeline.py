@@ -42,6 +42,17 @@ def save_to_disk(folder) -> list[str]:
     return ["data.hf.image_column=picture", "data.hf.text_column=description"]
 
 
+def coco_style(folder) -> list[str]:
+    """As COCO is laid out: a list of captions per image (two or three here, worded differently), with
+    `save_to_disk`."""
+    import datasets
+
+    images, captions = striped_images(160, seed=2)
+    lists = [[caption, f"a picture of {caption}", f"{caption}, drawn"][: 2 + i % 2] for i, caption in enumerate(captions)]
+    datasets.Dataset.from_dict({"image": images, "sentences": lists}).save_to_disk(str(folder))
+    return ["data.hf.text_column=sentences"]
+
+
 def image_folder(folder) -> list[str]:
     folder.mkdir()
     images, captions = striped_images(160, seed=1)
@@ -53,7 +64,7 @@ def image_folder(folder) -> list[str]:
     return ["data.hf.text_column=alt_text"]
 
 
-@pytest.mark.parametrize("write", [save_to_disk, image_folder])
+@pytest.mark.parametrize("write", [coco_style, image_folder])
 def test_a_dataset_runs_to_a_report(smoke_config, tmp_path, write):
     columns = write(tmp_path / "dataset")
     # Six held-out captions: enough prompts for the k-NN metrics (precision, recall...) on one real image each.
@@ -72,6 +83,21 @@ def test_a_dataset_runs_to_a_report(smoke_config, tmp_path, write):
             "recall"} <= measured
     assert not measured & {"attribute_accuracy", "binding_accuracy", "free_entropy"}  # they need the world's probe
     assert summary["setup"]["data"] == "hf" and "probe" not in summary
+    if write is coco_style:  # each training image with each of its captions; held-out prompts by their first
+        from harness.data.prompts import sweep_prompts
+        from harness.data.splits import load_split
+        from harness.runtime.context import Context
+
+        ctx = Context.start(cfg)
+        ctx = ctx.with_artifacts({"data": pipeline.run_stage("data", ctx)})
+        data, train = ctx["data"], load_split(ctx["data"], "train")
+        sizes = data.meta["splits"]
+        assert data.meta["captions"] == sum(2 + i % 2 for i in range(160)) and data.meta["images"] == 160
+        train_images = 160 - sizes["val"] - sizes["test"]  # val and test: one row (caption) per image
+        assert 2 * train_images < len(train) == sizes["train"] < 3 * train_images
+        assert {c.startswith("a picture of") for c in train.captions} == {True, False}
+        assert not any(p.caption.startswith("a picture of") or p.caption.endswith(", drawn")
+                       for p in sweep_prompts(ctx))
 
 
 def test_a_held_out_caption_brings_every_test_image_it_captions(smoke_config, smoke_data, tmp_path):

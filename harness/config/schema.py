@@ -58,11 +58,13 @@ class ShapesConfig:
 @dataclass
 class HFConfig:
     path: str = param("", help="a `load_from_disk` folder, an imagefolder with metadata.jsonl/csv, or a hub name")
-    split: str = "train"
+    name: str = param("", help="a hub dataset's configuration (datasets' `name`); empty: its default")
+    revision: str = param("", help="a hub dataset's revision: a branch, tag or commit; empty: its main branch")
+    split: str = param("train", help="the split the images come from; the harness makes its own train/val/test")
     image_column: str = "image"
-    text_column: str = "text"
-    max_images: Optional[int] = param(None, gt=0)
-    allow_network: bool = param(False, keys=())
+    text_column: str = param("text", help="one caption per image, or a list of captions (each trains the image)")
+    max_images: Optional[int] = param(None, gt=0, help="this many images at random (the data seed); empty: all")
+    allow_network: bool = param(False, keys=(), help="download a hub dataset; false: the local datasets cache only")
 
 
 # The data stage keys on the fields of its source: `data.shapes` or `data.hf`.

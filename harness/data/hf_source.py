@@ -1,16 +1,23 @@
 """`data=hf`: any image-caption `datasets` dataset, made to look like the shapes artifact.
 
 Sources, tried in this order: a folder written by `save_to_disk`; a folder of images with a metadata.jsonl
-or metadata.csv captions file (datasets' `imagefolder`); a hub name, only when `data.hf.allow_network=true`.
-Images are decoded here, one by one, so an unreadable file is reported with its index instead of failing
-somewhere inside a training loop.
+or metadata.csv captions file (datasets' `imagefolder`); a hub name (`data.hf.name` its configuration,
+`data.hf.revision` its version), read from the local datasets cache alone unless `data.hf.allow_network=true`
+(and `HF_HUB_OFFLINE=1` keeps even that offline, as datasets does).
+
+The caption column holds one text per image, or a list of them (COCO's five): each image is then trained
+with each of its captions, and a held-out image is prompted by its first. `data.hf.max_images` takes that
+many images at random (the data seed), not the first ones. Images are decoded here, one by one, so an
+unreadable file is reported with its index instead of failing somewhere inside a training loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -20,7 +27,7 @@ from harness.data.splits import split_sizes
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
-VERSION = "2"  # 2: transparent pixels laid on white; captions stripped of surrounding whitespace
+VERSION = "3"  # 2: transparent pixels laid on white, captions stripped; 3: max_images at random, caption lists
 TEXT_TYPES = ("string", "large_string")
 
 
@@ -33,10 +40,25 @@ def check_path(cfg: DataConfig) -> tuple[Path, bool]:
         raise HarnessError(f"data.hf.path: {hf.path} is a file; give the folder that holds the dataset")
     if local and not path.exists():
         raise HarnessError(f"data.hf.path: no folder {hf.path}")
-    if not local and not hf.allow_network:
-        raise HarnessError(f"data.hf.path: {hf.path!r} is not a local dataset folder; set "
-                           "data.hf.allow_network=true to fetch it from the hub")
+    for key in ("name", "revision"):
+        if local and getattr(hf, key):
+            raise HarnessError(f"data.hf.{key}: only a hub dataset has one; {hf.path} is a local folder")
     return path, local
+
+
+@contextlib.contextmanager
+def _hub_offline() -> Iterator[None]:
+    """datasets and huggingface_hub read HF_HUB_OFFLINE once, when imported; a load without network permission
+    sets their flags for its duration, so that a hub name is looked up in the local cache alone."""
+    import datasets
+    from huggingface_hub import constants as hub
+
+    saved = datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE = saved
 
 
 def _load(cfg: DataConfig):
@@ -45,9 +67,17 @@ def _load(cfg: DataConfig):
 
     hf = cfg.hf
     path, local = check_path(cfg)
+    if not local:
+        try:
+            with contextlib.nullcontext() if hf.allow_network else _hub_offline():
+                return datasets.load_dataset(hf.path, hf.name or None, revision=hf.revision or None)
+        except Exception as exc:  # offline, a dataset missing from the cache raises ConnectionError
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            where = "" if hf.allow_network else (
+                f" from the local datasets cache ({datasets.config.HF_DATASETS_CACHE}); set "
+                "data.hf.allow_network=true to download it")
+            raise HarnessError(f"data.hf.path: hub dataset {hf.path!r} could not be loaded{where} ({reason})") from None
     try:
-        if not local:
-            return datasets.load_dataset(hf.path)
         if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
             return datasets.load_from_disk(str(path))
         return datasets.load_dataset("imagefolder", data_dir=str(path))
@@ -89,7 +119,7 @@ def _open(cfg: DataConfig):
     if len(loaded) == 0:
         raise HarnessError(f"data.hf.path: {hf.path} (split {hf.split!r}) has no rows")
     text, image = loaded.features[hf.text_column], loaded.features[hf.image_column]
-    if not (isinstance(text, datasets.Value) and text.dtype in TEXT_TYPES):
+    if not (_is_text(text) or _is_text(getattr(text, "feature", None))):
         raise HarnessError(f"data.hf.text_column: column {hf.text_column!r} of {hf.path} holds {_describe(text)}, "
                            f"not text; columns are {columns}")
     # Image features, or file paths that datasets can read as images.
@@ -99,14 +129,23 @@ def _open(cfg: DataConfig):
     return loaded.cast_column(hf.image_column, datasets.Image(decode=False))
 
 
-def _captions(cfg: DataConfig, table) -> list[str]:
-    """The caption column as text; an empty caption would train the model on the unconditional slot."""
-    captions = table[cfg.hf.text_column]
-    empty = [i for i, c in enumerate(captions) if c is None or not c.strip()]
+def _is_text(feature) -> bool:
+    import datasets
+
+    return isinstance(feature, datasets.Value) and feature.dtype in TEXT_TYPES
+
+
+def _captions(cfg: DataConfig, table) -> list[list[str]]:
+    """Each image's captions (one, or the column's list), stripped; an empty caption, or an image without one,
+    would train the model on the unconditional slot."""
+    column = table[cfg.hf.text_column]
+    captions = [[c] if isinstance(c, str) or c is None else list(c) for c in column]
+    empty = [i for i, texts in enumerate(captions) if not texts or any(c is None or not c.strip() for c in texts)]
     if empty:
-        raise HarnessError(f"data.hf.text_column: {len(empty)} of {len(captions)} captions in column "
-                           f"{cfg.hf.text_column!r} of {cfg.hf.path} are empty (the first at index {empty[0]})")
-    return [c.strip() for c in captions]
+        raise HarnessError(f"data.hf.text_column: {len(empty)} of {len(captions)} images in column "
+                           f"{cfg.hf.text_column!r} of {cfg.hf.path} have an empty caption (the first at index "
+                           f"{empty[0]})")
+    return [[c.strip() for c in texts] for texts in captions]
 
 
 def to_rgb_square(image: Image.Image, resolution: int) -> np.ndarray:
@@ -143,7 +182,8 @@ def build(cfg: DataConfig, workdir: Path) -> dict:
 
     table = _open(cfg)
     n = len(table) if cfg.hf.max_images is None else min(len(table), cfg.hf.max_images)
-    table = table.select(range(n))
+    if n < len(table):  # a random subset: the first rows of a dataset are often one class or one source
+        table = table.select(sorted(np.random.default_rng(cfg.seed).choice(len(table), n, replace=False)))
     captions = _captions(cfg, table)
     try:
         sizes = split_sizes(n, cfg.val_fraction, cfg.test_fraction)
@@ -162,17 +202,20 @@ def build(cfg: DataConfig, workdir: Path) -> dict:
     if converted or cropped:
         modes = ", ".join(f"{count} {mode}" for mode, count in sorted(converted.items()))
         log.info("hf data: converted to RGB: %s; centre-cropped %d non-square images", modes or "none", cropped)
-    # Shuffle once with the data seed so that val/test are not just the dataset's tail.
+    # Shuffle once with the data seed so that val/test are not just the dataset's tail. Images are split, then
+    # the training images repeat once per caption; val and test images keep their first.
     order = np.random.default_rng(cfg.seed).permutation(n)
     splits, start = {}, 0
     for name, size in sizes.items():
         rows = order[start:start + size]
         start += size
-        np.save(workdir / f"pixels_{name}.npy", images[rows])
+        pairs = [(i, text) for i in rows for text in (captions[i] if name == "train" else captions[i][:1])]
+        np.save(workdir / f"pixels_{name}.npy", images[[i for i, _ in pairs]])
         splits[name] = datasets.Dataset.from_dict(
-            {"image": [images[i] for i in rows], "caption": [captions[i] for i in rows]},
+            {"image": [images[i] for i, _ in pairs], "caption": [text for _, text in pairs]},
             features=datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string")}))
     datasets.DatasetDict(splits).save_to_disk(str(workdir / "dataset"))
     log.info("hf data: %d images from %s at %d px", n, cfg.hf.path, cfg.resolution)
-    return {"images": n, "source": cfg.hf.path, "splits": {k: len(v) for k, v in splits.items()},
+    return {"images": n, "captions": sum(len(c) for c in captions), "source": cfg.hf.path,
+            "splits": {k: len(v) for k, v in splits.items()},
             "converted_to_rgb": converted, "centre_cropped": cropped}
