@@ -44,9 +44,11 @@ def smoke_run(tmp_path_factory):
 def test_pipeline_writes_the_report_without_network(smoke_run):
     root, _ = smoke_run
     run = root / "run"
-    for name in ("report.md", "curves.png", "summary.json", "metrics.csv", "metrics.parquet", "config.yaml"):
+    for name in ("report.md", "curves.png", "summary.json", "metrics.csv", "metrics.parquet", "config.yaml",
+                 "forest.png", "q3_diversity.png", "q4_attention_layers.png"):
         assert (run / name).exists(), name
     assert list(run.glob("grid_*.png"))
+    assert "![attention per layer](q4_attention_layers.png)" in (run / "report.md").read_text()
     summary = json.loads((run / "summary.json").read_text())
     sweep = summary["sweep"]
     assert sweep["sampling_s"] > 0 and sweep["metrics_s"] > 0  # the speed targets need them apart

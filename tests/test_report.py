@@ -332,6 +332,10 @@ def test_figures_are_embedded_and_curves_png_is_a_png(rendered):
     assert "![a red circle](grid_g3.png)" in found["Image grids"]
     assert "![unclip_fixed](grid_g3.png)" in found["Samples per mode"]
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the Key-findings contrasts as a forest plot, Q3's diversity against guidance
+    assert "![forest](forest.png)" in found["Key findings"] and (out / "forest.png").read_bytes()[:4] == b"\x89PNG"
+    q3 = next(text for title, text in found.items() if title.startswith("Q3"))
+    assert "against guidance](q3_diversity.png)" in q3 and (out / "q3_diversity.png").stat().st_size > 0
 
 
 def test_sample_sheets_come_with_the_share_of_prompts_drawn_right(rendered):

@@ -26,6 +26,7 @@ from harness.errors import HarnessError, print_or_exit
 from harness.line import COLUMNS as LINE_COLUMNS, Line
 from harness.metrics.catalogue import DIVERSITY, FIDELITY
 from harness.metrics.estimate import POOLED, read_table, table_file
+from harness.report.figures import plot_forest
 from harness.report.join import CONFIG, join_runs, missing_result
 from harness.report.markdown import fmt, table
 from harness.report.multirun import shard
@@ -87,40 +88,6 @@ def metric_rows(folders: Sequence[Path], labels: Sequence[str]) -> pd.DataFrame:
         parts.append(chosen.assign(run=label, line=[Line.of(row).label for row in lines]))
     return pd.concat(parts, ignore_index=True)[["run", "line", "guidance", "metric", "value", "ci_low", "ci_high",
                                                 "n_prompts", "n_seeds"]]
-
-
-def plot_forest(order: Sequence[str], entries: dict[str, list[dict | None]], labels: Sequence[str],
-                path: Path) -> Path | None:
-    measured = [key for key in order if any(e and all((e.get("estimate") or {}).get(side) is not None
-                                                      for side in ("value", "low", "high"))
-                                            for e in entries[key])]
-    if not measured:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 0.55 * len(measured) * max(1, len(labels)) ** 0.5 + 1.5))
-    for r, label in enumerate(labels):
-        offset = (r - (len(labels) - 1) / 2) * 0.8 / max(1, len(labels))
-        for i, key in enumerate(measured):
-            e = (entries[key][r] or {}).get("estimate") or {}
-            if any(e.get(side) is None for side in ("value", "low", "high")):  # no interval to draw
-                continue
-            ax.errorbar(e["value"], i + offset, xerr=[[e["value"] - e["low"]], [e["high"] - e["value"]]], fmt="o",
-                        color=f"C{r}", capsize=3, label=label if i == 0 else None)
-    ax.axvline(0, color="0.5", linestyle=":")
-    ax.set_yticks(range(len(measured)), [key if len(key) < 70 else key[:67] + "..." for key in measured],
-                  fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("a − b, with its interval", fontsize=9)
-    ax.legend(fontsize=8, loc="best")
-    ax.set_title("Key-findings contrasts per run", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
 
 
 def compare(run_dirs: Sequence[Path], out_dir: Path) -> Path:

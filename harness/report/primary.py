@@ -105,6 +105,15 @@ def primary_metric(sweep: Sweep, spec: PrimaryContrast) -> str:
     return first_measured(sweep, FIDELITY) or FIDELITY[0]
 
 
+def contrast_label(spec: PrimaryContrast) -> str:
+    """The contrast in a few words, a − b (a figure's row label; the statement says what is measured)."""
+    if spec.contrast == "drop_difference":
+        return f"drop({spec.a}) − drop({spec.b})"
+    if spec.a_base:
+        return f"({spec.a} − {spec.a_base}) − ({spec.b} − {spec.b_base})"
+    return f"{spec.a} − {spec.b}"
+
+
 def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig) -> PrimaryResult:
     """The contrast `spec` declares, measured on this run (estimate None when a curve or cell is missing)."""
     a, b = _curve_text(spec)
@@ -527,7 +536,8 @@ def key_findings(sweep: Sweep, settings: ReportConfig, recipe: dict | None = Non
     lines += [f"- {c.text}: **{c.verdict}** ({c.evidence})." for c in claims] + [""]
     answer = {"q6": q6_answer(results, alpha),
               "pilot": pilot.name if pilot is not None else None,
-              "primary": [{"question": r.spec.question, "statement": r.statement, "estimate": as_json(r.estimate),
+              "primary": [{"question": r.spec.question, "statement": r.statement, "contrast": contrast_label(r.spec),
+                           "estimate": as_json(r.estimate),
                            "family": "primary" if r.in_family else "exploratory" if r.exploratory else "outside",
                            "seed_term": r.estimate.seed_term if r.estimate is not None else None,
                            "df": r.estimate.df if r.measured else None,

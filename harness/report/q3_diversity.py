@@ -7,6 +7,7 @@ this project started from read it as one draw for every sample of a prompt: the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness.report.contrasts import compare, diversity_drop, draw_pairs, drop_difference, first_measured
 from harness.metrics.catalogue import DIVERSITY, FREE_JSD
@@ -22,6 +23,7 @@ from harness.report.markdown import (
     name,
     verdict,
 )
+from harness.report.figures import plot_against_guidance
 from harness.report.q2_clip_text import comparison_json, comparison_lines
 from harness.sampling.arms.base import FIXED, PER_SAMPLE
 
@@ -33,7 +35,8 @@ READINGS = {
 }
 
 
-def section(sweep: Sweep) -> Section:
+def section(sweep: Sweep, out_dir: Path | None = None) -> Section:
+    """The section; with `out_dir`, also `q3_diversity.png`: the diversity measure against guidance."""
     metric = first_measured(sweep, DIVERSITY)
     if metric is None:
         return Section.absent(TITLE, "the run has no diversity measure")
@@ -43,6 +46,10 @@ def section(sweep: Sweep) -> Section:
     section = Section(TITLE, [f"Diversity measure: {name(metric)} (higher is more diverse). Prior-draw policies:",
                               "", *readings, "", *metric_table(sweep, metric, curves)],
                       {"measured": True, "metric": metric, "drops": {}, "fixed_vs_per_sample": {}})
+    figure = None if out_dir is None else plot_against_guidance(
+        sweep, metric, curves, out_dir / "q3_diversity.png", f"{name(metric)} against guidance (bars: 95% intervals)")
+    if figure is not None:
+        section.lines += [f"![{name(metric)} against guidance]({figure.name})", ""]
     right = sweep.curves(FREE_JSD)
     if right:  # entropy rewards any spread; this says whether the spread is the world's
         section.lines += [f"Beside it, {name(FREE_JSD)} (0 on draws from the world's exact distribution for the "

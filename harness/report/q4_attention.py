@@ -10,10 +10,12 @@ attribute accuracy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.report.contrasts import difference
 from harness.line import Line
 from harness.metrics.estimate import Estimate, Sweep
+from harness.report.figures import plot_attention_layers
 from harness.report.markdown import CANNOT_TELL, Section, as_json, by_sign, fmt, fmt_est, name, table, verdict
 
 TITLE = "Q4. In combined, does attention fixate on the CLIP tokens and ignore the text?"
@@ -88,7 +90,8 @@ def reliance_lines(sweep: Sweep, answer: dict) -> list[str]:
     return lines + [""]
 
 
-def section(sweep: Sweep) -> Section:
+def section(sweep: Sweep, out_dir: Path | None = None) -> Section:
+    """The section; with `out_dir`, also `q4_attention_layers.png`: each curve's attention per layer."""
     # The question is about combined (two pathways, the prior's vector): its lines first, then the other modes
     # with both kinds of tokens.
     first = sweep.tagged("two_pathway", "prior")
@@ -115,6 +118,12 @@ def section(sweep: Sweep) -> Section:
             kind: [{"guidance": s.guidance, "clip": as_json(s.clip), "text": as_json(s.text),
                     "clip_minus_text": as_json(s.difference)} for s in splits]
             for kind, splits in (("per_group", groups), ("per_token", tokens))}
+    figure = None if out_dir is None else plot_attention_layers(
+        {curve.label: [(layer, s.guidance, s.clip, s.text) for layer in attention_layers(sweep)
+                       for s in attention_split(sweep, curve, layer)] for curve in curves},
+        out_dir / "q4_attention_layers.png")
+    if figure is not None:
+        section.lines += ["", f"![attention per layer]({figure.name})", ""]
     return section
 
 

@@ -12,9 +12,11 @@ import json
 import logging
 import platform
 
+import numpy as np
 import torch
 
 from harness.data.prompts import sweep_prompts
+from harness.line import REAL
 from harness.metrics import stage as metrics_stage
 from harness.metrics.estimate import read_table
 from harness.report import dashboard, figures
@@ -42,7 +44,9 @@ def run(ctx: Context) -> Artifact:
     per_prompt.to_csv(run_dir / metrics_stage.PER_PROMPT, index=False)
     cells = list(load_cells(ctx["sweep"].file(CELLS)))
     prompts = sweep_prompts(ctx)
-    grids = {p.stem.removeprefix("grid_"): p for p in sorted(figures.write_grids(cells, prompts, cfg, run_dir))}
+    with np.load(ctx["sweep"].file(f"{REAL}.npz")) as references:
+        real = dict(zip(references["prompt_ids"].tolist(), references["images"]))
+    grids = {p.stem.removeprefix("grid_"): p for p in sorted(figures.write_grids(cells, prompts, cfg, run_dir, real))}
     sheets = {p.stem.removeprefix("sheet_"): p
               for p in sorted(figures.write_mode_sheets(cells, prompts, cfg, run_dir))}
     write_report(metrics, summary(ctx), run_dir, per_prompt, grids=grids, sheets=sheets, settings=cfg.report,

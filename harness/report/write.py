@@ -24,7 +24,7 @@ from harness.metrics.catalogue import names
 from harness.report import q1_frontier, q2_clip_text, q3_diversity, q4_attention, q5_binding, q6_mechanism
 from harness.metrics.estimate import Sweep
 from harness.line import Line
-from harness.report.figures import plot_curves, plot_noise_scales
+from harness.report.figures import plot_curves, plot_forest, plot_noise_scales
 from harness.report.markdown import Section, fmt, fmt_est, fmt_scales, metric_table, name, table
 from harness.report.primary import key_findings
 from harness.runtime.provenance import describe
@@ -48,16 +48,16 @@ def sections(sweep: Sweep, settings: ReportConfig, arms: dict, out_dir: Path | N
     if out_dir is not None:
         for group, curves in q6_mechanism.arm_modes(sweep, arms).items():
             figures[group] = [plot_curves(sweep, out_dir / f"curves_arms_{group.slug}.png", curves,
-                                          f"{group.label} under every sampling arm: numbers at points are guidance "
-                                          "scales, bars are 95% intervals")]
+                                          f"{group.label} under every sampling arm: larger points are higher "
+                                          "guidance scales, bars are 95% intervals")]
             scaled = plot_noise_scales(sweep, curves, arms, out_dir / f"noise_scales_{group.slug}.png",
                                        f"{group.label}: each control at its noise scales (bars are 95% intervals; "
                                        "dotted: the mode's own sampling)")
             figures[group] += [scaled] if scaled is not None else []
     return {"q1_frontier": q1_frontier.section(own, settings.matched_diversity),
             "q2_clip_text": q2_clip_text.section(own, settings.matched_diversity),
-            "q3_diversity": q3_diversity.section(own),
-            "q4_attention": q4_attention.section(own),
+            "q3_diversity": q3_diversity.section(own, out_dir),
+            "q4_attention": q4_attention.section(own, out_dir),
             "q5_binding": q5_binding.section(own, [(p.a, p.b) for p in settings.primary
                                                    if p.question == "q5" and p.contrast == "difference" and not p.margin]),
             "q6_mechanism": q6_mechanism.section(sweep, arms, settings.matched_diversity, figures, out_dir),
@@ -204,9 +204,10 @@ def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt
     findings = key_findings(sweep, settings, recipe)
     parts = sections(sweep, settings, arms, out_dir)
     lines = [f"# Report: {summary.get('experiment', 'experiment')}", "", f"## {findings.title}", "",
-             *findings.lines, *setup_lines(summary, sweep), "## Diversity–fidelity curves", "",
+             *findings.lines, *forest_lines(findings.answer, out_dir), *setup_lines(summary, sweep),
+             "## Diversity–fidelity curves", "",
              "One line per mode (and prior-draw policy, fixed dashed; Q6 draws the other sampling arms), guidance "
-             "scales as labelled points, "
+             "scales as points that grow with the scale, "
              f"{settings.confidence:.0%} intervals in both directions, real images of the same prompts as the star "
              "and dotted lines.", "", "![curves](curves.png)", ""]
     for section in parts.values():
@@ -231,6 +232,15 @@ def write_report(metrics: pd.DataFrame, summary: dict, out_dir: Path, per_prompt
     merged["answers"] = {"key_findings": findings.answer, **{key: s.answer for key, s in parts.items()}}
     _write_atomic(summary_path, json.dumps(merged, indent=2, default=str))
     return report
+
+
+def forest_lines(answer: dict, out_dir: Path) -> list[str]:
+    """`forest.png`, the Key-findings contrasts with their intervals (exploratory ones hollow), and its
+    reference; nothing when no contrast has an interval."""
+    entries = {f"{e['question'].upper()} {e['contrast']}": [e] for e in answer.get("primary", [])}
+    forest = plot_forest(list(entries), entries, ["this run"], out_dir / "forest.png",
+                         "Key findings: each contrast a − b with its interval (hollow: exploratory)")
+    return [] if forest is None else ["![forest](forest.png)", ""]
 
 
 def anchor(heading: str) -> str:
