@@ -21,8 +21,12 @@ log = logging.getLogger(__name__)
 
 
 def register_configs() -> None:
-    """Make the schemas available to Hydra: `conf/config.yaml` lists `schema` first in its defaults."""
+    """Make the schemas available to Hydra (`conf/config.yaml` lists `schema` first in its defaults), and the
+    resolver its help template calls for the keys' help strings."""
+    from harness.config.help import register_resolver
+
     ConfigStore.instance().store(name="schema", node=Config)
+    register_resolver()
 
 
 def _unknown_keys(node: Any, schema: type, prefix: str = "") -> Iterator[str]:
