@@ -74,25 +74,11 @@ def _one_line_error(exc: Exception, group_options: Callable[[str], list[str]]) -
     return ConfigError(key or "config", lines[0] if lines else text)
 
 
-def _preflight(argv: list[str]) -> bool:
-    """Compose each job of the command line (capped) and check the paths it names, so bad input fails before
-    any work starts.
-
-    Returns whether the command line runs the pipeline (not `--help`, `--info`, `--cfg` and the like).
-    """
-    from hydra._internal.utils import get_args_parser
+def expand_jobs(overrides: list[str]) -> Iterator[list[str]]:
+    """The jobs a command line's overrides make, as a multirun would: one per combination of the swept values
+    (`decoder.size=tiny,small`); one job when nothing is swept. A malformed override is one line naming it."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    args, _ = get_args_parser().parse_known_args(argv)
-    # `--cfg` shows a config, complete or not (`experiment=hf_quick --cfg job` before choosing a dataset): Hydra
-    # still refuses unknown keys and bad types; what a run would need is checked when one runs.
-    if args.help or args.hydra_help or args.info or args.shell_completion or args.cfg:
-        return False
-    from harness.runtime.distributed import launched
-
-    if args.multirun and launched():
-        raise HarnessError("--multirun: torchrun runs one job; launch one torchrun per job instead")
-    overrides = list(args.overrides)  # hydra.* and hydra/* too: a launcher's keys are typed by its plugin
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as exc:
@@ -104,12 +90,33 @@ def _preflight(argv: list[str]) -> bool:
             choices.append([f"{prefix}={v}" for v in override.sweep_string_iterator()])
         else:
             choices.append([text])
+    return (list(job) for job in itertools.product(*choices))
+
+
+def _preflight(argv: list[str]) -> bool:
+    """Compose each job of the command line (capped) and check the paths it names, so bad input fails before
+    any work starts.
+
+    Returns whether the command line runs the pipeline (not `--help`, `--info`, `--cfg` and the like).
+    """
+    from hydra._internal.utils import get_args_parser
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    # `--cfg` shows a config, complete or not (`experiment=hf_quick --cfg job` before choosing a dataset): Hydra
+    # still refuses unknown keys and bad types; what a run would need is checked when one runs.
+    if args.help or args.hydra_help or args.info or args.shell_completion or args.cfg:
+        return False
+    from harness.runtime.distributed import launched
+
+    if args.multirun and launched():
+        raise HarnessError("--multirun: torchrun runs one job; launch one torchrun per job instead")
+    jobs = expand_jobs(list(args.overrides))  # hydra.* and hydra/* too: a launcher's keys are typed by its plugin
     # Under torchrun every rank composes, but only rank 0 (RANK is set before the process group exists) touches
     # the files: it alone writes, and it ends the launch with its one-line error.
     touches_files = int(os.environ.get("RANK", "0")) == 0
     checked = set()  # the jobs of a multirun mostly name the same files: read each once
-    for job in itertools.islice(itertools.product(*choices), MAX_PREFLIGHT_JOBS):
-        config = compose(list(job))
+    for job in itertools.islice(jobs, MAX_PREFLIGHT_JOBS):
+        config = compose(job)
         paths = (config.cache_dir, config.clip.kind, config.clip.architecture, config.clip.weights)
         if touches_files and paths not in checked:
             check_paths(config)
@@ -168,7 +175,8 @@ _hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_n
 
 # `unclip-harness <command> ...`: the tools beside the pipeline, each its own module with a `main(argv)`.
 COMMANDS = {"compare": "harness.report.compare", "runs": "harness.report.runs", "rerender": "harness.report.rerender",
-            "join": "harness.report.join", "pilot": "harness.report.pilot", "sheet": "harness.sheet"}
+            "join": "harness.report.join", "pilot": "harness.report.pilot", "sheet": "harness.sheet",
+            "cache": "harness.runtime.cache_tool"}
 
 
 def main() -> None:

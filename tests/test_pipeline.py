@@ -140,6 +140,37 @@ def test_every_stage_and_the_report_reach_wandb_offline(smoke_run):
     assert {"report.md", "metrics.parquet", "summary.json", "curves.png"} <= set(files)
 
 
+def test_cache_prune_keeps_what_the_config_names_and_the_config_then_builds_nothing(smoke_run, tmp_path):
+    root, _ = smoke_run
+    cache = root / "cache"
+    stray = cache / "decoder" / "0123456789abcdef"  # a decoder no config of this command names
+    stray.mkdir()
+    (stray / "artifact.json").write_text(json.dumps({"config": {"mode": "glide", "seed": 7}}))
+    (stray / "decoder.pt").write_bytes(b"x" * 2048)
+    left = cache / "sweep" / "fedcba9876543210.partial"  # an interrupted build of another config
+    left.mkdir()
+    kept_before = {p for p in cache.glob("*/*") if p.is_dir()} - {stray, left}
+    tool = [sys.executable, "-m", "harness", "cache"]
+    listed = subprocess.run([*tool, "--list", "--dir", str(cache)], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert "| decoder | 0123456789abcdef | 0.0 |" in listed.stdout and "mode glide, seed 7" in listed.stdout
+
+    prune = [*tool, "--prune", "experiment=smoke", f"cache_dir={cache}"]
+    dry = subprocess.run([*prune, "--dry-run"], capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr
+    assert "would remove 2 artifacts" in dry.stdout and stray.exists() and left.exists()
+    done = subprocess.run(prune, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "removed 2 artifacts" in done.stdout, done.stderr
+    assert not stray.exists() and not left.exists()
+    assert {p for p in cache.glob("*/*") if p.is_dir()} == kept_before
+    # what was kept is what the run reads: run again, it builds nothing
+    again = subprocess.run(harness_command(cache, tmp_path / "again", "logger.mode=disabled"), env=offline_env(),
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-4000:]
+    log = (tmp_path / "again" / "cli.log").read_text() if (tmp_path / "again" / "cli.log").exists() else again.stderr
+    assert "reusing cached artifact" in log and "building artifact" not in log
+
+
 def test_killed_sweep_resumes_to_the_same_table(smoke_run, tmp_path):
     """SIGKILL mid-sweep, restart: the same table as the uninterrupted run, and the log counts reused cells.
 

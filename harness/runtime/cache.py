@@ -204,3 +204,32 @@ class ArtifactCache:
 
 def _names(inputs: Sequence[Artifact]) -> tuple[str, ...]:
     return tuple(sorted(a.name for a in inputs))
+
+
+class KeyWalk(ArtifactCache):
+    """A cache that builds nothing: `build` hands back each artifact at the key it has (or would have) and
+    records it in `named`. Running a config's stages on it lists every artifact the config names, without
+    building any (`harness.runtime.cache_tool`)."""
+
+    def __init__(self, root: str | Path) -> None:
+        super().__init__(root)
+        self.named: dict[str, Artifact] = {}
+
+    def build(self, stage: str, version: str, config: Mapping[str, Any], inputs: Sequence[Artifact],
+              builder: Callable[[Path], dict | None], *, every_rank: bool = False) -> Artifact:
+        key = artifact_key(stage, version, config, inputs)
+        final = self.root / stage / key
+        built = (final / META_FILE).exists()
+        meta = json.loads((final / META_FILE).read_text()).get("meta", {}) if built else {}
+        artifact = Artifact(stage, key, final, meta, reused=built, inputs=_names(inputs))
+        self.named[artifact.name] = artifact
+        return artifact
+
+
+def stored(root: str | Path) -> list[tuple[Path, str, str]]:
+    """Every artifact folder of the cache at `root`, finished or partial: (folder, stage, key)."""
+    root = Path(root)
+    found = []
+    for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
+        found.append((folder, folder.parent.name, folder.name.removesuffix(".partial")))
+    return found
