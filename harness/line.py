@@ -116,6 +116,9 @@ class Line:
 
 
 REAL_LINE = Line(REAL)
+# An independent draw of real images of the same prompts, scored against the reference like a model's samples:
+# what a perfect model would score on the set metrics at these sizes (FID and KID: the real-vs-real floor).
+FLOOR_LINE = Line(REAL, "floor")
 
 
 def _unset(value: Any) -> bool:

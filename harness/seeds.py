@@ -15,7 +15,7 @@ import hashlib
 import numpy as np
 
 # The tag of each kind of sweep stream (the last entry of its tuple): one stream kind never meets another's.
-PRIOR_DRAWS, REAL_REFERENCES = 7, 11
+PRIOR_DRAWS, REAL_REFERENCES, FLOOR_REFERENCES = 7, 11, 13
 
 
 def derived_seed(seed: int, purpose: str) -> int:

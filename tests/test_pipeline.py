@@ -49,6 +49,11 @@ def test_pipeline_writes_the_report_without_network(smoke_run):
         assert (run / name).exists(), name
     assert list(run.glob("grid_*.png"))
     assert "![attention per layer](q4_attention_layers.png)" in (run / "report.md").read_text()
+    # FID's real-vs-real floor: fresh real images of the same prompts scored against the reference
+    metrics = pd.read_csv(run / "metrics.csv")
+    floor = metrics[(metrics["mode"] == "real") & (metrics["arm"] == "floor") & (metrics["prompt_kind"] == "all")]
+    assert {"fid", "kid", "precision"} <= set(floor["metric"]) and (floor["n_prompts"] > 0).all()
+    assert "real-vs-real floor" in (run / "report.md").read_text()
     summary = json.loads((run / "summary.json").read_text())
     sweep = summary["sweep"]
     assert sweep["sampling_s"] > 0 and sweep["metrics_s"] > 0  # the speed targets need them apart

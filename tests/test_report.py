@@ -510,3 +510,26 @@ def test_the_report_opens_with_its_contents(rendered):
     contents = report.splitlines()[2]
     assert contents.startswith("Contents: [Key findings](#key-findings) · [Setup](#setup)")
     assert "[Q1](#q1-" in contents and "[Q6](#q6-" in contents
+
+
+@pytest.mark.parametrize("floor, verdict, words", [
+    (5.0, "consistent with the paper's claim in this setting", "real-vs-real floor 5.000 ["),
+    (29.95, "withheld", "FID is not clear of its floor"),  # glide's and unclip's lowest FID is 30: saturated
+    (None, "withheld", "floor is not measured"),
+])
+def test_fids_claim_is_judged_only_clear_of_its_real_vs_real_floor(floor, verdict, words):
+    from harness.config import default_report
+    from harness.metrics.estimate import Sweep
+    from harness.report.primary import fid_claim
+
+    cells = {("glide", "-", "fid"): {1: 30.0, 3: 40.0}, ("unclip", "per_sample", "fid"): {1: 30.0, 3: 32.0}}
+    if floor is not None:
+        cells[("real", "floor", "fid")] = {None: floor}
+    table = make_per_prompt(cells, seeds=(0, 1, 2))
+    for seed, shift in ((0, -0.3), (1, 0.1), (2, 0.2)):  # decoders differ by seed: a seed term to estimate
+        rows = table["train_seed"] == seed
+        table.loc[rows, "value"] += shift * np.where(table.loc[rows, "mode"] == "glide", 1, -1)
+    sweep = Sweep(table, tags=SUMMARY["mode_tags"])
+    claim = fid_claim(sweep, Line("glide"), Line("unclip", "per_sample"), default_report())
+    assert claim.verdict == verdict and words in claim.evidence, claim
+    assert "glide's − unclip (per_sample)'s = 8.000 [" in claim.evidence  # glide's rise 10 − unclip's 2

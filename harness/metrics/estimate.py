@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.line import COLUMNS as LINE_COLUMNS, NONE, REAL, REAL_LINE, Line
+from harness.line import COLUMNS as LINE_COLUMNS, FLOOR_LINE, NONE, REAL, REAL_LINE, Line
 from harness.metrics.catalogue import FROM_PROBE, metric_range
 from harness.metrics.intervals import (CONFIDENCE, Interval, crossed_interval, fill_prompts, grouped_interval,
                                       linearise)
@@ -174,7 +174,7 @@ class Sweep:
     def curves(self, *metrics: str, reliance: bool = False) -> list[Line]:
         """Curves (never the real ceiling) with a guidance scale where every given metric exists (any metric when
         none is given); the reliance lines (a token group hidden) only with `reliance`, and then only them."""
-        found = {curve for curve, _ in self._points(metrics)} - {REAL_LINE}
+        found = {curve for curve, _ in self._points(metrics) if not curve.is_real}
         return self.order(c for c in found if (c.ablation != NONE) == reliance)
 
     def order(self, lines: Iterable[Line]) -> list[Line]:
@@ -199,6 +199,10 @@ class Sweep:
     def ceiling_cell(self, metric: str) -> Reading:
         return Reading(REAL_LINE, math.nan, metric)
 
+    def floor_cell(self, metric: str) -> Reading:
+        """A set metric of real images against an independent draw of real images (`harness.line.FLOOR_LINE`)."""
+        return Reading(FLOOR_LINE, math.nan, metric)
+
     def seeds(self, curve: Line) -> list[str]:
         """The training seeds a curve's cells were scored with."""
         return sorted({s for (line, _, _), kinds in self._tables.items() if line == curve
@@ -217,7 +221,7 @@ class Sweep:
             table = self.table(cell)
             self._cache[key] = None if table is None else crossed_interval(
                 fill_prompts(table.to_numpy(float)), self.confidence, metric_range(cell.metric),
-                trained=cell.curve != REAL_LINE)
+                trained=not cell.curve.is_real)
         return self._cache[key]
 
     def estimate(self, cells: Sequence[Reading], fn: Callable[[np.ndarray], float]) -> Estimate | None:

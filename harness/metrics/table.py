@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from harness.data.prompts import SweepPrompt
 from harness.data.world import Prompt, ShapesWorld, attribute_value, paired_correctly
-from harness.line import COLUMNS as LINE_COLUMNS, NONE, REAL_LINE, Line
+from harness.line import COLUMNS as LINE_COLUMNS, FLOOR_LINE, NONE, REAL_LINE, Line
 from harness.metrics.catalogue import FROM_PROBE, PER_PROMPT
 from harness.metrics.clip_score import clip_score
 from harness.metrics.distribution import leave_one_prompt_out
@@ -148,7 +148,8 @@ def group_contributions(group: Group, prompts: list[SweepPrompt], world: ShapesW
     for a set metric, the prompt's jackknife pseudo-value (rows of each kind and of the kind `all`, a statistic
     of its own). The metrics table and the report read every number from these rows
     (`harness.metrics.estimate.Sweep`)."""
-    values = per_prompt_values(group, prompts, world, text_embeddings)
+    # The floor is a reference for the set metrics alone; the real images' own readings are the ceiling's.
+    values = {} if group.line == FLOOR_LINE else per_prompt_values(group, prompts, world, text_embeddings)
     kinds = np.array([prompts[pid].kind for pid in group.prompt_ids])
     key = {**group.line.columns(), "guidance": group.guidance, "train_seed": group.seed}
     rows = []
@@ -162,7 +163,7 @@ def group_contributions(group: Group, prompts: list[SweepPrompt], world: ShapesW
         select = kinds == kind
         for metric, per in values.items():
             add(kind, metric, group.prompt_ids[select], per[select])
-    if not group.line.is_real:  # real against itself would be trivial
+    if not group.line.is_real or group.line == FLOOR_LINE:  # the reference against itself would be trivial
         for kind in [*sorted(set(kinds)), POOLED_KIND]:
             select = np.ones(len(kinds), bool) if kind == POOLED_KIND else kinds == kind
             ids = group.prompt_ids[select]
@@ -217,8 +218,10 @@ def assemble_groups(cells, n_prompts: int) -> list[Group]:
     return groups
 
 
-def real_group(data: dict) -> Group:
-    return Group(REAL_LINE, float("nan"), NONE, data["prompt_ids"], data["features"], _join_readings([data]),
+def real_group(data: dict, line: Line = REAL_LINE) -> Group:
+    """Judged real images (`prompt_ids`, `features`, and `readings`, `clip` where judged) as the group of `line`:
+    the reference, or the floor's independent draw."""
+    return Group(line, float("nan"), NONE, data["prompt_ids"], data["features"], _join_readings([data]),
                  data.get("clip"), none_read(len(data["prompt_ids"])), {})
 
 

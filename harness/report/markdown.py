@@ -104,6 +104,10 @@ def metric_table(sweep: Sweep, metric: str, curves: Sequence[Line]) -> list[str]
     ceiling = sweep.value(sweep.ceiling_cell(metric))
     if ceiling is not None:
         lines += [f"Real images of the same prompts (ceiling): {fmt_est(ceiling)}.", ""]
+    floor = sweep.value(sweep.floor_cell(metric))
+    if floor is not None:
+        lines += [f"Real images against an independent draw of them, at the same sizes (what a perfect model would "
+                  f"score here; for a distance, its floor): {fmt_est(floor)}.", ""]
     return lines
 
 

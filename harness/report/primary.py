@@ -402,8 +402,8 @@ def _judge(text: str, result: PrimaryResult | None, alpha: float, consistent_sig
 def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: ReportConfig) -> list[Claim]:
     """The paper's systems are picked by their tags: GLIDE (the core sequence-only mode), unCLIP (the core
     vector-only prior mode) and DALL-E 2 as shipped (the core two-pathway prior mode), prior draws per sample.
-    Each claim is judged from the primary contrast that tests it; FID's claim needs FID's real-vs-real floor,
-    which no run measures yet, so it is reported and not judged."""
+    Each claim is judged from the primary contrast that tests it; FID's, declared by no primary contrast, from its
+    unadjusted interval where FID is clear of its real-vs-real floor (`fid_claim`)."""
     alpha = 1 - settings.confidence
     diversity = first_measured(sweep, DIVERSITY) or "free_entropy"
     glide_mode = _the(sweep, "core", "sequence", without=("two_pathway",), default="glide")
@@ -425,12 +425,7 @@ def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: Repor
         claims.append(Claim("GLIDE's diversity collapses under guidance", UNDECIDED,
                             f"not measured: no {glide.label} sweep"))
 
-    fid = drop_difference(sweep, unclip, glide, "fid") if sweep.has("fid") else None
-    claims.append(Claim("Guidance hurts unCLIP's FID less than GLIDE's", UNDECIDED if fid is None else WITHHELD,
-                        f"not measured: needs {glide.label}, {unclip.label} and FID" if fid is None else
-                        f"exploratory: rise of FID from the lowest to the highest guidance, {glide.label}'s − "
-                        f"{unclip.label}'s = {fmt_est(fid)}; not judged: FID's real-vs-real floor is not measured, "
-                        "so a saturated FID cannot be told from a real difference"))
+    claims.append(fid_claim(sweep, glide, unclip, settings))
 
     binding = next((r for r in results if r.measured and r.spec.margin > 0 and r.metric == "binding_accuracy"
                     and Line.parse(r.spec.a).mode == combined_mode and Line.parse(r.spec.b).mode == unclip_mode),
@@ -439,6 +434,39 @@ def paper_claims(sweep: Sweep, results: Sequence[PrimaryResult], settings: Repor
                          f"{combined_mode} and {unclip_mode} (per_sample) binding accuracy, declared as an "
                          "equivalence contrast"))
     return claims
+
+
+def fid_claim(sweep: Sweep, glide: Line, unclip: Line, settings: ReportConfig) -> Claim:
+    """Whether guidance hurts unclip's FID less than glide's: glide's rise in FID from the lowest to the highest
+    guidance − unclip's (> 0: consistent with the paper). Not a declared primary contrast, so its interval is
+    unadjusted, and it is judged only where that means something: its interval carries the training seeds, the
+    samples are recognisable, and every FID of both curves lies clear of FID's real-vs-real floor (real images
+    against an independent draw of them, at the same sizes: what no model can beat). Near the floor a flat FID
+    is saturated, and a difference of rises says nothing."""
+    text = "Guidance hurts unCLIP's FID less than GLIDE's"
+    rise = drop_difference(sweep, unclip, glide, "fid") if sweep.has("fid") else None
+    if rise is None:
+        return Claim(text, UNDECIDED, f"not measured: needs {glide.label}, {unclip.label} and FID")
+    evidence = (f"exploratory (not in the Holm family, unadjusted): rise of FID from the lowest to the highest "
+                f"guidance, {glide.label}'s − {unclip.label}'s = {fmt_est(rise)}")
+    floor = sweep.value(sweep.floor_cell("fid"))
+    if floor is None:
+        return Claim(text, WITHHELD, f"{evidence}; FID's real-vs-real floor is not measured (a dataset's captions "
+                                     "have no second draw of real images), so a saturated FID cannot be told apart")
+    fids = [(curve, g, sweep.value(sweep.cell(curve, g, "fid"))) for curve in (glide, unclip)
+            for g in sweep.guidances(curve, "fid")]
+    curve, g, lowest = min(fids, key=lambda item: item[2].value)
+    evidence += f"; real-vs-real floor {fmt_est(floor)}, lowest FID {fmt_est(lowest)} ({curve.label}, g = {g:g})"
+    if not lowest.low > floor.high:
+        return Claim(text, WITHHELD, f"{evidence}: FID is not clear of its floor")
+    unreadable = recognisable(sweep, [glide, unclip], settings)
+    if unreadable:
+        return Claim(text, WITHHELD, f"{evidence}; {unreadable}")
+    if not rise.carries_seeds:
+        return Claim(text, WITHHELD, f"{evidence}; its interval omits the training seeds: a reading of these "
+                                     "decoders, not of the modes")
+    sign = 0 if rise.low <= 0 <= rise.high else (1 if rise.value > 0 else -1)
+    return Claim(text, UNDECIDED if sign == 0 else CONSISTENT if sign > 0 else INCONSISTENT, evidence)
 
 
 def q6_answer(results: Sequence[PrimaryResult], alpha: float) -> str:
