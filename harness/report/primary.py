@@ -451,8 +451,8 @@ def fid_claim(sweep: Sweep, glide: Line, unclip: Line, settings: ReportConfig) -
                 f"guidance, {glide.label}'s − {unclip.label}'s = {fmt_est(rise)}")
     floor = sweep.value(sweep.floor_cell("fid"))
     if floor is None:
-        return Claim(text, WITHHELD, f"{evidence}; FID's real-vs-real floor is not measured (a dataset's captions "
-                                     "have no second draw of real images), so a saturated FID cannot be told apart")
+        return Claim(text, WITHHELD, f"{evidence}; FID's real-vs-real floor is not in this run's tables (a dataset has "
+                                     "no second draw of real images), so a saturated FID cannot be told apart")
     fids = [(curve, g, sweep.value(sweep.cell(curve, g, "fid"))) for curve in (glide, unclip)
             for g in sweep.guidances(curve, "fid")]
     curve, g, lowest = min(fids, key=lambda item: item[2].value)
