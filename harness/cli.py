@@ -147,10 +147,14 @@ def task(cfg: DictConfig) -> None:
 
     hydra_cfg = HydraConfig.get()
     with _one_line_errors():
-        config = validate(cfg)
-        # Relative to where the command ran, so every job shares one cache even with chdir.
-        config.cache_dir = str(Path(hydra_cfg.runtime.cwd, config.cache_dir))
-        check_device_available(config.device)
+        try:
+            config = validate(cfg)
+            # Relative to where the command ran, so every job shares one cache even with chdir.
+            config.cache_dir = str(Path(hydra_cfg.runtime.cwd, config.cache_dir))
+            check_device_available(config.device)
+        except HarnessError:
+            _remove_unstarted(Path(hydra_cfg.runtime.output_dir))
+            raise
         if hydra_cfg.mode == RunMode.MULTIRUN:  # one wandb group for all its jobs; runs named after their job
             from harness.runtime.tracking import default_group
 
@@ -158,6 +162,15 @@ def task(cfg: DictConfig) -> None:
             config.logger.run_prefix = config.logger.run_prefix or f"job{hydra_cfg.job.num} "
         # Under torchrun the other ranks wait in `share` for this config and run folder (module docstring).
         pipeline.run(*distributed.share((config, Path(hydra_cfg.runtime.output_dir))))
+
+
+def _remove_unstarted(folder: Path) -> None:
+    """A job that fails before its first stage leaves no run folder: Hydra made it, with its config and log,
+    before the job could check what only the machine running it can (its device)."""
+    import shutil
+
+    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra", "cli.log"}:
+        shutil.rmtree(folder)
 
 
 def _worker() -> None:

@@ -140,3 +140,4 @@ def test_a_device_the_machine_lacks_fails_in_the_job_before_any_stage(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["error: device: 'cuda': this machine has no CUDA device; use device=cpu or auto"]
     assert not any((tmp_path / "cache").iterdir())  # no stage ran
+    assert not (tmp_path / "run").exists()  # and no empty run folder is left behind
