@@ -74,7 +74,7 @@ def test_console_script_help_version_and_tab_completion(tmp_path):
     helped = console("--help")
     assert helped.returncode == 0, helped.stderr[-2000:]
     assert "usage: unclip-harness" in helped.stdout
-    assert "experiment: cpu, cpu_hard_negatives, gpu, hf_quick, mechanism, power, quick, smoke, study" in helped.stdout
+    assert "experiment: cads_check, cpu, cpu_hard_negatives, gpu, hf_quick, mechanism, power, quick, smoke, study" in helped.stdout
     assert "unclip-harness compare RUN RUN ... --out DIR" in helped.stdout  # the tools beside the pipeline
     # the schema's help strings by section, not the composed config's values (those: --cfg job)
     assert "\ndata:\n" in helped.stdout and "  data.hf.allow_network: download a hub dataset" in helped.stdout
@@ -83,7 +83,7 @@ def test_console_script_help_version_and_tab_completion(tmp_path):
     assert console("--version").stdout.startswith("unclip-harness ")
     line = "unclip-harness experiment="
     completed = console("-sc", "query=bash", env=dict(os.environ, COMP_LINE=line, COMP_POINT=str(len(line))))
-    assert set(completed.stdout.split()) == {f"experiment={p}" for p in ("cpu", "cpu_hard_negatives", "gpu", "hf_quick",
+    assert set(completed.stdout.split()) == {f"experiment={p}" for p in ("cads_check", "cpu", "cpu_hard_negatives", "gpu", "hf_quick",
                                                                           "mechanism", "power", "quick", "smoke",
                                                                           "study")}
 
