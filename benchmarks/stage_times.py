@@ -31,19 +31,25 @@ def load_metas(cache: Path, stage: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((cache / stage).glob("*/artifact.json"))]
 
 
+def inputs_of(record: dict) -> dict[str, str]:
+    """An artifact record's inputs by stage: `<stage>-<key>` names, or the {stage: key} of older records."""
+    inputs = record.get("inputs", {})
+    return inputs if isinstance(inputs, dict) else dict(name.rsplit("-", 1) for name in inputs)
+
+
 def cached_build_times(summary: dict, cache: Path) -> dict[str, float]:
     """Build times of data, embeddings and prior: the artifacts upstream/downstream of the summary's CLIP."""
     clip = next((r for r in load_metas(cache, "clip") if r["meta"] == summary["clip"]), None)
     if clip is None:
         return {}
-    data_key = clip["inputs"]["data"]
+    data_key = inputs_of(clip)["data"]
     out = {r["stage"]: r["meta"]["wall_time_s"] for r in load_metas(cache, "data") if r["key"] == data_key}
-    embeddings = [r for r in load_metas(cache, "embeddings") if r["inputs"] == {"data": data_key, "clip": clip["key"]}]
+    embeddings = [r for r in load_metas(cache, "embeddings") if inputs_of(r) == {"data": data_key, "clip": clip["key"]}]
     if embeddings:
         out["embeddings"] = embeddings[0]["meta"]["wall_time_s"]
         cosines = {name: q["cosine"] for name, q in summary["priors"].items()}
         for prior in load_metas(cache, "prior"):
-            if prior["inputs"].get("embeddings") == embeddings[0]["key"] and \
+            if inputs_of(prior).get("embeddings") == embeddings[0]["key"] and \
                     {n: q["cosine"] for n, q in prior["meta"]["quality"].items()} == cosines:
                 out["prior"] = prior["meta"]["wall_time_s"]
     return out

@@ -153,7 +153,7 @@ def task(cfg: DictConfig) -> None:
             config.cache_dir = str(Path(hydra_cfg.runtime.cwd, config.cache_dir))
             check_device_available(config.device)
         except HarnessError:
-            _remove_unstarted(Path(hydra_cfg.runtime.output_dir))
+            _remove_unstarted(Path(hydra_cfg.runtime.output_dir), f"{hydra_cfg.job.name}.log")
             raise
         if hydra_cfg.mode == RunMode.MULTIRUN:  # one wandb group for all its jobs; runs named after their job
             from harness.runtime.tracking import default_group
@@ -164,12 +164,12 @@ def task(cfg: DictConfig) -> None:
         pipeline.run(*distributed.share((config, Path(hydra_cfg.runtime.output_dir))))
 
 
-def _remove_unstarted(folder: Path) -> None:
+def _remove_unstarted(folder: Path, log_name: str) -> None:
     """A job that fails before its first stage leaves no run folder: Hydra made it, with its config and log,
     before the job could check what only the machine running it can (its device)."""
     import shutil
 
-    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra", "cli.log"}:
+    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra", log_name}:
         shutil.rmtree(folder)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 NONE = "-"  # no arm, no token group hidden, the run's own CLIP, no training seed (the real images)
-REAL = "real"  # the pseudo-mode of the real reference images: the ceiling every line is read against
+REAL = "real"  # the pseudo-mode of real images: the reference (the ceiling every line is read against) and FLOOR_LINE
 COLUMNS = ("mode", "arm", "ablation", "text_scale", "clip_variant")
 
 ARM_ORDER = (NONE, "per_sample", "fixed")  # display order: plain, then the prior-draw policies, then other arms

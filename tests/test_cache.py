@@ -68,3 +68,44 @@ def test_failed_build_leaves_no_artifact_and_resumes(tmp_path):
     artifact = cache.build("s", "1", {}, [], resume)
     assert seen["found"] == "half"
     assert (artifact.path / "artifact.json").exists() and not Path(str(artifact.path) + ".partial").exists()
+
+
+def test_cache_listing_holds_artifacts_only_and_prune_spares_a_build_in_progress(tmp_path):
+    """`unclip-harness cache` lists the cache's own folders, never another folder under the same root, and a
+    build whose lock another process holds is never a candidate for removal."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from harness.runtime.cache import stored
+    from harness.runtime.cache_tool import in_progress
+
+    cache = ArtifactCache(tmp_path)
+    done = cache.build("data", "1", {"n": 1}, [], lambda workdir: None)
+    running = tmp_path / "decoder" / "0123456789abcdef.partial"
+    running.mkdir(parents=True)
+    (tmp_path / "notes" / "drafts").mkdir(parents=True)  # not the cache's: never listed, never pruned
+    assert [(f.name, s) for f, s, _ in stored(tmp_path)] == [(done.key, "data"), ("0123456789abcdef.partial", "decoder")]
+    assert not in_progress(running)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from filelock import FileLock
+        with FileLock({str(tmp_path / "decoder" / "0123456789abcdef.lock")!r}):
+            print("held", flush=True)
+            time.sleep(30)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert in_progress(running)
+    finally:
+        holder.kill()
+
+
+def test_prune_keeps_a_device_auto_configs_artifacts_for_the_cpu_and_for_cuda(tmp_path):
+    """The keys hold the precision the device runs at: a prune on a machine without a GPU must not remove what a
+    GPU job of the same config built."""
+    from harness.runtime.cache_tool import named_by
+
+    on_cpu = named_by(["experiment=smoke", "device=cpu"], tmp_path)
+    on_cuda = named_by(["experiment=smoke", "device=cuda"], tmp_path)
+    assert on_cpu != on_cuda and named_by(["experiment=smoke"], tmp_path) == on_cpu | on_cuda

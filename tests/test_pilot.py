@@ -30,11 +30,24 @@ def shipped(tmp_path, monkeypatch):
 
 def test_of_the_pilots_of_a_runs_recipe_the_one_with_most_seeds_is_borrowed(shipped):
     chosen, why = pilots.choose("auto", RECIPE)
-    assert chosen.name == "b-ten-seeds" and chosen.seeds == 10 and why == ""
-    assert pilots.choose("a-five-seeds", RECIPE)[0].name == "a-five-seeds"  # named: that one
-    assert pilots.choose("none", RECIPE) == (None, "report.pilot is none")
+    assert [p.name for p in chosen] == ["b-ten-seeds", "a-five-seeds"] and why == ""  # most seeds first
+    assert [p.name for p in pilots.choose("a-five-seeds", RECIPE)[0]] == ["a-five-seeds"]  # named: that one
+    assert pilots.choose("none", RECIPE) == ([], "report.pilot is none")
+
+
+def test_a_contrast_the_most_seeded_pilot_lacks_is_read_from_the_next(shipped):
+    from harness.config import PrimaryContrast
+
+    chosen, _ = pilots.choose("auto", RECIPE)
+    extra = PrimaryContrast(question="q5", contrast="difference", a="c", b="d", metric="binding_accuracy")
+    five = chosen[1]
+    five.contrasts[pilots.contrast_key(extra, "binding_accuracy")] = Components(0.01, 0.02, 0.03, 4.0, 5, 24, 2)
+    found = pilots.components_of(chosen, extra, "binding_accuracy")
+    assert found is not None and found[0].name == "a-five-seeds"  # b-ten-seeds never measured it
+    measured = PrimaryContrast(question="q4", contrast="difference", a="a", b="b", metric="attribute_accuracy")
+    assert pilots.components_of(chosen, measured, "attribute_accuracy")[0].name == "b-ten-seeds"
 
 
 def test_a_recipe_no_pilot_measured_borrows_nothing_and_says_where_it_differs(shipped):
     chosen, why = pilots.choose("auto", {"decoder": {"decoder": {"train": {"steps": 3000}}}})
-    assert chosen is None and why.endswith("differs in decoder.decoder.train.steps)")
+    assert chosen == [] and why.endswith("differs in decoder.decoder.train.steps)")

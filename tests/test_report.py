@@ -513,7 +513,7 @@ def test_the_report_opens_with_its_contents(rendered):
 
 
 @pytest.mark.parametrize("floor, verdict, words", [
-    (5.0, "consistent with the paper's claim in this setting", "real-vs-real floor 5.000 ["),
+    (5.0, "consistent with the paper's claim in this setting (exploratory, unadjusted)", "real-vs-real floor 5.000 ["),
     (29.95, "withheld", "FID is not clear of its floor"),  # glide's and unclip's lowest FID is 30: saturated
     (None, "withheld", "floor is not in this run's tables"),
 ])

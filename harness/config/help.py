@@ -61,6 +61,3 @@ def register_resolver() -> None:
     if not OmegaConf.has_resolver(RESOLVER):
         # Hydra fills its help template with string.Template: a `$` in a help string must come through as one.
         OmegaConf.register_new_resolver(RESOLVER, lambda: keys_help().replace("$", "$$"))
-
-
-

@@ -25,6 +25,7 @@ from PIL import Image
 from harness.config import DataConfig
 from harness.data.splits import split_sizes
 from harness.errors import HarnessError
+from harness.seeds import derived_seed
 
 log = logging.getLogger(__name__)
 VERSION = "3"  # 2: transparent pixels laid on white, captions stripped; 3: max_images at random, caption lists
@@ -183,7 +184,8 @@ def build(cfg: DataConfig, workdir: Path) -> dict:
     table = _open(cfg)
     n = len(table) if cfg.hf.max_images is None else min(len(table), cfg.hf.max_images)
     if n < len(table):  # a random subset: the first rows of a dataset are often one class or one source
-        table = table.select(sorted(np.random.default_rng(cfg.seed).choice(len(table), n, replace=False)))
+        chosen = np.random.default_rng(derived_seed(cfg.seed, "hf_max_images")).choice(len(table), n, replace=False)
+        table = table.select(sorted(chosen))
     captions = _captions(cfg, table)
     try:
         sizes = split_sizes(n, cfg.val_fraction, cfg.test_fraction)

@@ -17,7 +17,9 @@ interval over prompts and training seeds):
 - attention mass (of the conditional branch, at every guidance scale) is a per-prompt metric too, per layer
   (`attention_clip@mid.0.attn`) and averaged over layers (`attention_clip`), per group and per attendable token
   (`attention_clip_per_token`).
-The pseudo-mode `real` scores the real reference images the same way: the ceiling for every column.
+The pseudo-mode `real` scores the real reference images the same way: the ceiling for every per-prompt column;
+its `floor` arm, a second draw of real images, scores the set metrics against the reference: what a perfect
+decoder would score at these sizes (`harness.metrics.stage.floor_group`).
 """
 
 from __future__ import annotations

@@ -29,10 +29,14 @@ _CAPTIONS = {  # by the figure's name up to its first underscore-separated part 
     "curves": "fidelity against diversity, one curve per line over the guidance scales, 95% intervals both ways; "
               "the star is the real images' ceiling",
     "curves_arms": "one mode under each of its sampling arms: fidelity against diversity",
-    "noise_scales": "each Gaussian control's diversity and fidelity against its noise scale (x the prior "
-                    "draws' spread), the mode's own sampling dotted",
+    "noise_scales": "each arm sampled at several noise scales: diversity and fidelity against the scale (the Gaussian "
+                    "controls: x the prior draws' spread; cads: x the condition's own std), the mode's own sampling "
+                    "dotted",
     "grid": "rows: lines; columns: guidance scales; the same prompts and noise in every tile",
     "sheet": "a row per prompt, every sample at each guidance scale: what guidance fixes and what diversity it costs",
+    "forest": "the Key-findings contrasts, each a − b with its interval; hollow: exploratory, outside the Holm family",
+    "q3_diversity": "Q3: the diversity measure against the guidance scale, per line, with intervals",
+    "q4_attention_layers": "Q4: the share of attention on the CLIP and on the text tokens at each layer",
 }
 
 
@@ -62,7 +66,8 @@ def primary_keys(summary: dict) -> dict[str, Any]:
 
 def metric_keys(metrics: pd.DataFrame) -> dict[str, float]:
     """Each line's pooled value (training seeds and every prompt) of each metric at each guidance scale, as
-    `<metric>/<line label>/g<guidance>`; the real images' ceiling as `<metric>/real`."""
+    `<metric>/<line label>/g<guidance>`; the real images as `<metric>/real` (the ceiling) and
+    `<metric>/real (floor)`."""
     rows = metrics[(metrics["prompt_kind"] == POOLED) & metrics["train_seed"].astype(str).isin([POOLED, "-"])]
     flat = {}
     for row in rows.to_dict("records"):
@@ -113,6 +118,6 @@ def track(ctx: Context, run_dir: Path, metrics: pd.DataFrame, summary: dict) -> 
         tracked.summary({**primary_keys(summary), **metric_keys(metrics), **setup,
                          **{key: summary[key] for key in ("wall_time_total_s",) if key in summary}})
         read = list(ctx.artifacts.values())
-        tracked.log_lineage(read)
+        tracked.log_read(read)
         tracked.log_files("report", "report", [run_dir / name for name in REPORT_FILES] + images,
                           inputs=[a for a in read if a.stage in ("metrics", "sweep")])

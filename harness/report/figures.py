@@ -132,7 +132,7 @@ def plot_noise_scales(sweep: Sweep, curves: Sequence[Line], arms: dict, path: Pa
             ticks = sorted({scale for found in families.values() for scale, _ in found})
             ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
             ax.set_title(f"guidance {g:g}", fontsize=9)
-            ax.set_xlabel("noise scale (× the prior draws' spread)", fontsize=8)
+            ax.set_xlabel("the arm's noise_scale (its own unit: see the report)", fontsize=8)
             ax.set_ylabel(name(metric), fontsize=8)
             ax.tick_params(labelsize=8)
             ax.grid(alpha=0.25)

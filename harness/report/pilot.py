@@ -111,13 +111,14 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> str:
     return prefix.rstrip(".")
 
 
-def choose(setting: str, recipe: dict[str, Any] | None) -> tuple[Pilot | None, str]:
-    """The pilot a run borrows from (`report.pilot`: auto, none, a shipped pilot's name or a pilot file) and, when
-    none applies, why in words."""
+def choose(setting: str, recipe: dict[str, Any] | None) -> tuple[list[Pilot], str]:
+    """The pilots a run borrows from (`report.pilot`: auto, none, a shipped pilot's name or a pilot file), most
+    training seeds first, and, when none applies, why in words. A contrast is read from the first that measured
+    it (`components_of`): with auto, every shipped pilot of the run's recipe."""
     if setting == NO_PILOT:
-        return None, "report.pilot is none"
+        return [], "report.pilot is none"
     if recipe is None:
-        return None, "the run's recipe is unknown"
+        return [], "the run's recipe is unknown"
     if setting == AUTO_PILOT:
         candidates = shipped()
     else:
@@ -125,12 +126,17 @@ def choose(setting: str, recipe: dict[str, Any] | None) -> tuple[Pilot | None, s
         candidates = [by_name[setting]] if setting in by_name else [load(Path(setting))]
     matching = [pilot for pilot in candidates if pilot.recipe == recipe]
     if matching:  # several pilots of one recipe: the one with the most training seeds estimates best
-        return max(matching, key=lambda pilot: pilot.seeds), ""
+        return sorted(matching, key=lambda pilot: -pilot.seeds), ""
     if not candidates:
-        return None, "no pilot study is shipped"
+        return [], "no pilot study is shipped"
     closest = candidates[0]
-    return None, (f"no pilot study of this recipe (pilot {closest.name} differs in "
-                  f"{_first_difference(recipe, closest.recipe)})")
+    return [], (f"no pilot study of this recipe (pilot {closest.name} differs in "
+                f"{_first_difference(recipe, closest.recipe)})")
+
+
+def components_of(pilots: Sequence[Pilot], spec: PrimaryContrast, metric: str) -> tuple[Pilot, Components] | None:
+    """The first of `pilots` (most seeds first) that measured the contrast, with its components."""
+    return next(((p, parts) for p in pilots if (parts := p.components(spec, metric)) is not None), None)
 
 
 # ---------------------------------------------------------------- building and planning

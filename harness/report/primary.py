@@ -37,7 +37,7 @@ from harness.metrics.catalogue import DIVERSITY, FIDELITY, needs_probe
 from harness.line import Line
 from harness.metrics.estimate import Estimate, Sweep
 from harness.report.markdown import CANNOT_TELL, Section, as_json, fmt, fmt_est, name
-from harness.report.pilot import Pilot, choose
+from harness.report.pilot import Pilot, choose, components_of
 from harness.sampling.arms.base import PER_SAMPLE
 
 CONSISTENT = "consistent with the paper's claim in this setting"
@@ -105,13 +105,13 @@ def primary_metric(sweep: Sweep, spec: PrimaryContrast) -> str:
     return first_measured(sweep, FIDELITY) or FIDELITY[0]
 
 
-def contrast_label(spec: PrimaryContrast) -> str:
-    """The contrast in a few words, a − b (a figure's row label; the statement says what is measured)."""
+def contrast_label(spec: PrimaryContrast, metric: str) -> str:
+    """The contrast in a few words, a − b and its metric (a figure's row label; the statement says the rest)."""
     if spec.contrast == "drop_difference":
-        return f"drop({spec.a}) − drop({spec.b})"
+        return f"drop({spec.a}) − drop({spec.b}), {name(metric)}"
     if spec.a_base:
-        return f"({spec.a} − {spec.a_base}) − ({spec.b} − {spec.b_base})"
-    return f"{spec.a} − {spec.b}"
+        return f"({spec.a} − {spec.a_base}) − ({spec.b} − {spec.b_base}), {name(metric)}"
+    return f"{spec.a} − {spec.b}, {name(metric)}"
 
 
 def estimate_primary(sweep: Sweep, spec: PrimaryContrast, settings: ReportConfig) -> PrimaryResult:
@@ -219,15 +219,15 @@ def _curves(spec: PrimaryContrast) -> list[Line]:
 def primary_family(sweep: Sweep, settings: ReportConfig, recipe: dict | None = None) -> list[PrimaryResult]:
     """Every declared primary contrast, measured; a one-seed estimate given the pilot's seed variance when a pilot
     of the run's recipe has it; the family's members (in the design, resolvable) Holm-adjusted together."""
-    pilot, why_none = choose(settings.pilot, recipe)
+    pilots, why_none = choose(settings.pilot, recipe)
     alpha = 1 - settings.confidence
     results = []
     for spec in settings.primary:
         result = estimate_primary(sweep, spec, settings)
-        result = _with_seed_term(result, pilot, why_none, settings)
+        result = _with_seed_term(result, pilots, why_none, settings)
         if in_design(sweep, spec):
             exploratory = ("exploratory by declaration (report.primary)" if spec.exploratory
-                           else _unresolvable(result, pilot, sweep, settings))
+                           else _unresolvable(result, pilots, sweep, settings))
             result = dataclasses.replace(result, in_family=not exploratory, exploratory=exploratory,
                                          withheld=recognisable(sweep, _curves(spec), settings))
         results.append(result)
@@ -241,27 +241,30 @@ def primary_family(sweep: Sweep, settings: ReportConfig, recipe: dict | None = N
                                                 else math.nan)) for r in results]
 
 
-def _with_seed_term(result: PrimaryResult, pilot: Pilot | None, why_none: str,
+def _with_seed_term(result: PrimaryResult, pilots: Sequence[Pilot], why_none: str,
                     settings: ReportConfig) -> PrimaryResult:
     e = result.estimate
     if e is None or e.seed_term != PROMPTS_ONLY:
         return result
-    parts = pilot.components(result.spec, result.metric) if pilot is not None else None
-    if parts is None:
-        why = why_none or f"pilot {pilot.name} did not measure this contrast"
+    found = components_of(pilots, result.spec, result.metric)
+    if found is None:
+        why = why_none or f"no pilot of the recipe ({', '.join(p.name for p in pilots)}) measured this contrast"
         return dataclasses.replace(result, seed_note=why)
+    pilot, parts = found
     return dataclasses.replace(result, estimate=with_pilot(e, parts, pilot.name, settings.confidence),
                                band=tuple((level, with_pilot(b, parts, pilot.name, settings.confidence) if b else b)
                                           for level, b in result.band))
 
 
-def _unresolvable(result: PrimaryResult, pilot: Pilot | None, sweep: Sweep, settings: ReportConfig) -> str:
-    """Why the design cannot resolve the contrast ("" when it can, or when no pilot can say): the pilot's minimal
-    detectable difference at this run's seeds and prompts exceeds the contrast's `resolve`."""
-    parts = pilot.components(result.spec, result.metric) if pilot is not None else None
+def _unresolvable(result: PrimaryResult, pilots: Sequence[Pilot], sweep: Sweep, settings: ReportConfig) -> str:
+    """Why the design cannot resolve the contrast ("" when it can, or when no pilot can say): the minimal
+    detectable difference at this run's seeds and prompts, by the most-seeded pilot that measured the contrast,
+    exceeds the contrast's `resolve`."""
+    found = components_of(pilots, result.spec, result.metric)
     e = result.estimate
-    if parts is None or e is None or not e.prompts or not e.seeds:
+    if found is None or e is None or not e.prompts or not e.seeds:
         return ""
+    pilot, parts = found
     alpha = (1 - settings.confidence) / max(1, sum(in_design(sweep, s) for s in settings.primary))
     planned = parts.detectable(e.seeds, e.prompts, alpha)
     if planned <= result.spec.resolve:
@@ -452,12 +455,14 @@ def fid_claim(sweep: Sweep, glide: Line, unclip: Line, settings: ReportConfig) -
     floor = sweep.value(sweep.floor_cell("fid"))
     if floor is None:
         return Claim(text, WITHHELD, f"{evidence}; FID's real-vs-real floor is not in this run's tables (a dataset has "
-                                     "no second draw of real images), so a saturated FID cannot be told apart")
+                                     "no second draw of real images; tables made before the floor lack it), so a "
+                                     "saturated FID cannot be told apart")
     fids = [(curve, g, sweep.value(sweep.cell(curve, g, "fid"))) for curve in (glide, unclip)
             for g in sweep.guidances(curve, "fid")]
-    curve, g, lowest = min(fids, key=lambda item: item[2].value)
-    evidence += f"; real-vs-real floor {fmt_est(floor)}, lowest FID {fmt_est(lowest)} ({curve.label}, g = {g:g})"
-    if not lowest.low > floor.high:
+    curve, g, lowest = min(fids, key=lambda item: item[2].low)
+    evidence += (f"; real-vs-real floor {fmt_est(floor)}, the FID nearest it {fmt_est(lowest)} ({curve.label}, "
+                 f"g = {g:g})")
+    if not lowest.low > floor.high:  # the lowest lower bound: every FID's interval clear of the floor's, or not
         return Claim(text, WITHHELD, f"{evidence}: FID is not clear of its floor")
     unreadable = recognisable(sweep, [glide, unclip], settings)
     if unreadable:
@@ -466,7 +471,8 @@ def fid_claim(sweep: Sweep, glide: Line, unclip: Line, settings: ReportConfig) -
         return Claim(text, WITHHELD, f"{evidence}; its interval omits the training seeds: a reading of these "
                                      "decoders, not of the modes")
     sign = 0 if rise.low <= 0 <= rise.high else (1 if rise.value > 0 else -1)
-    return Claim(text, UNDECIDED if sign == 0 else CONSISTENT if sign > 0 else INCONSISTENT, evidence)
+    verdict = UNDECIDED if sign == 0 else CONSISTENT if sign > 0 else INCONSISTENT
+    return Claim(text, f"{verdict} (exploratory, unadjusted)", evidence)
 
 
 def q6_answer(results: Sequence[PrimaryResult], alpha: float) -> str:
@@ -529,18 +535,20 @@ def key_findings(sweep: Sweep, settings: ReportConfig, recipe: dict | None = Non
     results = primary_family(sweep, settings, recipe)
     designed = [r for r in results if r.in_family or r.exploratory]
     members = [r for r in results if r.in_family]
-    pilot, why_none = choose(settings.pilot, recipe)
+    pilots, why_none = choose(settings.pilot, recipe)
     seeds = {r.estimate.seed_term for r in designed if r.measured}
+    borrowed = [p for p in pilots if f"pilot {p.name}" in seeds]
     lines = [f"Primary contrasts: one family of {len(members)}, Holm-adjusted to a family-wise error of {alpha:.0%} "
              "(a member that comes out n/a still counts); each with its "
              f"{settings.confidence:.0%} interval and the smallest difference it would detect with 80% power at the "
              "family's strictest level. Contrasts marked exploratory, and everything after this section, are not "
              "adjusted.", ""]
     if any(s.startswith("pilot") for s in seeds):
-        lines += [f"This run trained one decoder per mode. A verdict about modes needs the variance of training, "
-                  f"which one seed cannot show: each primary interval adds the training-seed variance measured for "
-                  f"the same contrast by the pilot study {pilot.name} ({pilot.source}), of this very recipe, with its "
-                  "degrees of freedom. † marks an interval of prompts only (exploratory tables below).", ""]
+        lines += ["This run trained one decoder per mode. A verdict about modes needs the variance of training, "
+                  "which one seed cannot show: each primary interval adds the training-seed variance measured for "
+                  "the same contrast by a pilot study of this very recipe, with its degrees of freedom ("
+                  + "; ".join(f"{p.name}: {p.source}" for p in borrowed) + "). † marks an interval of prompts only "
+                  "(exploratory tables below).", ""]
     elif PROMPTS_ONLY in seeds:
         lines += [f"This run trained one decoder per mode and {why_none}: its intervals cover the prompts, not "
                   "the training. Each contrast below is a fact about the decoders this run trained; no verdict "
@@ -563,8 +571,8 @@ def key_findings(sweep: Sweep, settings: ReportConfig, recipe: dict | None = Non
               ""]
     lines += [f"- {c.text}: **{c.verdict}** ({c.evidence})." for c in claims] + [""]
     answer = {"q6": q6_answer(results, alpha),
-              "pilot": pilot.name if pilot is not None else None,
-              "primary": [{"question": r.spec.question, "statement": r.statement, "contrast": contrast_label(r.spec),
+              "pilot": ", ".join(p.name for p in borrowed) or None,
+              "primary": [{"question": r.spec.question, "statement": r.statement, "contrast": contrast_label(r.spec, r.metric),
                            "estimate": as_json(r.estimate),
                            "family": "primary" if r.in_family else "exploratory" if r.exploratory else "outside",
                            "seed_term": r.estimate.seed_term if r.estimate is not None else None,

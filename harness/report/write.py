@@ -51,7 +51,8 @@ def sections(sweep: Sweep, settings: ReportConfig, arms: dict, out_dir: Path | N
                                           f"{group.label} under every sampling arm: larger points are higher "
                                           "guidance scales, bars are 95% intervals")]
             scaled = plot_noise_scales(sweep, curves, arms, out_dir / f"noise_scales_{group.slug}.png",
-                                       f"{group.label}: each control at its noise scales (bars are 95% intervals; "
+                                       f"{group.label}: each arm at its noise scales (prior_gaussian, isotropic: x the "
+                                       "prior draws' spread; cads: x the condition's std; bars are 95% intervals; "
                                        "dotted: the mode's own sampling)")
             figures[group] += [scaled] if scaled is not None else []
     return {"q1_frontier": q1_frontier.section(own, settings.matched_diversity),

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from contextvars import ContextVar
@@ -227,9 +228,11 @@ class KeyWalk(ArtifactCache):
 
 
 def stored(root: str | Path) -> list[tuple[Path, str, str]]:
-    """Every artifact folder of the cache at `root`, finished or partial: (folder, stage, key)."""
-    root = Path(root)
+    """Every artifact folder of the cache at `root`, finished (it holds its record) or partial (`<key>.partial`):
+    (folder, stage, key). Anything else under `root` is not the cache's and is never listed."""
     found = []
-    for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
-        found.append((folder, folder.parent.name, folder.name.removesuffix(".partial")))
+    for folder in sorted(p for p in Path(root).glob("*/*") if p.is_dir()):
+        key = folder.name.removesuffix(".partial")
+        if re.fullmatch(r"[0-9a-f]{16}", key) and (folder.name.endswith(".partial") or (folder / META_FILE).exists()):
+            found.append((folder, folder.parent.name, key))
     return found

@@ -5,7 +5,10 @@
 `experiment=quick,study 'train_seeds=[0],[1]'`; none: the default experiment) and removes every other one,
 finished or left partial by an interrupted build. A config names an artifact when running it would build or
 reuse that artifact: its stages are walked on a cache that builds nothing (`KeyWalk`), so the keys are the
-pipeline's own. `--dry-run` says what would go and removes nothing.
+pipeline's own. The keys hold the precision a device runs at, so a config left at `device=auto` is walked for
+the CPU and for CUDA: a cache a GPU job filled survives a prune on a machine without one. A build in progress
+(its lock held) is never removed, and a walk that fails other than at an artifact the cache lacks removes nothing. `--dry-run` says what would go
+and removes nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def size_of(folder: Path) -> int:
 def describe(folder: Path) -> str:
     """A finished artifact's mode and seed, from the config that keyed it; `partial` for an unfinished one."""
     if folder.name.endswith(".partial"):
-        return "partial (an interrupted build)"
+        return "partial (a build in progress)" if in_progress(folder) else "partial (an interrupted build)"
     try:
         config = json.loads((folder / META_FILE).read_text()).get("config", {})
     except (OSError, json.JSONDecodeError):
@@ -48,16 +51,37 @@ def named_by(overrides: Sequence[str], root: Path | None) -> set[str]:
 
     named: set[str] = set()
     for job in expand_jobs(list(overrides)):
-        cfg = compose(job + ["workers=1", "logger.mode=disabled", "progress=false"])
-        walk = KeyWalk(root or Path(cfg.cache_dir))
-        try:
-            pipeline.build(Context(cfg, walk, torch.device("cpu")), "metrics")
-        except (FileNotFoundError, KeyError):
-            # A stage read an upstream artifact that is not there (a dataset's prompts); what it names downstream
-            # is keyed by that missing artifact, so none of it can be in the cache either.
-            pass
-        named |= set(walk.named)
+        device = compose(job).device
+        for on in (["device=cpu", "device=cuda"] if device == "auto" else [f"device={device}"]):
+            cfg = compose(job + [on, "workers=1", "logger.mode=disabled", "progress=false"])
+            walk = KeyWalk(root or Path(cfg.cache_dir))
+            try:
+                pipeline.build(Context(cfg, walk, torch.device("cpu")), "metrics")
+            except Exception as exc:
+                # A stage that reads an artifact the config names but the cache lacks (the prompts come from the
+                # data) ends the walk: all the config names after it is keyed by that artifact, so none of it can
+                # be in the cache. Any other failure leaves the names unknown, and nothing is removed.
+                unbuilt = [str(a.path) for a in walk.named.values() if not a.reused]
+                if not any(path in f"{exc} {getattr(exc, 'filename', '')}" for path in unbuilt):
+                    stage = next(reversed(walk.named), "the start")
+                    raise HarnessError(f"--prune: the walk of {' '.join(job) or 'the default config'} ({on}) "
+                                       f"stopped after {stage} ({type(exc).__name__}: {exc}); nothing was removed"
+                                       ) from None
+            named |= set(walk.named)
     return named
+
+
+def in_progress(folder: Path) -> bool:
+    """Whether a build holds the artifact's lock now (the cache takes it for the whole build)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(folder).removesuffix(".partial") + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -87,7 +111,7 @@ def run(args: argparse.Namespace) -> str:
     for folder, stage, key in found:
         size = size_of(folder)
         total += size
-        gone = keep is not None and f"{stage}-{key}" not in keep
+        gone = keep is not None and f"{stage}-{key}" not in keep and not in_progress(folder)
         freed += size * gone
         built = datetime.datetime.fromtimestamp(folder.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         rows.append([stage, folder.name, f"{size / 2**20:.1f}", built, describe(folder),

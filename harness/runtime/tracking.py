@@ -130,18 +130,27 @@ class TrackerRun:
             self._declare_inputs([a.path for a in inputs])
             self._run.log_artifact(artifact)
 
-    def log_lineage(self, artifacts: Sequence[Artifact]) -> None:
-        """Cache artifacts as wandb artifacts named `<stage>-<key>` (`_cache_artifact`: nothing is copied), each
-        with its inputs' names in its metadata (and, online, declared as used)."""
-        if self._run is None:
-            return
-        for artifact in artifacts:
+    def log_built(self, artifact: Artifact) -> None:
+        """The cache artifact this run built, as the wandb artifact `<stage>-<key>` (`_cache_artifact`: nothing is
+        copied), its inputs' names in its metadata and, online, declared as used."""
+        if self._run is not None:
             root = artifact.path.parent.parent  # <cache>/<stage>/<key>: the inputs sit beside it
             self._declare_inputs([root.joinpath(*name.rsplit("-", 1)) for name in artifact.inputs])
             self._run.log_artifact(_cache_artifact(artifact.path, artifact.inputs))
 
+    def log_read(self, artifacts: Sequence[Artifact]) -> None:
+        """Cache artifacts this run read. Online they are declared as used: wandb's graph then runs from each
+        artifact's producing run to this one. Offline a run cannot use an artifact (wandb refuses), so each is
+        logged as a record with its inputs' names, and the lineage is read from those records."""
+        if self._run is None:
+            return
+        if self._online:
+            self._declare_inputs([a.path for a in artifacts])
+            return
+        for artifact in artifacts:
+            self._run.log_artifact(_cache_artifact(artifact.path, artifact.inputs))
+
     def _declare_inputs(self, folders: Sequence[Path]) -> None:
-        # Offline runs cannot use artifacts (wandb refuses), so there the metadata alone carries the lineage.
         if self._online:
             for folder in folders:
                 self._run.use_artifact(_cache_artifact(folder))
@@ -150,8 +159,8 @@ class TrackerRun:
 def _cache_artifact(folder: Path, inputs: Sequence[str] = ()) -> Any:
     """The wandb artifact of the cache folder `<cache>/<stage>/<key>`: its identity, folder and inputs in the
     metadata, no files (the weights stay in the cache; a trained run ends before its folder is committed, so
-    not even a reference to it could be checked then). Equal for every run that logs or uses it, so wandb keeps
-    one version of it."""
+    not even a reference to it could be checked then). Its contents (none) are the same for every run that logs
+    or uses it, so wandb keeps one version of it; only the metadata differs."""
     import wandb
     stage, key = folder.parent.name, folder.name
     return wandb.Artifact(f"{stage}-{key}", type=stage,
@@ -240,7 +249,7 @@ class Tracker:
                 tracked = TrackerRun(run, online=self.cfg.mode == "online")
                 yield tracked
                 if build is not None:
-                    tracked.log_lineage([build.artifact])
+                    tracked.log_built(build.artifact)
             except BaseException:
                 run.finish(exit_code=1)
                 raise
