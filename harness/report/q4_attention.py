@@ -38,7 +38,10 @@ def attention_layers(sweep: Sweep) -> list[str]:
     """Layer names that have both a CLIP and a text attention metric (`attention_clip@down.1.attn`)."""
     clip = {m.partition("@")[2] for m in sweep.metrics_named(ATTENTION_CLIP + "@")}
     text = {m.partition("@")[2] for m in sweep.metrics_named(ATTENTION_TEXT + "@")}
-    return sorted(clip & text)
+    # in the network's order: down before mid before up, and block 10 after block 2
+    order = {"down": 0, "mid": 1, "up": 2}
+    return sorted(clip & text, key=lambda layer: [order.get(part, 3) if not part.isdigit() else int(part)
+                                                  for part in layer.split(".")])
 
 
 def attention_split(sweep: Sweep, curve: Line, layer: str | None = None, per_token: bool = False
