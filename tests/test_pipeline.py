@@ -168,12 +168,14 @@ def test_cache_prune_keeps_what_the_config_names_and_the_config_then_builds_noth
     assert done.returncode == 0 and "removed 2 artifacts" in done.stdout, done.stderr
     assert not stray.exists() and not left.exists()
     assert {p for p in cache.glob("*/*") if p.is_dir()} == kept_before
-    # what was kept is what the run reads: run again, it builds nothing
-    again = subprocess.run(harness_command(cache, tmp_path / "again", "logger.mode=disabled"), env=offline_env(),
+    # what was kept is what the run reads: run again, it builds nothing; with WANDB_MODE=disabled in the
+    # environment (the config leaves logger.mode to it), it writes no wandb files either
+    again = subprocess.run(harness_command(cache, tmp_path / "again"), env={**offline_env(), "WANDB_MODE": "disabled"},
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-4000:]
-    log = (tmp_path / "again" / "cli.log").read_text() if (tmp_path / "again" / "cli.log").exists() else again.stderr
+    log = (tmp_path / "again" / "cli.log").read_text()
     assert "reusing cached artifact" in log and "building artifact" not in log
+    assert (tmp_path / "again" / "report.md").exists() and not list(tmp_path.rglob("wandb"))
 
 
 def test_killed_sweep_resumes_to_the_same_table(smoke_run, tmp_path):
