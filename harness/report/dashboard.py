@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from harness.runtime import tracking
 from harness.runtime.context import Context
 
 REPORT_FILES = ("report.md", "summary.json", "metrics.parquet", "metrics.csv", "per_prompt.csv", "config.yaml")
-_PRIMARY_FIELDS = {"adjusted_p": "adjusted_p", "detectable": "detectable", "outcome": "outcome", "family": "family"}
+_PRIMARY_FIELDS = ("adjusted_p", "detectable", "outcome", "family")
 _CAPTIONS = {  # by the figure's name up to its first underscore-separated part that names a line or kind
     "curves": "fidelity against diversity, one curve per line over the guidance scales, 95% intervals both ways; "
               "the star is the real images' ceiling",
@@ -44,13 +45,12 @@ def primary_keys(summary: dict) -> dict[str, Any]:
     """The measured primary contrasts as flat keys, `primary/<question><letter>/<field>`: the letter counts the
     question's contrasts in the config's order (q2a, q2b), and is left out for a question with one."""
     entries = summary.get("answers", {}).get("key_findings", {}).get("primary", [])
-    per_question: dict[str, int] = {}
-    for entry in entries:
-        per_question[entry["question"]] = per_question.get(entry["question"], 0) + 1
-    flat, seen = {}, {}
+    per_question = Counter(entry["question"] for entry in entries)
+    flat: dict[str, Any] = {}
+    seen: Counter[str] = Counter()
     for entry in entries:
         question = entry["question"]
-        seen[question] = seen.get(question, 0) + 1
+        seen[question] += 1
         label = question + (chr(ord("a") + seen[question] - 1) if per_question[question] > 1 else "")
         estimate = entry.get("estimate")
         if not estimate or estimate.get("value") is None:
@@ -59,8 +59,7 @@ def primary_keys(summary: dict) -> dict[str, Any]:
         flat[prefix + "statement"] = entry["statement"]
         flat.update({prefix + "estimate": estimate["value"], prefix + "low": estimate["low"],
                      prefix + "high": estimate["high"]})
-        flat.update({prefix + key: entry[field] for key, field in _PRIMARY_FIELDS.items()
-                     if entry.get(field) is not None})
+        flat.update({prefix + field: entry[field] for field in _PRIMARY_FIELDS if entry.get(field) is not None})
     return flat
 
 

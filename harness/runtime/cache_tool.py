@@ -7,8 +7,8 @@ finished or left partial by an interrupted build. A config names an artifact whe
 reuse that artifact: its stages are walked on a cache that builds nothing (`KeyWalk`), so the keys are the
 pipeline's own. The keys hold the precision a device runs at, so a config left at `device=auto` is walked for
 the CPU and for CUDA: a cache a GPU job filled survives a prune on a machine without one. A build in progress
-(its lock held) is never removed, and a walk that fails other than at an artifact the cache lacks removes nothing. `--dry-run` says what would go
-and removes nothing.
+(its lock held) is never removed, and a walk that fails other than at an artifact the cache lacks removes
+nothing. `--dry-run` says what would go and removes nothing.
 """
 
 from __future__ import annotations
@@ -107,12 +107,14 @@ def run(args: argparse.Namespace) -> str:
         raise HarnessError(f"--dir: no cache folder {args.dir}")
     found = stored(args.dir)
     keep = named_by(args.overrides, args.dir) if args.prune else None
-    rows, total, freed = [], 0, 0
+    rows, removed, total, freed = [], [], 0, 0
     for folder, stage, key in found:
         size = size_of(folder)
         total += size
         gone = keep is not None and f"{stage}-{key}" not in keep and not in_progress(folder)
-        freed += size * gone
+        if gone:
+            removed.append(folder)
+            freed += size
         built = datetime.datetime.fromtimestamp(folder.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         rows.append([stage, folder.name, f"{size / 2**20:.1f}", built, describe(folder),
                      *(["remove" if gone else "keep"] if keep is not None else [])])
@@ -120,7 +122,6 @@ def run(args: argparse.Namespace) -> str:
     lines = [*table(headers, rows), f"{len(found)} artifacts, {total / 2**20:.1f} MB in {args.dir}"]
     if keep is None:
         return "\n".join(lines)
-    removed = [folder for (folder, stage, key), row in zip(found, rows) if row[-1] == "remove"]
     if args.dry_run:
         return "\n".join([*lines, f"--dry-run: would remove {len(removed)} artifacts, {freed / 2**20:.1f} MB"])
     for folder in removed:

@@ -11,9 +11,9 @@ and `logger.dir` yield to WANDB_PROJECT and WANDB_DIR when empty):
 A run opened inside a cache build (a trained stage's) takes that artifact's own config (its stage, cache key,
 inputs and the settings that key it: a decoder's mode, seed and recipe) rather than the global one, is tagged
 with the experiment, stage, mode and seed, and logs the artifact at its end, named `<stage>-<key>`, its folder
-and inputs in the metadata. The report's run logs every artifact the run read the same way, so the lineage
-from the data and the CLIP to the report is there offline too; online runs also declare each input with
-`use_artifact`, which draws wandb's artifact graph.
+and inputs in the metadata. Online each input is declared with `use_artifact`, which draws wandb's artifact
+graph; offline wandb refuses that, so the report's run logs every artifact the run read as a record with its
+inputs, and the lineage from the data and the CLIP to the report is read from those records.
 
 The pipeline makes its tracker the process's active one (`activate`), and worker processes activate the same
 one, so the training loop logs live curves wherever it runs:
