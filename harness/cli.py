@@ -189,7 +189,7 @@ _hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_n
 # `unclip-harness <command> ...`: the tools beside the pipeline, each its own module with a `main(argv)`.
 COMMANDS = {"compare": "harness.report.compare", "runs": "harness.report.runs", "rerender": "harness.report.rerender",
             "join": "harness.report.join", "pilot": "harness.report.pilot", "sheet": "harness.sheet",
-            "cache": "harness.runtime.cache_tool"}
+            "cache": "harness.runtime.cache_tool", "recipe": "harness.report.recipe"}
 
 
 def main() -> None:

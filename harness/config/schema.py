@@ -406,6 +406,24 @@ class PrimaryContrast:
 
 
 @dataclass
+class RecipeCheckConfig:
+    """When a new training recipe may replace the old (`unclip-harness recipe OLD NEW`, harness/report/recipe.py):
+    seed-level non-inferiority, every line's new - old lower bound above -margin."""
+    margin: float = param(0.05, gt=0, le=1, help="how much a new recipe may lose on each metric (absolute, in the "
+                                                  "metric's units) and still replace the old")
+    metrics: List[str] = param(["attribute_accuracy", "shape_color_majority", "binding_accuracy"], min_len=1,
+                               help="what a new recipe must not lose: accuracy, prompts drawn right, binding")
+    guidance: float = param(3.0, gt=0, help="the guidance scale compared at")
+
+    def cross_checks(self) -> Iterator[tuple[str, str]]:
+        from harness.metrics.catalogue import BY_NAME
+
+        for name in self.metrics:
+            if name not in BY_NAME:
+                yield "metrics", f"no metric {name!r}; the metrics are {', '.join(sorted(BY_NAME))}"
+
+
+@dataclass
 class ReportConfig:
     confidence: float = param(0.95, gt=0.5, le=0.999, keys=("metrics",),
                               help="interval level, and 1 - the family-wise error rate")
@@ -419,6 +437,7 @@ class ReportConfig:
     min_recognisable: float = param(0.25, ge=0, le=1, help="a verdict needs samples the evaluation CLIP "
                                     "recognises: its retrieval rate at least this far from chance toward the real "
                                     "images' (0: no check)")
+    recipe_check: RecipeCheckConfig = field(default_factory=RecipeCheckConfig)
     # The research defaults, each question's primary contrasts, are in conf/report/default.yaml.
     primary: List[PrimaryContrast] = field(default_factory=list)
 

@@ -1,0 +1,150 @@
+"""`unclip-harness recipe OLD NEW`: may a new training recipe (fewer steps, no EMA, ...) replace the old one?
+
+A recipe change trains other weights, so one seed's numbers cannot judge it: the training seed moves the
+metrics more than most recipe changes do. The check is seed-level non-inferiority. For every line both runs
+sampled (glide, unclip (per_sample), ...) and every metric of `report.recipe_check` (accuracy, prompts drawn
+right, binding), new - old at the check's guidance scale gets the report's crossed seeds x prompts interval
+(harness/metrics/intervals.py), the two recipes' decoders as independent groups with their own seeds, on the
+prompts both runs scored. The new recipe is accepted when every one-sided lower bound, at the report's level,
+lies above -margin. Accepting only when all of them pass is an intersection-union test: no multiplicity
+correction is needed, and each check more makes acceptance harder, never easier.
+
+    unclip-harness recipe results/study runs/power-750 --out results/benchmarks/recipe_750.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from harness.config.schema import RecipeCheckConfig
+from harness.errors import HarnessError, print_or_exit
+from harness.line import Line
+from harness.metrics.catalogue import label
+from harness.metrics.estimate import Sweep, read_table, table_file
+from harness.metrics.intervals import Group, Interval, fill_prompts, grouped_interval
+from harness.report.markdown import fmt, table
+from harness.report.write import report_settings
+
+
+@dataclass(frozen=True)
+class Check:
+    line: Line
+    metric: str
+    difference: Interval  # new - old, its two-sided interval at 1 - 2 alpha: `low` is the one-sided bound
+    margin: float
+
+    @property
+    def passes(self) -> bool:
+        return math.isfinite(self.difference.low) and self.difference.low > -self.margin
+
+
+def _sweep(run: Path) -> Sweep:
+    found = table_file(run, "per_prompt.csv")
+    if found is None:
+        raise HarnessError(f"{run}: no per_prompt.csv; a recipe check needs two finished run folders")
+    return Sweep(read_table(found))
+
+
+def difference(old: Sweep, new: Sweep, line: Line, guidance: float, metric: str,
+               confidence: float) -> Interval | None:
+    """new - old of one line's metric at one guidance scale, on the prompts both runs scored, each recipe's
+    decoder its own group of seeds; None when either run lacks the cell or they share no prompt."""
+    tables = [sweep.table(sweep.cell(line, guidance, metric)) for sweep in (new, old)]
+    if any(t is None for t in tables):
+        return None
+    prompts = sorted(set(tables[0].columns) & set(tables[1].columns))
+    if len(prompts) < 2:
+        return None
+    rows = [t[prompts].dropna(how="all").to_numpy(float) for t in tables]  # a seed needs one shared prompt
+    if any(not len(r) for r in rows):
+        return None
+    new_rows, old_rows = (fill_prompts(r) for r in rows)
+    return grouped_interval([Group(new_rows), Group(-old_rows)], confidence)
+
+
+def check(old_run: Path, new_run: Path, settings: RecipeCheckConfig, confidence: float) -> list[Check]:
+    """Every (line, metric) non-inferiority check of `new_run` against `old_run`."""
+    old, new = _sweep(old_run), _sweep(new_run)
+    one_sided = 1 - 2 * (1 - confidence)  # the two-sided level whose lower end is the one-sided bound
+    lines = [line for line in new.curves() if line in set(old.curves())]
+    if not lines:
+        raise HarnessError(f"{old_run} and {new_run} share no sampled line; compare runs of the same modes")
+    for run, sweep in ((old_run, old), (new_run, new)):
+        if min(len(sweep.seeds(line)) for line in lines) < 2:
+            raise HarnessError(f"{run}: one training seed; a recipe check needs two or more on each side, since "
+                               "the seed moves these metrics more than most recipe changes do")
+    checks = []
+    for line in lines:
+        for metric in settings.metrics:
+            diff = difference(old, new, line, settings.guidance, metric, one_sided)
+            if diff is not None:
+                checks.append(Check(line, metric, diff, settings.margin))
+    if not checks:
+        raise HarnessError(f"no line has {', '.join(settings.metrics)} at guidance {settings.guidance:g} in both "
+                           "runs on shared prompts (report.recipe_check)")
+    return checks
+
+
+def recipe_of_run(run: Path) -> str:
+    config = OmegaConf.load(run / "config.yaml")
+    train = config.decoder.train
+    return f"decoder {config.decoder.size}, {train.steps} steps, EMA {train.ema_decay:g}"
+
+
+def render(old_run: Path, new_run: Path, checks: Sequence[Check], settings: RecipeCheckConfig,
+           confidence: float) -> list[str]:
+    failed = [c for c in checks if not c.passes]
+    seeds = {c.difference.seeds for c in checks}
+    outcome = ("**accepted**: every lower bound lies above the margin" if not failed else
+               f"**not accepted**: {len(failed)} of {len(checks)} lower bounds do not lie above the margin")
+    rows = [[c.line.label, label(c.metric), fmt(c.difference.value), fmt(c.difference.low, c.difference.value),
+             str(c.difference.seeds), str(c.difference.prompts), "yes" if c.passes else "no"] for c in checks]
+    return [f"# Recipe check: {new_run.as_posix()} against {old_run.as_posix()}", "",
+            f"- old: {old_run.as_posix()} ({recipe_of_run(old_run)})",
+            f"- new: {new_run.as_posix()} ({recipe_of_run(new_run)})",
+            f"- new - old at guidance {settings.guidance:g}, one-sided {confidence:.0%} lower bound over training "
+            f"seeds and shared prompts; margin {settings.margin:g} (`report.recipe_check`)", "",
+            f"New recipe {outcome}.", "",
+            *table(["line", "metric", "new - old", "lower bound", "seeds (fewer side)", "prompts", "above -margin"],
+                   rows), "",
+            "Every check must pass (an intersection-union test). A check that does not pass is not evidence "
+            f"that the new recipe is worse: with {min(seeds)} seeds on its fewer side the bound may be too loose "
+            "to show non-inferiority at this margin.", ""]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="unclip-harness recipe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("old", type=Path, help="a finished run of the recipe in use (two or more training seeds)")
+    parser.add_argument("new", type=Path, help="a finished run of the candidate recipe (two or more training seeds)")
+    parser.add_argument("--margin", type=float, help="default: the old run's report.recipe_check.margin")
+    parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
+    args = parser.parse_args(argv)
+
+    def run() -> str:
+        for folder in (args.old, args.new):
+            if not (folder / "config.yaml").is_file():
+                raise HarnessError(f"{folder}: no config.yaml; a recipe check needs two finished run folders")
+        report = report_settings(OmegaConf.load(args.old / "config.yaml"))
+        settings = report.recipe_check
+        if args.margin is not None:
+            if not 0 < args.margin <= 1:
+                raise HarnessError(f"--margin: must lie in (0, 1], got {args.margin:g}")
+            settings.margin = args.margin
+        checks = check(args.old, args.new, settings, report.confidence)
+        text = "\n".join(render(args.old, args.new, checks, settings, report.confidence))
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text)
+        return text
+
+    print_or_exit(run)
+
+
+if __name__ == "__main__":
+    main()
