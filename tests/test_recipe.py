@@ -69,6 +69,16 @@ def test_each_check_reads_new_minus_old_over_both_recipes_seeds():
     assert diff.seeds == 3 and diff.carries_seeds  # the fewer side's seeds; the seed variance is in the interval
 
 
+def test_runs_scored_on_other_prompts_are_refused_naming_the_setting(tmp_path, capsys):
+    old, new = two_runs(tmp_path / "other", 0.0)
+    config = OmegaConf.load(new / "config.yaml")
+    config.sweep = {"prompts_per_kind": 24}
+    OmegaConf.save(config, new / "config.yaml")
+    with pytest.raises(SystemExit):
+        recipe.main([str(old), str(new)])
+    assert "sweep.prompts_per_kind is 24, but None in" in capsys.readouterr().err
+
+
 def test_a_run_of_one_seed_cannot_judge_a_recipe(tmp_path, capsys):
     old, new = two_runs(tmp_path / "one", 0.0, seeds=1)
     with pytest.raises(SystemExit):

@@ -9,7 +9,10 @@ prompts both runs scored. The new recipe is accepted when every one-sided lower 
 lies above -margin. Accepting only when all of them pass is an intersection-union test: no multiplicity
 correction is needed, and each check more makes acceptance harder, never easier.
 
-    unclip-harness recipe results/study runs/power-750 --out results/benchmarks/recipe_750.md
+Both runs must score the same prompts (the same sweep and data settings): sample the recipe in use under the
+candidate's preset, which trains nothing when its decoders are cached.
+
+    unclip-harness recipe runs/power_1500 runs/power_750 --out results/benchmarks/recipe_750.md
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from harness.line import Line
 from harness.metrics.catalogue import label
 from harness.metrics.estimate import Sweep, read_table, table_file
 from harness.metrics.intervals import Group, Interval, fill_prompts, grouped_interval
+from harness.report.join import prompt_settings
 from harness.report.markdown import fmt, table
 from harness.report.write import report_settings
 
@@ -68,8 +72,19 @@ def difference(old: Sweep, new: Sweep, line: Line, guidance: float, metric: str,
     return grouped_interval([Group(new_rows), Group(-old_rows)], confidence)
 
 
+def same_prompts(old_run: Path, new_run: Path) -> None:
+    """Refuse runs scored on different prompts: prompt ids are positions in the sweep's prompt list, so runs of
+    other prompt settings would pair different captions under one id."""
+    expected, found = (prompt_settings(OmegaConf.load(run / "config.yaml")) for run in (old_run, new_run))
+    key = next((k for k in sorted(set(expected) | set(found)) if expected.get(k) != found.get(k)), None)
+    if key is not None:
+        raise HarnessError(f"{new_run / 'config.yaml'}: {key} is {found.get(key)!r}, but {expected.get(key)!r} in "
+                           f"{old_run}; sample the old recipe under the new run's preset so both score one prompt set")
+
+
 def check(old_run: Path, new_run: Path, settings: RecipeCheckConfig, confidence: float) -> list[Check]:
     """Every (line, metric) non-inferiority check of `new_run` against `old_run`."""
+    same_prompts(old_run, new_run)
     old, new = _sweep(old_run), _sweep(new_run)
     one_sided = 1 - 2 * (1 - confidence)  # the two-sided level whose lower end is the one-sided bound
     lines = [line for line in new.curves() if line in set(old.curves())]
