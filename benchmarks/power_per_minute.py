@@ -10,6 +10,7 @@ Precision per CPU-hour is 1 / (variance of a one-seed estimate x CPU-hours per s
 dominates, it is what extra seeds buy per hour.
 
     python benchmarks/power_per_minute.py results/cpu [RUN ...] --prompts 144 --out results/benchmarks/power_per_minute.json
+                                               # and power_per_minute.md, the table
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import math
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from scipy import stats
 
 from _common import machine_info
+from harness.metrics.intervals import Components
 from harness.report.pilot import build
 
 
@@ -41,6 +44,15 @@ def cost_per_seed(run: Path) -> tuple[float, int]:
     return (training + sampling) / 60, seeds
 
 
+def sigma_interval(parts: Components, confidence: float = 0.95) -> tuple[float, float]:
+    """The seed standard deviation's interval from its chi-square on the seed part's degrees of freedom: with
+    three seeds a recipe's sigma is known only within a factor of a few, which the table must show."""
+    if parts.seed <= 0 or not parts.seed_df > 0:
+        return 0.0, math.nan
+    tail = (1 - confidence) / 2
+    return tuple(math.sqrt(parts.seed_df * parts.seed / stats.chi2.ppf(q, parts.seed_df)) for q in (1 - tail, tail))
+
+
 def rows(run: Path, prompts: int) -> list[dict]:
     config = OmegaConf.load(run / "config.yaml")
     recipe = {"decoder_steps": int(config.decoder.train.steps), "ema_decay": float(config.decoder.train.ema_decay)}
@@ -49,12 +61,41 @@ def rows(run: Path, prompts: int) -> list[dict]:
     out = []
     for contrast, parts in pilot.contrasts.items():
         one_seed = parts.variance(1, prompts)
+        low, high = sigma_interval(parts)
         out.append({"run": run.as_posix(), **recipe, "seeds": parts.seeds, "contrast": contrast,
-                    "sigma_seed": math.sqrt(parts.seed), "seed_df": parts.seed_df,
-                    "cpu_minutes_per_seed": minutes,
+                    "sigma_seed": math.sqrt(parts.seed), "sigma_seed_low": low, "sigma_seed_high": high,
+                    "seed_df": parts.seed_df, "cpu_minutes_per_seed": minutes,
                     "detectable_10_seeds": parts.detectable(10, prompts, 0.05 / 7),
                     "precision_per_cpu_hour": 1.0 / (one_seed * minutes / 60)})
     return out
+
+
+def readable(contrast: str) -> str:
+    """A pilot's contrast key (`kind|a|b|metric|b_metric|a_base|b_base[|g=3]`) in words, free of table pipes."""
+    kind, a, b, metric, *rest = contrast.split("|")
+    scale = [part for part in rest if part.startswith("g=")]
+    return f"{kind}: {a} - {b}, {metric}" + (f" at {scale[0]}" if scale else "")
+
+
+def sigma_text(row: dict) -> str:
+    if not math.isfinite(row["sigma_seed_high"]):  # the seed part's estimate was cut at 0
+        return "0 (below the residual's share)"
+    return f"{row['sigma_seed']:.3f} [{row['sigma_seed_low']:.3f}, {row['sigma_seed_high']:.3f}]"
+
+
+def markdown(table: list[dict], command: str, prompts: int) -> str:
+    """The table a researcher reads: one row per contrast and recipe, recipes side by side."""
+    header = ("| contrast | run | steps | EMA | seeds | CPU-min/seed | sigma seed [95%] | MDD at 10 seeds | "
+              "precision per CPU-hour |")
+    lines = ["# Power per CPU-minute, by decoder recipe", "", f"Command: `{command}`", "",
+             f"Precision per CPU-hour: 1 / (variance of a one-seed estimate at {prompts} prompts x CPU-hours a seed "
+             "costs). MDD at 10 seeds: minimal detectable difference, 80% power, alpha 0.05 / 7.", "",
+             header, "|" + "---|" * header.count(" | ") + "---|"]
+    for r in sorted(table, key=lambda r: (r["contrast"], r["decoder_steps"], -r["ema_decay"])):
+        lines.append(f"| {readable(r['contrast'])} | {r['run']} | {r['decoder_steps']} | {r['ema_decay']:g} | "
+                     f"{r['seeds']} | {r['cpu_minutes_per_seed']:.1f} | {sigma_text(r)} | "
+                     f"{r['detectable_10_seeds']:.3f} | {r['precision_per_cpu_hour']:.0f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -71,10 +112,11 @@ def main() -> None:
               f"{r['cpu_minutes_per_seed']:>12.1f}  {r['contrast'][:58]:<58} {r['sigma_seed']:>10.3f} "
               f"{r['detectable_10_seeds']:>7.3f} {r['precision_per_cpu_hour']:>15.0f}")
     if args.out:
-        args.out.write_text(json.dumps({"command": "python benchmarks/power_per_minute.py "
-                                        + " ".join(str(r) for r in args.runs) + f" --prompts {args.prompts}",
-                                        "machine": machine_info(), "rows": table}, indent=2) + "\n")
-
+        command = ("python benchmarks/power_per_minute.py " + " ".join(str(r) for r in args.runs)
+                   + f" --prompts {args.prompts} --out {args.out}")
+        args.out.write_text(json.dumps({"command": command, "machine": machine_info(), "rows": table}, indent=2)
+                            + "\n")
+        args.out.with_suffix(".md").write_text(markdown(table, command, args.prompts))
 
 if __name__ == "__main__":
     main()
