@@ -9,8 +9,8 @@ decoder's training time from the run's summary, one thread each, plus its share 
 Precision per CPU-hour is 1 / (variance of a one-seed estimate x CPU-hours per seed): where the seed term
 dominates, it is what extra seeds buy per hour.
 
-    python benchmarks/power_per_minute.py results/cpu [RUN ...] --prompts 144 --out results/benchmarks/power_per_minute.json
-                                               # and power_per_minute.md, the table
+    python benchmarks/power_per_minute.py RUN [RUN ...] --prompts 144 \
+        --out results/benchmarks/power_per_minute.json          # and power_per_minute.md beside it, the table
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from scipy import stats
 from _common import machine_info
 from harness.metrics.intervals import Components
 from harness.report.pilot import build
+
+FAMILY_ALPHA = 0.05 / 7  # the study's Holm family holds seven contrasts: its strictest level
 
 
 def cost_per_seed(run: Path) -> tuple[float, int]:
@@ -44,13 +46,15 @@ def cost_per_seed(run: Path) -> tuple[float, int]:
     return (training + sampling) / 60, seeds
 
 
-def sigma_interval(parts: Components, confidence: float = 0.95) -> tuple[float, float]:
-    """The seed standard deviation's interval from its chi-square on the seed part's degrees of freedom: with
-    three seeds a recipe's sigma is known only within a factor of a few, which the table must show."""
+def sigma_interval(parts: Components, confidence: float = 0.95) -> tuple[float, float | None]:
+    """The seed standard deviation's interval from a chi-square on the seed part's Satterthwaite degrees of
+    freedom (approximate: the seed part is a moment estimate). With three seeds a recipe's sigma is known only
+    within a factor of a few, which the table must show. None above when the estimate was cut at 0."""
     if parts.seed <= 0 or not parts.seed_df > 0:
-        return 0.0, math.nan
+        return 0.0, None
     tail = (1 - confidence) / 2
-    return tuple(math.sqrt(parts.seed_df * parts.seed / stats.chi2.ppf(q, parts.seed_df)) for q in (1 - tail, tail))
+    low, high = (math.sqrt(parts.seed_df * parts.seed / stats.chi2.ppf(q, parts.seed_df)) for q in (1 - tail, tail))
+    return low, high
 
 
 def rows(run: Path, prompts: int) -> list[dict]:
@@ -65,20 +69,21 @@ def rows(run: Path, prompts: int) -> list[dict]:
         out.append({"run": run.as_posix(), **recipe, "seeds": parts.seeds, "contrast": contrast,
                     "sigma_seed": math.sqrt(parts.seed), "sigma_seed_low": low, "sigma_seed_high": high,
                     "seed_df": parts.seed_df, "cpu_minutes_per_seed": minutes,
-                    "detectable_10_seeds": parts.detectable(10, prompts, 0.05 / 7),
+                    "detectable_10_seeds": parts.detectable(10, prompts, FAMILY_ALPHA),
                     "precision_per_cpu_hour": 1.0 / (one_seed * minutes / 60)})
     return out
 
 
 def readable(contrast: str) -> str:
     """A pilot's contrast key (`kind|a|b|metric|b_metric|a_base|b_base[|g=3]`) in words, free of table pipes."""
-    kind, a, b, metric, *rest = contrast.split("|")
-    scale = [part for part in rest if part.startswith("g=")]
-    return f"{kind}: {a} - {b}, {metric}" + (f" at {scale[0]}" if scale else "")
+    kind, a, b, metric, b_metric, a_base, b_base, *scale = contrast.split("|")
+    text = f"{kind}: {a} - {b}, {metric}" + (f" against {b_metric}" if b_metric else "")
+    text += f", gains over {a_base} and {b_base}" if a_base else ""
+    return text + (f" at {scale[0]}" if scale else "")
 
 
 def sigma_text(row: dict) -> str:
-    if not math.isfinite(row["sigma_seed_high"]):  # the seed part's estimate was cut at 0
+    if row["sigma_seed_high"] is None:  # the seed part's estimate was cut at 0
         return "0 (below the residual's share)"
     return f"{row['sigma_seed']:.3f} [{row['sigma_seed_low']:.3f}, {row['sigma_seed_high']:.3f}]"
 
@@ -89,7 +94,8 @@ def markdown(table: list[dict], command: str, prompts: int) -> str:
               "precision per CPU-hour |")
     lines = ["# Power per CPU-minute, by decoder recipe", "", f"Command: `{command}`", "",
              f"Precision per CPU-hour: 1 / (variance of a one-seed estimate at {prompts} prompts x CPU-hours a seed "
-             "costs). MDD at 10 seeds: minimal detectable difference, 80% power, alpha 0.05 / 7.", "",
+             f"costs). MDD at 10 seeds: minimal detectable difference, 80% power, alpha {FAMILY_ALPHA:.4f} "
+             "(0.05 over the study's family of 7).", "",
              header, "|" + "---|" * header.count(" | ") + "---|"]
     for r in sorted(table, key=lambda r: (r["contrast"], r["decoder_steps"], -r["ema_decay"])):
         lines.append(f"| {readable(r['contrast'])} | {r['run']} | {r['decoder_steps']} | {r['ema_decay']:g} | "
@@ -117,6 +123,7 @@ def main() -> None:
         args.out.write_text(json.dumps({"command": command, "machine": machine_info(), "rows": table}, indent=2)
                             + "\n")
         args.out.with_suffix(".md").write_text(markdown(table, command, args.prompts))
+
 
 if __name__ == "__main__":
     main()

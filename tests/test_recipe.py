@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
+from scipy import stats
 
 from harness.report import recipe
 
@@ -29,6 +30,7 @@ def write_run(folder, seeds: int, shift: float, rng: np.random.Generator, steps:
                           "metric": metric, "value": v} for g in (1.0, 3.0) for p, v in enumerate(values)]
     pd.DataFrame(rows).to_csv(folder / "per_prompt.csv", index=False)
     OmegaConf.save({"decoder": {"size": "tiny", "train": {"steps": steps, "ema_decay": 0.995}},
+                    "sweep": {"prompts_per_kind": 40, "seed": 0},
                     "report": {"recipe_check": {"margin": 0.05, "metrics": list(METRICS)}}}, folder / "config.yaml")
     return folder
 
@@ -67,23 +69,34 @@ def test_each_check_reads_new_minus_old_over_both_recipes_seeds():
     diff = recipe.difference(sweeps[1], sweeps[0], line, 3.0, "attribute_accuracy", 0.9)
     assert diff.value == pytest.approx(new.mean() - old.mean())
     assert diff.seeds == 3 and diff.carries_seeds  # the fewer side's seeds; the seed variance is in the interval
+    # the 90% two-sided interval's low end is the one-sided 95% bound the check reads
+    assert diff.low == pytest.approx(diff.value - stats.t.ppf(0.95, diff.df) * diff.se)
 
 
 def test_runs_scored_on_other_prompts_are_refused_naming_the_setting(tmp_path, capsys):
     old, new = two_runs(tmp_path / "other", 0.0)
     config = OmegaConf.load(new / "config.yaml")
-    config.sweep = {"prompts_per_kind": 24}
+    config.sweep.prompts_per_kind = 24
     OmegaConf.save(config, new / "config.yaml")
     with pytest.raises(SystemExit):
         recipe.main([str(old), str(new)])
-    assert "sweep.prompts_per_kind is 24, but None in" in capsys.readouterr().err
+    assert f"new/config.yaml: sweep.prompts_per_kind is 24, but 40 in {old}/config.yaml" in capsys.readouterr().err
+
+
+def test_a_line_the_new_run_did_not_sample_fails_its_checks(tmp_path, capsys):
+    old, new = two_runs(tmp_path / "fewer", 0.0)
+    table = pd.read_csv(new / "per_prompt.csv")
+    table[table["mode"] != "unclip"].to_csv(new / "per_prompt.csv", index=False)
+    recipe.main([str(old), str(new), "--margin", "0.5"])
+    printed = capsys.readouterr().out
+    assert "**not accepted**: 2 of 4" in printed and printed.count("n/a: not in the new run") == 2
 
 
 def test_a_run_of_one_seed_cannot_judge_a_recipe(tmp_path, capsys):
     old, new = two_runs(tmp_path / "one", 0.0, seeds=1)
     with pytest.raises(SystemExit):
         recipe.main([str(old), str(new)])
-    assert "old: one training seed" in capsys.readouterr().err
+    assert "old: glide has one training seed" in capsys.readouterr().err
 
 
 def test_the_preset_names_the_metrics_a_recipe_must_keep_and_a_wrong_name_fails_before_any_work():

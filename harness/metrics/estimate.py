@@ -231,7 +231,7 @@ class Sweep:
         if any(t is None for t in tables):
             return None
         decoders = [c.curve.decoder for c in cells]
-        aligned = _align(tables, decoders)
+        aligned = align(tables, decoders)
         if aligned is None:
             return None
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -267,7 +267,7 @@ class Sweep:
         return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _align(tables: Sequence[pd.DataFrame], decoders: Sequence[tuple[str, str]]) -> list[np.ndarray] | None:
+def align(tables: Sequence[pd.DataFrame], decoders: Sequence[tuple[str, str]]) -> list[np.ndarray] | None:
     """The cells' tables on every prompt any of them has and, within each decoder, on the seeds all its cells have.
 
     Seeds are matched within a decoder only (seed 1 of unclip at guidance 1 and 8 is the same model); decoders

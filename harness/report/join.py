@@ -107,18 +107,24 @@ def prompt_settings(config: DictConfig) -> dict[str, Any]:
     return pd.json_normalize(chosen, sep=".").iloc[0].to_dict()
 
 
+def check_same_prompts(reference: Path, expected: DictConfig, folder: Path, config: DictConfig,
+                       why: str = "the jobs were scored on different prompts") -> None:
+    """Refuse, naming the setting and both folders, a run scored on other prompts than `reference`'s: prompt ids
+    are positions in the sweep's prompt list, so numbers of runs with other prompt settings do not pair."""
+    want, have = prompt_settings(expected), prompt_settings(config)
+    key = next((k for k in sorted(set(want) | set(have)) if have.get(k) != want.get(k)), None)
+    if key is not None:
+        raise HarnessError(f"{folder / CONFIG}: {key} is {have.get(key)!r}, but {want.get(key)!r} in "
+                           f"{reference / CONFIG}; {why}")
+
+
 def check_joinable(jobs: Sequence[Job]) -> None:
     """Refuse, naming the folder, jobs scored on other prompts than the first job's, and a (mode, CLIP variant)
     measured twice: the joint report would not know which of the two to show."""
     first = jobs[0]
-    expected = prompt_settings(first.config)
     measured: dict[tuple[str, str], Job] = {}
     for job in jobs:
-        settings = prompt_settings(job.config)
-        key = next((k for k, v in expected.items() if settings.get(k) != v), None)
-        if key is not None:
-            raise HarnessError(f"{job.folder / CONFIG}: {key} is {settings.get(key)!r}, but {expected[key]!r} in "
-                               f"{first.folder / CONFIG}; the jobs were scored on different prompts")
+        check_same_prompts(first.folder, first.config, job.folder, job.config)
         for mode, seed in job.decoders:
             other = measured.setdefault((mode, job.variant, seed), job)
             if other is not job:

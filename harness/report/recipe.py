@@ -29,9 +29,9 @@ from harness.config.schema import RecipeCheckConfig
 from harness.errors import HarnessError, print_or_exit
 from harness.line import Line
 from harness.metrics.catalogue import label
-from harness.metrics.estimate import Sweep, read_table, table_file
-from harness.metrics.intervals import Group, Interval, fill_prompts, grouped_interval
-from harness.report.join import prompt_settings
+from harness.metrics.estimate import Sweep, align, read_table, table_file
+from harness.metrics.intervals import Group, Interval, grouped_interval
+from harness.report.join import CONFIG, check_same_prompts
 from harness.report.markdown import fmt, table
 from harness.report.write import report_settings
 
@@ -40,12 +40,15 @@ from harness.report.write import report_settings
 class Check:
     line: Line
     metric: str
-    difference: Interval  # new - old, its two-sided interval at 1 - 2 alpha: `low` is the one-sided bound
+    difference: Interval | None  # new - old, two-sided at 1 - 2 alpha (`low` is the one-sided bound); None: n/a
     margin: float
 
     @property
     def passes(self) -> bool:
-        return math.isfinite(self.difference.low) and self.difference.low > -self.margin
+        """Shown non-inferior: a lower bound over training seeds above -margin. A check the new run cannot make
+        (its line or metric missing) or one without the seed variance fails: acceptance needs every check."""
+        d = self.difference
+        return d is not None and d.carries_seeds and math.isfinite(d.low) and d.low > -self.margin
 
 
 def _sweep(run: Path) -> Sweep:
@@ -57,69 +60,64 @@ def _sweep(run: Path) -> Sweep:
 
 def difference(old: Sweep, new: Sweep, line: Line, guidance: float, metric: str,
                confidence: float) -> Interval | None:
-    """new - old of one line's metric at one guidance scale, on the prompts both runs scored, each recipe's
-    decoder its own group of seeds; None when either run lacks the cell or they share no prompt."""
-    tables = [sweep.table(sweep.cell(line, guidance, metric)) for sweep in (new, old)]
-    if any(t is None for t in tables):
+    """new - old of one line's metric at one guidance scale, each recipe's decoder its own group of seeds, paired
+    over prompts as every contrast of the report is (`align`); None when the new run lacks the cell."""
+    cells = [sweep.table(sweep.cell(line, guidance, metric)) for sweep in (new, old)]
+    if any(t is None for t in cells):
         return None
-    prompts = sorted(set(tables[0].columns) & set(tables[1].columns))
-    if len(prompts) < 2:
+    aligned = align(cells, [("new", ""), ("old", "")])
+    if aligned is None:
         return None
-    rows = [t[prompts].dropna(how="all").to_numpy(float) for t in tables]  # a seed needs one shared prompt
-    if any(not len(r) for r in rows):
-        return None
-    new_rows, old_rows = (fill_prompts(r) for r in rows)
+    new_rows, old_rows = aligned
     return grouped_interval([Group(new_rows), Group(-old_rows)], confidence)
 
 
-def same_prompts(old_run: Path, new_run: Path) -> None:
-    """Refuse runs scored on different prompts: prompt ids are positions in the sweep's prompt list, so runs of
-    other prompt settings would pair different captions under one id."""
-    expected, found = (prompt_settings(OmegaConf.load(run / "config.yaml")) for run in (old_run, new_run))
-    key = next((k for k in sorted(set(expected) | set(found)) if expected.get(k) != found.get(k)), None)
-    if key is not None:
-        raise HarnessError(f"{new_run / 'config.yaml'}: {key} is {found.get(key)!r}, but {expected.get(key)!r} in "
-                           f"{old_run}; sample the old recipe under the new run's preset so both score one prompt set")
-
-
 def check(old_run: Path, new_run: Path, settings: RecipeCheckConfig, confidence: float) -> list[Check]:
-    """Every (line, metric) non-inferiority check of `new_run` against `old_run`."""
-    same_prompts(old_run, new_run)
+    """Every non-inferiority check of `new_run` against `old_run`: each line and metric the old run measured at
+    the check's guidance scale."""
+    old_config, new_config = (OmegaConf.load(run / CONFIG) for run in (old_run, new_run))
+    check_same_prompts(old_run, old_config, new_run, new_config,
+                       "sample the old recipe under the new run's preset so both score one prompt set")
     old, new = _sweep(old_run), _sweep(new_run)
-    one_sided = 1 - 2 * (1 - confidence)  # the two-sided level whose lower end is the one-sided bound
-    lines = [line for line in new.curves() if line in set(old.curves())]
-    if not lines:
-        raise HarnessError(f"{old_run} and {new_run} share no sampled line; compare runs of the same modes")
+    wanted = [(line, metric) for line in old.curves() for metric in settings.metrics
+              if old.table(old.cell(line, settings.guidance, metric)) is not None]
+    if not wanted:
+        raise HarnessError(f"{old_run}: no line has {', '.join(settings.metrics)} at guidance "
+                           f"{settings.guidance:g} (report.recipe_check)")
     for run, sweep in ((old_run, old), (new_run, new)):
-        if min(len(sweep.seeds(line)) for line in lines) < 2:
-            raise HarnessError(f"{run}: one training seed; a recipe check needs two or more on each side, since "
-                               "the seed moves these metrics more than most recipe changes do")
-    checks = []
-    for line in lines:
-        for metric in settings.metrics:
-            diff = difference(old, new, line, settings.guidance, metric, one_sided)
-            if diff is not None:
-                checks.append(Check(line, metric, diff, settings.margin))
-    if not checks:
-        raise HarnessError(f"no line has {', '.join(settings.metrics)} at guidance {settings.guidance:g} in both "
-                           "runs on shared prompts (report.recipe_check)")
-    return checks
+        single = next((line for line, _ in wanted if len(sweep.seeds(line)) == 1), None)
+        if single is not None:
+            raise HarnessError(f"{run}: {single.label} has one training seed; a recipe check needs two or more on "
+                               "each side, since the seed moves these metrics more than most recipe changes do")
+    one_sided = 1 - 2 * (1 - confidence)  # the two-sided level whose lower end is the one-sided bound
+    return [Check(line, metric, difference(old, new, line, settings.guidance, metric, one_sided), settings.margin)
+            for line, metric in wanted]
 
 
 def recipe_of_run(run: Path) -> str:
-    config = OmegaConf.load(run / "config.yaml")
-    train = config.decoder.train
-    return f"decoder {config.decoder.size}, {train.steps} steps, EMA {train.ema_decay:g}"
+    """The decoder recipe of a run folder, in words."""
+    config = OmegaConf.load(run / CONFIG)
+
+    def pick(key: str) -> object:  # a run folder of an older day may lack a field
+        return OmegaConf.select(config, f"decoder.{key}", default="?")
+
+    return f"decoder {pick('size')}, {pick('train.steps')} steps, EMA {pick('train.ema_decay')}"
+
+
+def _numbers(d: Interval | None) -> list[str]:
+    if d is None:
+        return ["n/a: not in the new run", "", "", ""]
+    return [fmt(d.value), fmt(d.low, d.value), str(d.seeds), str(d.prompts)]
 
 
 def render(old_run: Path, new_run: Path, checks: Sequence[Check], settings: RecipeCheckConfig,
            confidence: float) -> list[str]:
+    """The check as markdown: the outcome in one sentence, then one row per line and metric."""
     failed = [c for c in checks if not c.passes]
-    seeds = {c.difference.seeds for c in checks}
+    seeds = [c.difference.seeds for c in checks if c.difference is not None] or [0]
     outcome = ("**accepted**: every lower bound lies above the margin" if not failed else
                f"**not accepted**: {len(failed)} of {len(checks)} lower bounds do not lie above the margin")
-    rows = [[c.line.label, label(c.metric), fmt(c.difference.value), fmt(c.difference.low, c.difference.value),
-             str(c.difference.seeds), str(c.difference.prompts), "yes" if c.passes else "no"] for c in checks]
+    rows = [[c.line.label, label(c.metric), *_numbers(c.difference), "yes" if c.passes else "no"] for c in checks]
     return [f"# Recipe check: {new_run.as_posix()} against {old_run.as_posix()}", "",
             f"- old: {old_run.as_posix()} ({recipe_of_run(old_run)})",
             f"- new: {new_run.as_posix()} ({recipe_of_run(new_run)})",
@@ -143,9 +141,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def run() -> str:
         for folder in (args.old, args.new):
-            if not (folder / "config.yaml").is_file():
+            if not (folder / CONFIG).is_file():
                 raise HarnessError(f"{folder}: no config.yaml; a recipe check needs two finished run folders")
-        report = report_settings(OmegaConf.load(args.old / "config.yaml"))
+        report = report_settings(OmegaConf.load(args.old / CONFIG))
         settings = report.recipe_check
         if args.margin is not None:
             if not 0 < args.margin <= 1:
