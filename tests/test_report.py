@@ -453,6 +453,28 @@ def test_q6_names_the_property_of_the_draws_that_carries_their_diversity(rendere
     assert "the caption matters: another caption's draws keep less" in answer
 
 
+def test_q6_answer_when_neither_control_differs_names_what_stays_open_and_why_another_captions_draws_fail():
+    """As in results/mechanism: the Gaussian and isotropic controls cannot be told from the draws, and another
+    caption's draws share no fidelity with them (matched level unreached)."""
+    from harness.metrics.intervals import Interval
+    from harness.report.primary import PrimaryResult, q6_answer
+
+    def result(arm: str, value: float, p: float, detectable: float) -> PrimaryResult:
+        spec = PrimaryContrast(question="q6", contrast="matched_diversity", a="unclip (per_sample)",
+                               b=f"unclip ({arm})")
+        estimate = Interval(value, value - 0.04, value + 0.04, se=0.02, df=30, prompts=72, seeds=5, seed_term="run")
+        return PrimaryResult(spec, "free_entropy", "", estimate, adjusted_p=p, detectable=detectable, in_family=True)
+
+    results = [result("prior_gaussian", 0.003, 1.0, 0.082), result("isotropic", 0.095, 0.129, 0.151),
+               result("shuffled_draws", float("nan"), float("nan"), float("nan"))]
+    answer = q6_answer(results, 0.05)
+    assert ("comes from their location and second moment, as far as this run can tell: a Gaussian with the draws' "
+            "mean and covariance, which lacks their multimodal structure, cannot be told from them (detectable "
+            "0.082); nor can isotropic noise of their total spread (detectable 0.151)") in answer
+    assert "another caption's draws are no substitute: their fidelity shares no range with the draws'" in answer
+    assert "for the decoders this run trained" not in answer  # every read interval carries the seeds
+
+
 def test_q6_reads_every_arm_against_its_modes_own_sampling_and_q1_only_the_modes_own(rendered_arms):
     parts, _, out = rendered_arms
     q6 = parts["Q6"]

@@ -137,8 +137,9 @@ def plot_noise_scales(sweep: Sweep, curves: Sequence[Line], arms: dict, path: Pa
             ax.tick_params(labelsize=8)
             ax.grid(alpha=0.25)
     axes[0][0].legend(fontsize=8, framealpha=0.8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    heading = textwrap.fill(title, width=int(48 * len(scales)))  # the width of the figure at 10 pt
+    fig.suptitle(heading, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.035 * (heading.count("\n") + 1)))
     return _save(fig, path, dpi=130)
 
 

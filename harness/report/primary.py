@@ -512,9 +512,12 @@ def q6_answer(results: Sequence[PrimaryResult], alpha: float) -> str:
         carried = ("their second moment: a Gaussian with their mean and covariance cannot be told from them "
                    f"(detectable {detectable('prior_gaussian')}), isotropic noise of the same spread keeps less")
     elif gaussian == 0 and isotropic is not None:
-        carried = ("no property beyond their location and spread that these contrasts detect: neither a Gaussian of "
-                   "their mean and covariance nor isotropic noise of their spread can be told from them "
-                   f"(detectable {detectable('prior_gaussian', 'isotropic')})")
+        # Neither control differs detectably: the Gaussian, which lacks only the multimodal structure, is the
+        # stronger reading (the smaller detectable difference); the isotropic one leaves the covariance's shape open.
+        carried = ("their location and second moment, as far as this run can tell: a Gaussian with the draws' mean "
+                   "and covariance, which lacks their multimodal structure, cannot be told from them (detectable "
+                   f"{detectable('prior_gaussian')}); nor can isotropic noise of their total spread (detectable "
+                   f"{detectable('isotropic')}), so whether the covariance's shape matters is open")
     else:
         carried = f"{CANNOT_TELL} (the Gaussian controls were not both read)"
     shuffled = sign("shuffled_draws")
@@ -522,6 +525,9 @@ def q6_answer(results: Sequence[PrimaryResult], alpha: float) -> str:
                -1: "; another caption's draws keep more, so the caption's own draws are not what keeps it",
                0: f"; {CANNOT_TELL} whether another caption's draws would do (detectable "
                   f"{detectable('shuffled_draws')})", None: ""}[shuffled]
+    if shuffled is None and any(r.unreached and Line.parse(r.spec.b).arm == "shuffled_draws" for r in q6):
+        caption = ("; another caption's draws are no substitute: their fidelity shares no range with the draws', "
+                   "so they lose the caption rather than spread it")
     scope = "" if all(r.mode_level for r in read.values()) else (
         "for the decoders this run trained (some intervals lack the training-seed variance, or a verdict is "
         "withheld): ")
