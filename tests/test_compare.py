@@ -61,3 +61,21 @@ def test_runs_lists_every_finished_run_with_its_commit_and_seeds(runs):
     missing = subprocess.run([sys.executable, "-m", "harness", "runs", str(runs / "nope")], capture_output=True,
                              text=True, timeout=120)
     assert missing.returncode == 2 and missing.stderr.startswith(f"error: {runs / 'nope'}: no such folder")
+
+
+def test_runs_counts_a_contrast_decided_at_the_runs_own_family_wise_error(runs, tmp_path):
+    import json
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    decided = next(r for r in list_runs(runs) if Path(r["folder"]).name == "seed0")["decided"]
+    assert decided  # decided at the default 5%
+    strict = tmp_path / "outputs" / "strict"
+    shutil.copytree(runs / "seed0", strict)
+    primary = json.loads((strict / "summary.json").read_text())["answers"]["key_findings"]["primary"]
+    smallest = min(p["adjusted_p"] for p in primary if p.get("adjusted_p") is not None)
+    config = OmegaConf.load(strict / "config.yaml")
+    config.report.confidence = 1 - smallest / 2  # a level no contrast of this run reaches
+    OmegaConf.save(config, strict / "config.yaml")
+    assert list_runs(tmp_path / "outputs")[0]["decided"] == []

@@ -10,10 +10,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from harness.errors import HarnessError, print_or_exit
+from harness.metrics.intervals import CONFIDENCE
 from harness.report.markdown import table
 
 SKIPPED = (".cache", "wandb", ".hydra")  # folders that hold no run's summary
+
+
+def confidence_of(folder: Path) -> float:
+    """The run's `report.confidence` (1 - its family-wise error rate), the default where its config has none."""
+    config = folder / "config.yaml"
+    return float(OmegaConf.select(OmegaConf.load(config), "report.confidence", default=CONFIDENCE)
+                 if config.is_file() else CONFIDENCE)
 
 
 def list_runs(root: Path) -> list[dict[str, Any]]:
@@ -34,8 +44,9 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
         date = provenance.get("date") or datetime.datetime.fromtimestamp(
             summary_path.stat().st_mtime, datetime.timezone.utc).isoformat(timespec="seconds")
         primary = ((summary.get("answers") or {}).get("key_findings") or {}).get("primary", [])
+        alpha = 1 - confidence_of(folder)
         decided = [p for p in primary if p.get("family") == "primary" and p.get("adjusted_p") is not None
-                   and p["adjusted_p"] < 0.05]
+                   and p["adjusted_p"] < alpha]
         found.append({"folder": str(folder), "experiment": summary.get("experiment", ""), "date": date,
                       "commit": (provenance.get("git_commit") or "")[:8] + ("+" if provenance.get("git_dirty") else ""),
                       "seeds": (summary.get("setup") or {}).get("train_seeds"),
@@ -52,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         runs = list_runs(args.root)
         rows = [[r["date"], r["experiment"], r["commit"] or "-", str(r["seeds"]), r["folder"],
                  "; ".join(r["decided"]) or "none"] for r in runs]
-        return ("\n".join(table(["date", "experiment", "commit", "seeds", "folder", "decided (Holm, 5%)"], rows))
+        return ("\n".join(table(["date", "experiment", "commit", "seeds", "folder",
+                                 "decided (Holm, at the run's family-wise error)"], rows))
                 if rows else f"no finished runs under {args.root}")
 
     print_or_exit(listing)
