@@ -30,10 +30,11 @@ from harness.report.pilot import build
 FAMILY_ALPHA = 0.05 / 7  # the study's Holm family holds seven contrasts: its strictest level
 
 
-def cost_per_seed(run: Path) -> tuple[float, int]:
-    """(CPU-minutes per training seed, seeds): the mean training time of each mode trained on every seed (one
-    thread each), summed over those modes, plus the sweep's sampling (wall time x workers) spread over the seeds.
-    Approximate where the sweep also sampled modes with fewer seeds (the cpu preset's ablations)."""
+def cost_per_seed(run: Path) -> tuple[float, float, int]:
+    """(training, sampling CPU-minutes per training seed, seeds): the mean training time of each mode trained on
+    every seed (one thread each; a cached decoder reports the time of its own build, on whatever load that had),
+    summed over those modes, and the sweep's sampling (wall time x workers) spread over the seeds. Approximate
+    where the sweep also sampled modes with fewer seeds (the cpu preset's ablations)."""
     summary = json.loads((run / "summary.json").read_text())
     times: dict[str, list[float]] = {}
     for key, info in (summary.get("decoders") or {}).items():
@@ -43,7 +44,7 @@ def cost_per_seed(run: Path) -> tuple[float, int]:
     training = sum(sum(t) / len(t) for t in times.values() if len(t) == seeds)
     workers = int(OmegaConf.load(run / "config.yaml").get("workers", 1))
     sampling = float((summary.get("sweep") or {}).get("sampling_s", 0.0)) * workers / seeds
-    return (training + sampling) / 60, seeds
+    return training / 60, sampling / 60, seeds
 
 
 def sigma_interval(parts: Components, confidence: float = 0.95) -> tuple[float, float | None]:
@@ -60,7 +61,8 @@ def sigma_interval(parts: Components, confidence: float = 0.95) -> tuple[float, 
 def rows(run: Path, prompts: int) -> list[dict]:
     config = OmegaConf.load(run / "config.yaml")
     recipe = {"decoder_steps": int(config.decoder.train.steps), "ema_decay": float(config.decoder.train.ema_decay)}
-    minutes, seeds = cost_per_seed(run)
+    training, sampling, _ = cost_per_seed(run)
+    minutes = training + sampling
     pilot = build(run, run.name, report_defaults=True)
     out = []
     for contrast, parts in pilot.contrasts.items():
@@ -68,7 +70,7 @@ def rows(run: Path, prompts: int) -> list[dict]:
         low, high = sigma_interval(parts)
         out.append({"run": run.as_posix(), **recipe, "seeds": parts.seeds, "contrast": contrast,
                     "sigma_seed": math.sqrt(parts.seed), "sigma_seed_low": low, "sigma_seed_high": high,
-                    "seed_df": parts.seed_df, "cpu_minutes_per_seed": minutes,
+                    "seed_df": parts.seed_df, "cpu_minutes_per_seed": minutes, "training_minutes_per_seed": training,
                     "detectable_10_seeds": parts.detectable(10, prompts, FAMILY_ALPHA),
                     "precision_per_cpu_hour": 1.0 / (one_seed * minutes / 60)})
     return out
@@ -85,12 +87,13 @@ def readable(contrast: str) -> str:
 def sigma_text(row: dict) -> str:
     if row["sigma_seed_high"] is None:  # the seed part's estimate was cut at 0
         return "0 (below the residual's share)"
-    return f"{row['sigma_seed']:.3f} [{row['sigma_seed_low']:.3f}, {row['sigma_seed_high']:.3f}]"
+    high = row["sigma_seed_high"]  # below one degree of freedom the chi-square bound runs away
+    return f"{row['sigma_seed']:.3f} [{row['sigma_seed_low']:.3f}, {f'{high:.3f}' if high < 10 else '> 10'}]"
 
 
 def markdown(table: list[dict], command: str, prompts: int) -> str:
     """The table a researcher reads: one row per contrast and recipe, recipes side by side."""
-    header = ("| contrast | run | steps | EMA | seeds | CPU-min/seed | sigma seed [95%] | MDD at 10 seeds | "
+    header = ("| contrast | run | steps | EMA | seeds | CPU-min/seed (training) | sigma seed [95%] | MDD at 10 seeds | "
               "precision per CPU-hour |")
     lines = ["# Power per CPU-minute, by decoder recipe", "", f"Command: `{command}`", "",
              f"Precision per CPU-hour: 1 / (variance of a one-seed estimate at {prompts} prompts x CPU-hours a seed "
@@ -99,7 +102,8 @@ def markdown(table: list[dict], command: str, prompts: int) -> str:
              header, "|" + "---|" * header.count(" | ") + "---|"]
     for r in sorted(table, key=lambda r: (r["contrast"], r["decoder_steps"], -r["ema_decay"])):
         lines.append(f"| {readable(r['contrast'])} | {r['run']} | {r['decoder_steps']} | {r['ema_decay']:g} | "
-                     f"{r['seeds']} | {r['cpu_minutes_per_seed']:.1f} | {sigma_text(r)} | "
+                     f"{r['seeds']} | {r['cpu_minutes_per_seed']:.1f} ({r['training_minutes_per_seed']:.1f}) | "
+                     f"{sigma_text(r)} | "
                      f"{r['detectable_10_seeds']:.3f} | {r['precision_per_cpu_hour']:.0f} |")
     return "\n".join(lines) + "\n"
 
