@@ -40,7 +40,7 @@ from harness.report.write import report_settings
 class Check:
     line: Line
     metric: str
-    difference: Interval | None  # new - old, two-sided at 1 - 2 alpha (`low` is the one-sided bound); None: n/a
+    difference: Interval | None  # new - old, two-sided at 1 - 2 alpha (each end a one-sided bound); None: n/a
     margin: float
 
     @property
@@ -49,6 +49,12 @@ class Check:
         (its line or metric missing) or one without the seed variance fails: acceptance needs every check."""
         d = self.difference
         return d is not None and d.carries_seeds and math.isfinite(d.low) and d.low > -self.margin
+
+    @property
+    def worse(self) -> bool:
+        """Shown worse by more than the margin: the one-sided upper bound (the interval's high end) below it."""
+        d = self.difference
+        return d is not None and d.carries_seeds and math.isfinite(d.high) and d.high < -self.margin
 
 
 def _sweep(run: Path) -> Sweep:
@@ -106,8 +112,8 @@ def recipe_of_run(run: Path) -> str:
 
 def _numbers(d: Interval | None) -> list[str]:
     if d is None:
-        return ["n/a: not in the new run", "", "", ""]
-    return [fmt(d.value), fmt(d.low, d.value), str(d.seeds), str(d.prompts)]
+        return ["n/a: not in the new run", "", "", "", ""]
+    return [fmt(d.value), fmt(d.low, d.value), fmt(d.high, d.value), str(d.seeds), str(d.prompts)]
 
 
 def render(old_run: Path, new_run: Path, checks: Sequence[Check], settings: RecipeCheckConfig,
@@ -115,20 +121,24 @@ def render(old_run: Path, new_run: Path, checks: Sequence[Check], settings: Reci
     """The check as markdown: the outcome in one sentence, then one row per line and metric."""
     failed = [c for c in checks if not c.passes]
     seeds = [c.difference.seeds for c in checks if c.difference is not None] or [0]
+    worse = sum(c.worse for c in checks)
     outcome = ("**accepted**: every lower bound lies above the margin" if not failed else
-               f"**not accepted**: {len(failed)} of {len(checks)} lower bounds do not lie above the margin")
-    rows = [[c.line.label, label(c.metric), *_numbers(c.difference), "yes" if c.passes else "no"] for c in checks]
+               f"**not accepted**: {len(failed)} of {len(checks)} lower bounds do not lie above the margin"
+               + (f"; in {worse}, each read alone, the new recipe is worse by more than the margin (its upper "
+                  "bound lies below it too)" if worse else ""))
+    rows = [[c.line.label, label(c.metric), *_numbers(c.difference), "yes" if c.passes else "no",
+             "yes" if c.worse else "no"] for c in checks]
     return [f"# Recipe check: {new_run.as_posix()} against {old_run.as_posix()}", "",
             f"- old: {old_run.as_posix()} ({recipe_of_run(old_run)})",
             f"- new: {new_run.as_posix()} ({recipe_of_run(new_run)})",
             f"- new - old at guidance {settings.guidance:g}, one-sided {confidence:.0%} lower bound over training "
             f"seeds and shared prompts; margin {settings.margin:g} (`report.recipe_check`)", "",
             f"New recipe {outcome}.", "",
-            *table(["line", "metric", "new - old", "lower bound", "seeds (fewer side)", "prompts", "above -margin"],
-                   rows), "",
-            "Every check must pass (an intersection-union test). A check that does not pass is not evidence "
-            f"that the new recipe is worse: with {min(seeds)} seeds on its fewer side the bound may be too loose "
-            "to show non-inferiority at this margin.", ""]
+            *table(["line", "metric", "new - old", "lower bound", "upper bound", "seeds (fewer side)", "prompts",
+                    "lower above -margin", "upper below -margin"], rows), "",
+            "Every check must pass (an intersection-union test). A check that does not pass is not by itself "
+            f"evidence that the new recipe is worse: with {min(seeds)} seeds on its fewer side the bound may be too "
+            "loose to show non-inferiority at this margin. Where the upper bound lies below -margin too, it is.", ""]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
