@@ -47,6 +47,7 @@ def test_a_recipe_as_good_as_the_old_is_accepted_and_one_that_loses_more_than_th
     recipe.main([str(old), str(new), "--out", str(tmp_path / "check.md")])
     text = (tmp_path / "check.md").read_text()
     assert "New recipe **accepted**" in text and "750 steps" in text
+    assert f"Command: `unclip-harness recipe {old} {new} --out" in text  # the file says how it was made
     assert text.count("| yes |") == len(LINES) * len(METRICS)
 
     old, new = two_runs(tmp_path / "worse", -0.1)

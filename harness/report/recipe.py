@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +118,7 @@ def _numbers(d: Interval | None) -> list[str]:
 
 
 def render(old_run: Path, new_run: Path, checks: Sequence[Check], settings: RecipeCheckConfig,
-           confidence: float) -> list[str]:
+           confidence: float, command: str) -> list[str]:
     """The check as markdown: the outcome in one sentence, then one row per line and metric."""
     failed = [c for c in checks if not c.passes]
     seeds = [c.difference.seeds for c in checks if c.difference is not None] or [0]
@@ -128,7 +129,7 @@ def render(old_run: Path, new_run: Path, checks: Sequence[Check], settings: Reci
                   "bound lies below it too)" if worse else ""))
     rows = [[c.line.label, label(c.metric), *_numbers(c.difference), "yes" if c.passes else "no",
              "yes" if c.worse else "no"] for c in checks]
-    return [f"# Recipe check: {new_run.as_posix()} against {old_run.as_posix()}", "",
+    return [f"# Recipe check: {new_run.as_posix()} against {old_run.as_posix()}", "", f"Command: `{command}`", "",
             f"- old: {old_run.as_posix()} ({recipe_of_run(old_run)})",
             f"- new: {new_run.as_posix()} ({recipe_of_run(new_run)})",
             f"- new - old at guidance {settings.guidance:g}, one-sided {confidence:.0%} lower bound over training "
@@ -160,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 raise HarnessError(f"--margin: must lie in (0, 1], got {args.margin:g}")
             settings.margin = args.margin
         checks = check(args.old, args.new, settings, report.confidence)
-        text = "\n".join(render(args.old, args.new, checks, settings, report.confidence))
+        command = " ".join(["unclip-harness recipe", *(sys.argv[1:] if argv is None else argv)])
+        text = "\n".join(render(args.old, args.new, checks, settings, report.confidence, command))
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(text)
