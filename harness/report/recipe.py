@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from harness.config.schema import RecipeCheckConfig
 from harness.errors import HarnessError, print_or_exit
@@ -58,11 +58,31 @@ class Check:
         return d is not None and d.carries_seeds and math.isfinite(d.high) and d.high < -self.margin
 
 
-def _sweep(run: Path) -> Sweep:
-    found = table_file(run, "per_prompt.csv")
-    if found is None:
-        raise HarnessError(f"{run}: no per_prompt.csv; a recipe check needs two finished run folders")
-    return Sweep(read_table(found))
+@dataclass(frozen=True)
+class RunFolder:
+    """A finished run folder and its resolved config, read once."""
+    path: Path
+    config: DictConfig
+
+    @classmethod
+    def load(cls, path: Path) -> RunFolder:
+        if not (path / CONFIG).is_file():
+            raise HarnessError(f"{path}: no config.yaml; a recipe check needs two finished run folders")
+        return cls(path, OmegaConf.load(path / CONFIG))
+
+    @property
+    def recipe(self) -> str:
+        """The decoder recipe, in words (a run folder of an older day may lack a field)."""
+        def pick(key: str) -> object:
+            return OmegaConf.select(self.config, f"decoder.{key}", default="?")
+
+        return f"decoder {pick('size')}, {pick('train.steps')} steps, EMA {pick('train.ema_decay')}"
+
+    def sweep(self) -> Sweep:
+        found = table_file(self.path, "per_prompt.csv")
+        if found is None:
+            raise HarnessError(f"{self.path}: no per_prompt.csv; a recipe check needs two finished run folders")
+        return Sweep(read_table(found))
 
 
 def difference(old: Sweep, new: Sweep, line: Line, guidance: float, metric: str,
@@ -79,19 +99,18 @@ def difference(old: Sweep, new: Sweep, line: Line, guidance: float, metric: str,
     return grouped_interval([Group(new_rows), Group(-old_rows)], confidence)
 
 
-def check(old_run: Path, new_run: Path, settings: RecipeCheckConfig, confidence: float) -> list[Check]:
+def check(old_run: RunFolder, new_run: RunFolder, settings: RecipeCheckConfig, confidence: float) -> list[Check]:
     """Every non-inferiority check of `new_run` against `old_run`: each line and metric the old run measured at
     the check's guidance scale."""
-    old_config, new_config = (OmegaConf.load(run / CONFIG) for run in (old_run, new_run))
-    check_same_prompts(old_run, old_config, new_run, new_config,
+    check_same_prompts(old_run.path, old_run.config, new_run.path, new_run.config,
                        "sample the old recipe under the new run's preset so both score one prompt set")
-    old, new = _sweep(old_run), _sweep(new_run)
+    old, new = old_run.sweep(), new_run.sweep()
     wanted = [(line, metric) for line in old.curves() for metric in settings.metrics
               if old.table(old.cell(line, settings.guidance, metric)) is not None]
     if not wanted:
-        raise HarnessError(f"{old_run}: no line has {', '.join(settings.metrics)} at guidance "
+        raise HarnessError(f"{old_run.path}: no line has {', '.join(settings.metrics)} at guidance "
                            f"{settings.guidance:g} (report.recipe_check)")
-    for run, sweep in ((old_run, old), (new_run, new)):
+    for run, sweep in ((old_run.path, old), (new_run.path, new)):
         single = next((line for line, _ in wanted if len(sweep.seeds(line)) == 1), None)
         if single is not None:
             raise HarnessError(f"{run}: {single.label} has one training seed; a recipe check needs two or more on "
@@ -101,23 +120,13 @@ def check(old_run: Path, new_run: Path, settings: RecipeCheckConfig, confidence:
             for line, metric in wanted]
 
 
-def recipe_of_run(run: Path) -> str:
-    """The decoder recipe of a run folder, in words."""
-    config = OmegaConf.load(run / CONFIG)
-
-    def pick(key: str) -> object:  # a run folder of an older day may lack a field
-        return OmegaConf.select(config, f"decoder.{key}", default="?")
-
-    return f"decoder {pick('size')}, {pick('train.steps')} steps, EMA {pick('train.ema_decay')}"
-
-
 def _numbers(d: Interval | None) -> list[str]:
     if d is None:
         return ["n/a: not in the new run", "", "", "", ""]
     return [fmt(d.value), fmt(d.low, d.value), fmt(d.high, d.value), str(d.seeds), str(d.prompts)]
 
 
-def render(old_run: Path, new_run: Path, checks: Sequence[Check], settings: RecipeCheckConfig,
+def render(old_run: RunFolder, new_run: RunFolder, checks: Sequence[Check], settings: RecipeCheckConfig,
            confidence: float, command: str) -> list[str]:
     """The check as markdown: the outcome in one sentence, then one row per line and metric."""
     failed = [c for c in checks if not c.passes]
@@ -129,9 +138,9 @@ def render(old_run: Path, new_run: Path, checks: Sequence[Check], settings: Reci
                   "bound lies below it too)" if worse else ""))
     rows = [[c.line.label, label(c.metric), *_numbers(c.difference), "yes" if c.passes else "no",
              "yes" if c.worse else "no"] for c in checks]
-    return [f"# Recipe check: {new_run.as_posix()} against {old_run.as_posix()}", "", f"Command: `{command}`", "",
-            f"- old: {old_run.as_posix()} ({recipe_of_run(old_run)})",
-            f"- new: {new_run.as_posix()} ({recipe_of_run(new_run)})",
+    old, new = old_run.path.as_posix(), new_run.path.as_posix()
+    return [f"# Recipe check: {new} against {old}", "", f"Command: `{command}`", "",
+            f"- old: {old} ({old_run.recipe})", f"- new: {new} ({new_run.recipe})",
             f"- new - old at guidance {settings.guidance:g}, one-sided {confidence:.0%} lower bound over training "
             f"seeds and shared prompts; margin {settings.margin:g} (`report.recipe_check`)", "",
             f"New recipe {outcome}.", "",
@@ -151,18 +160,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def run() -> str:
-        for folder in (args.old, args.new):
-            if not (folder / CONFIG).is_file():
-                raise HarnessError(f"{folder}: no config.yaml; a recipe check needs two finished run folders")
-        report = report_settings(OmegaConf.load(args.old / CONFIG))
+        old, new = RunFolder.load(args.old), RunFolder.load(args.new)
+        report = report_settings(old.config)
         settings = report.recipe_check
         if args.margin is not None:
             if not 0 < args.margin <= 1:
                 raise HarnessError(f"--margin: must lie in (0, 1], got {args.margin:g}")
             settings.margin = args.margin
-        checks = check(args.old, args.new, settings, report.confidence)
+        checks = check(old, new, settings, report.confidence)
         command = " ".join(["unclip-harness recipe", *(sys.argv[1:] if argv is None else argv)])
-        text = "\n".join(render(args.old, args.new, checks, settings, report.confidence, command))
+        text = "\n".join(render(old, new, checks, settings, report.confidence, command))
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(text)
