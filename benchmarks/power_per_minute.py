@@ -25,13 +25,14 @@ from scipy import stats
 
 from _common import machine_info
 from harness.metrics.intervals import Components
+from harness.report.markdown import table as markdown_table
 from harness.report.pilot import build
 
 FAMILY_ALPHA = 0.05 / 7  # the study's Holm family holds seven contrasts: its strictest level
 
 
-def cost_per_seed(run: Path) -> tuple[float, float, int]:
-    """(training, sampling CPU-minutes per training seed, seeds): the mean training time of each mode trained on
+def cost_per_seed(run: Path) -> tuple[float, float]:
+    """(training, sampling) CPU-minutes per training seed: the mean training time of each mode trained on
     every seed (one thread each; a cached decoder reports the time of its own build, on whatever load that had),
     summed over those modes, and the sweep's sampling (wall time x workers) spread over the seeds. Approximate
     where the sweep also sampled modes with fewer seeds (the cpu preset's ablations)."""
@@ -44,7 +45,7 @@ def cost_per_seed(run: Path) -> tuple[float, float, int]:
     training = sum(sum(t) / len(t) for t in times.values() if len(t) == seeds)
     workers = int(OmegaConf.load(run / "config.yaml").get("workers", 1))
     sampling = float((summary.get("sweep") or {}).get("sampling_s", 0.0)) * workers / seeds
-    return training / 60, sampling / 60, seeds
+    return training / 60, sampling / 60
 
 
 def sigma_interval(parts: Components, confidence: float = 0.95) -> tuple[float, float | None]:
@@ -61,7 +62,7 @@ def sigma_interval(parts: Components, confidence: float = 0.95) -> tuple[float, 
 def rows(run: Path, prompts: int) -> list[dict]:
     config = OmegaConf.load(run / "config.yaml")
     recipe = {"decoder_steps": int(config.decoder.train.steps), "ema_decay": float(config.decoder.train.ema_decay)}
-    training, sampling, _ = cost_per_seed(run)
+    training, sampling = cost_per_seed(run)
     minutes = training + sampling
     pilot = build(run, run.name, report_defaults=True)
     out = []
@@ -93,19 +94,18 @@ def sigma_text(row: dict) -> str:
 
 def markdown(table: list[dict], command: str, prompts: int) -> str:
     """The table a researcher reads: one row per contrast and recipe, recipes side by side."""
-    header = ("| contrast | run | steps | EMA | seeds | CPU-min/seed (training) | sigma seed [95%] | MDD at 10 seeds | "
-              "precision per CPU-hour |")
+    header = ["contrast", "run", "steps", "EMA", "seeds", "CPU-min/seed (training)", "sigma seed [95%]",
+              "MDD at 10 seeds", "precision per CPU-hour"]
+    rows = [[readable(r["contrast"]), r["run"], str(r["decoder_steps"]), f"{r['ema_decay']:g}", str(r["seeds"]),
+             f"{r['cpu_minutes_per_seed']:.1f} ({r['training_minutes_per_seed']:.1f})", sigma_text(r),
+             f"{r['detectable_10_seeds']:.3f}", f"{r['precision_per_cpu_hour']:.0f}"]
+            for r in sorted(table, key=lambda r: (r["contrast"], r["decoder_steps"], -r["ema_decay"]))]
     lines = ["# Power per CPU-minute, by decoder recipe", "", f"Command: `{command}`", "",
              f"Precision per CPU-hour: 1 / (variance of a one-seed estimate at {prompts} prompts x CPU-hours a seed "
              f"costs). MDD at 10 seeds: minimal detectable difference, 80% power, alpha {FAMILY_ALPHA:.4f} "
              "(0.05 over the study's family of 7).", "",
-             header, "|" + "---|" * header.count(" | ") + "---|"]
-    for r in sorted(table, key=lambda r: (r["contrast"], r["decoder_steps"], -r["ema_decay"])):
-        lines.append(f"| {readable(r['contrast'])} | {r['run']} | {r['decoder_steps']} | {r['ema_decay']:g} | "
-                     f"{r['seeds']} | {r['cpu_minutes_per_seed']:.1f} ({r['training_minutes_per_seed']:.1f}) | "
-                     f"{sigma_text(r)} | "
-                     f"{r['detectable_10_seeds']:.3f} | {r['precision_per_cpu_hour']:.0f} |")
-    return "\n".join(lines) + "\n"
+             *markdown_table(header, rows)]  # its last line is empty: the file ends with a newline
+    return "\n".join(lines)
 
 
 def main() -> None:
