@@ -31,9 +31,10 @@ from harness.report.pilot import build
 FAMILY_ALPHA = 0.05 / 7  # the study's Holm family holds seven contrasts: its strictest level
 
 
-def cost_per_seed(run: Path) -> tuple[float, float]:
-    """(training, sampling) CPU-minutes per training seed: the mean training time of each mode trained on
-    every seed (one thread each; a cached decoder reports the time of its own build, on whatever load that had),
+def cost_per_seed(run: Path) -> tuple[float, float, str]:
+    """(training, sampling) CPU-minutes per training seed, and how many of the decoders this run trained itself
+    ("10 of 12"): the mean training time of each mode trained on every seed (one thread each; a cached decoder
+    reports the time of its own build, on whatever load that had, so the count says whose times these are),
     summed over those modes, and the sweep's sampling (wall time x workers) spread over the seeds. Approximate
     where the sweep also sampled modes with fewer seeds (the cpu preset's ablations)."""
     summary = json.loads((run / "summary.json").read_text())
@@ -43,9 +44,13 @@ def cost_per_seed(run: Path) -> tuple[float, float]:
         times.setdefault(mode, []).append(float(info.get("wall_time_s", 0.0)))
     seeds = max((len(t) for t in times.values()), default=1)
     training = sum(sum(t) / len(t) for t in times.values() if len(t) == seeds)
+    # A decoder task that took under half a decoder's mean training time loaded its weights from the cache.
+    trained = [t for mode_times in times.values() for t in mode_times]
+    stage_times = [v for k, v in (summary.get("wall_time_s") or {}).items() if k.startswith("decoder[")]
+    built = sum(v >= 0.5 * sum(trained) / max(1, len(trained)) for v in stage_times)
     workers = int(OmegaConf.load(run / "config.yaml").get("workers", 1))
     sampling = float((summary.get("sweep") or {}).get("sampling_s", 0.0)) * workers / seeds
-    return training / 60, sampling / 60
+    return training / 60, sampling / 60, f"{built} of {len(trained)}"
 
 
 def sigma_interval(parts: Components, confidence: float = 0.95) -> tuple[float, float | None]:
@@ -62,7 +67,7 @@ def sigma_interval(parts: Components, confidence: float = 0.95) -> tuple[float, 
 def rows(run: Path, prompts: int) -> list[dict]:
     config = OmegaConf.load(run / "config.yaml")
     recipe = {"decoder_steps": int(config.decoder.train.steps), "ema_decay": float(config.decoder.train.ema_decay)}
-    training, sampling = cost_per_seed(run)
+    training, sampling, trained_here = cost_per_seed(run)
     minutes = training + sampling
     pilot = build(run, run.name, report_defaults=True)
     out = []
@@ -72,6 +77,7 @@ def rows(run: Path, prompts: int) -> list[dict]:
         out.append({"run": run.as_posix(), **recipe, "seeds": parts.seeds, "contrast": contrast,
                     "sigma_seed": math.sqrt(parts.seed), "sigma_seed_low": low, "sigma_seed_high": high,
                     "seed_df": parts.seed_df, "cpu_minutes_per_seed": minutes, "training_minutes_per_seed": training,
+                    "decoders_trained_by_the_run": trained_here,
                     "detectable_10_seeds": parts.detectable(10, prompts, FAMILY_ALPHA),
                     "precision_per_cpu_hour": 1.0 / (one_seed * minutes / 60)})
     return out
@@ -94,16 +100,18 @@ def sigma_text(row: dict) -> str:
 
 def markdown(table: list[dict], command: str, prompts: int) -> str:
     """The table a researcher reads: one row per contrast and recipe, recipes side by side."""
-    header = ["contrast", "run", "steps", "EMA", "seeds", "CPU-min/seed (training)", "sigma seed [95%]",
-              "MDD at 10 seeds", "precision per CPU-hour"]
+    header = ["contrast", "run", "steps", "EMA", "seeds", "CPU-min/seed (training)", "decoders it trained",
+              "sigma seed [95%]", "MDD at 10 seeds", "precision per CPU-hour"]
     rows = [[readable(r["contrast"]), r["run"], str(r["decoder_steps"]), f"{r['ema_decay']:g}", str(r["seeds"]),
-             f"{r['cpu_minutes_per_seed']:.1f} ({r['training_minutes_per_seed']:.1f})", sigma_text(r),
+             f"{r['cpu_minutes_per_seed']:.1f} ({r['training_minutes_per_seed']:.1f})",
+             r["decoders_trained_by_the_run"], sigma_text(r),
              f"{r['detectable_10_seeds']:.3f}", f"{r['precision_per_cpu_hour']:.0f}"]
             for r in sorted(table, key=lambda r: (r["contrast"], r["decoder_steps"], -r["ema_decay"]))]
     lines = ["# Power per CPU-minute, by decoder recipe", "", f"Command: `{command}`", "",
              f"Precision per CPU-hour: 1 / (variance of a one-seed estimate at {prompts} prompts x CPU-hours a seed "
              f"costs). MDD at 10 seeds: minimal detectable difference, 80% power, alpha {FAMILY_ALPHA:.4f} "
-             "(0.05 over the study's family of 7).", "",
+             "(0.05 over the study's family of 7). Decoders it trained: the rest came from the cache, and their "
+             "training times are those of their own builds, under whatever load those had.", "",
              *markdown_table(header, rows)]  # its last line is empty: the file ends with a newline
     return "\n".join(lines)
 
