@@ -46,8 +46,9 @@ def cost_per_seed(run: Path) -> tuple[float, float, str]:
     training = sum(sum(t) / len(t) for t in times.values() if len(t) == seeds)
     # A decoder task that took under half a decoder's mean training time loaded its weights from the cache.
     trained = [t for mode_times in times.values() for t in mode_times]
+    mean_training = sum(trained) / max(1, len(trained))
     stage_times = [v for k, v in (summary.get("wall_time_s") or {}).items() if k.startswith("decoder[")]
-    built = sum(v >= 0.5 * sum(trained) / max(1, len(trained)) for v in stage_times)
+    built = sum(v >= 0.5 * mean_training for v in stage_times)
     workers = int(OmegaConf.load(run / "config.yaml").get("workers", 1))
     sampling = float((summary.get("sweep") or {}).get("sampling_s", 0.0)) * workers / seeds
     return training / 60, sampling / 60, f"{built} of {len(trained)}"

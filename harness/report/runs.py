@@ -13,8 +13,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from harness.errors import HarnessError, print_or_exit
-from harness.metrics.intervals import CONFIDENCE
 from harness.report.markdown import table
+from harness.report.write import report_settings
 
 SKIPPED = (".cache", "wandb", ".hydra")  # folders that hold no run's summary
 
@@ -22,8 +22,7 @@ SKIPPED = (".cache", "wandb", ".hydra")  # folders that hold no run's summary
 def confidence_of(folder: Path) -> float:
     """The run's `report.confidence` (1 - its family-wise error rate), the default where its config has none."""
     config = folder / "config.yaml"
-    return float(OmegaConf.select(OmegaConf.load(config), "report.confidence", default=CONFIDENCE)
-                 if config.is_file() else CONFIDENCE)
+    return report_settings(OmegaConf.load(config) if config.is_file() else OmegaConf.create()).confidence
 
 
 def list_runs(root: Path) -> list[dict[str, Any]]:
